@@ -1,0 +1,1 @@
+"""Temporal activities grouped by port; classes whose clients are injected by the worker."""

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import platform_errors
+from domain.lead import UpsertContactInput, UpsertContactResult
+from platforms.hubspot import HubSpotClient
+from store.repository import LeadStore
+
+
+class CrmActivities:
+    def __init__(self, hubspot: HubSpotClient, store: LeadStore) -> None:
+        self._hubspot = hubspot
+        self._store = store
+
+    @activity.defn(name="crm.upsert_contact")
+    async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
+        found = await self._store.get_submission(data.submission_id)
+        if found is None:
+            raise ApplicationError(
+                f"submission {data.submission_id} not found (erased?)", type="NotFound", non_retryable=True
+            )
+        lead, submission = found
+        properties = {
+            "firstname": lead.first_name,
+            "lastname": lead.last_name,
+            "company": lead.company,
+            "jobtitle": lead.job_title,
+            "phone": lead.phone,
+            "lifecyclestage": data.lifecycle_stage.value,
+            "journeys_lead_id": data.lead_id,
+            "journeys_lead_source": submission.fields.get("lead_source"),
+            "journeys_utm_source": submission.fields.get("utm_source"),
+            "journeys_utm_medium": submission.fields.get("utm_medium"),
+            "journeys_utm_campaign": submission.fields.get("utm_campaign"),
+        }
+        async with platform_errors():
+            contact = await self._hubspot.upsert_contact(
+                lead.email,
+                {k: v for k, v in properties.items() if v is not None},
+                idempotency_key=data.idempotency_key,
+            )
+        return UpsertContactResult(contact_id=contact.id, created=contact.created)

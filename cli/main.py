@@ -1,0 +1,165 @@
+"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from runtime.settings import Settings
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+
+
+def cmd_dev(settings: Settings) -> int:
+    from devstack.stack import DevStack
+
+    stack = DevStack(settings, echo=True)
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        print(f"journeys: starting the engine in {settings.data_path} ...", flush=True)
+        start = asyncio.create_task(stack.start())
+        stop_wait = asyncio.create_task(stopping.wait())
+        await asyncio.wait({start, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+            await stack.stop()
+            return 130
+        stop_wait.cancel()
+        start.result()
+        ui = f"http://localhost:{settings.temporal_ui_port}" if settings.temporal_embedded else "(external)"
+        print(
+            "\n".join(
+                [
+                    "",
+                    "journeys is up",
+                    f"  API          {settings.api_url}   (docs: {settings.api_url}/docs)",
+                    f"  API key      {stack.api_key}",
+                    f"  Temporal     {settings.temporal_address}   UI: {ui}",
+                    f"  PostgreSQL   {stack.database_url}",
+                    f"  Sandbox      {settings.sandbox_url}   (call log: {settings.sandbox_url}/_calls)",
+                    f"  Logs         {stack.log_dir}",
+                    "",
+                    "Try:",
+                    f"  curl -X POST {settings.api_url}/v1/forms/demo/submissions \\",
+                    f"    -H 'Authorization: Bearer {stack.api_key}' -H 'Content-Type: application/json' \\",
+                    '    -d \'{"email":"ada@example-corp.com","first_name":"Ada","company":"Example Corp",'
+                    '"job_title":"CTO","lead_source":"webinar","consent":true}\'',
+                    "",
+                    "Ctrl-C stops everything.",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        watch = asyncio.create_task(stack.watch())
+        stop_wait = asyncio.create_task(stopping.wait())
+        await asyncio.wait({watch, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
+        if watch.done():
+            print(f"journeys: {watch.result()} exited; stopping everything", flush=True)
+            code = 1
+        else:
+            watch.cancel()
+        print("journeys: stopping ...", flush=True)
+        await stack.stop()
+        print("journeys: stopped", flush=True)
+        return code
+
+    return asyncio.run(run())
+
+
+def cmd_worker(settings: Settings) -> int:
+    from workers.main import main
+
+    main(settings)
+    return 0
+
+
+def cmd_api(settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from devstack.stack import resolve_api_key
+
+    api_key = resolve_api_key(settings)
+    if settings.api_key is None:
+        print(f"journeys api: JOURNEYS_API_KEY unset; using {api_key}", flush=True)
+    app = create_app(settings, api_key=api_key)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_sandbox(settings: Settings) -> int:
+    import uvicorn
+
+    from sandbox.app import create_app
+
+    app = create_app(state_dir=settings.data_path / "sandbox")
+    uvicorn.run(app, host=settings.sandbox_host, port=settings.sandbox_port, log_level="warning")
+    return 0
+
+
+def cmd_migrate(settings: Settings) -> int:
+    from store.migrate import upgrade
+
+    if settings.database_url is None:
+        print("set JOURNEYS_DATABASE_URL (dev migrates the embedded database itself)", file=sys.stderr)
+        return 2
+    upgrade(settings.database_url)
+    return 0
+
+
+def cmd_register_search_attributes(settings: Settings) -> int:
+    from runtime.temporal import connect, register_search_attributes
+
+    async def run() -> list[str]:
+        return await register_search_attributes(await connect(settings))
+
+    added = asyncio.run(run())
+    print("added: " + (", ".join(added) if added else "nothing, all present"))
+    return 0
+
+
+COMMANDS = {
+    "dev": (cmd_dev, "run everything on embedded defaults (Temporal, PostgreSQL, sandbox, worker, API)"),
+    "worker": (cmd_worker, "run a worker"),
+    "api": (cmd_api, "run the HTTP API"),
+    "sandbox": (cmd_sandbox, "run the platform emulator"),
+    "migrate": (cmd_migrate, "apply database migrations to JOURNEYS_DATABASE_URL"),
+    "register-search-attributes": (
+        cmd_register_search_attributes,
+        "add our search attributes to a namespace",
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="journeys", description="Durable B2B journeys on Temporal.")
+    parser.add_argument("--data-dir", type=Path, help="overrides JOURNEYS_DATA_DIR")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text)
+    args = parser.parse_args(argv)
+    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    _logging(settings)
+    handler, _ = COMMANDS[args.command]
+    return handler(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The embedded stack for `dev` and the tests: Temporal dev server, PostgreSQL, sandbox, worker, API."""

@@ -1,0 +1,164 @@
+"""Starts and stops the whole engine on embedded defaults; `journeys dev` and the e2e tests share it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from devstack.postgres import EmbeddedPostgres
+from devstack.processes import ManagedProcess, wait_until
+from devstack.temporal import TemporalDevServer
+from runtime.settings import Settings
+from store.migrate import upgrade
+
+
+def resolve_api_key(settings: Settings) -> str:
+    """The key from env, else the one generated on the first `dev` (kept, so curl lines keep working)."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value()
+    key_file = settings.data_path / "api_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    key = "jrn_dev_" + secrets.token_urlsafe(24)
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    return key
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    echo: bool = False
+    durable: bool = True
+    with_ui: bool = True
+    postgres: EmbeddedPostgres | None = None
+    temporal: TemporalDevServer | None = None
+    children: dict[str, ManagedProcess] = field(default_factory=dict)
+    api_key: str = ""
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.data_path / "logs"
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or (self.postgres.url() if self.postgres else "")
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "JOURNEYS_DATA_DIR": str(self.settings.data_path),
+                "JOURNEYS_API_HOST": self.settings.api_host,
+                "JOURNEYS_API_PORT": str(self.settings.api_port),
+                "JOURNEYS_API_KEY": self.api_key,
+                "JOURNEYS_TEMPORAL_ADDRESS": self.settings.temporal_address,
+                "JOURNEYS_TEMPORAL_NAMESPACE": self.settings.temporal_namespace,
+                "JOURNEYS_TEMPORAL_TASK_QUEUE": self.settings.temporal_task_queue,
+                "JOURNEYS_DATABASE_URL": self.database_url,
+                "JOURNEYS_SANDBOX_HOST": self.settings.sandbox_host,
+                "JOURNEYS_SANDBOX_PORT": str(self.settings.sandbox_port),
+                "JOURNEYS_FORMS_FILE": str(self.settings.forms_file),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def _python_child(self, name: str, *args: str) -> ManagedProcess:
+        return ManagedProcess(
+            name,
+            [sys.executable, "-m", "cli.main", *args],
+            log_file=self.log_dir / f"{name}.log",
+            env=self.child_env(),
+            echo=self.echo,
+            stop_signal=signal.SIGTERM,
+        )
+
+    async def start(self) -> None:
+        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.api_key = resolve_api_key(self.settings)
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        if self.settings.database_url is None:
+            self.postgres = EmbeddedPostgres(
+                self.settings.data_path, self.settings.pg_port, durable=self.durable
+            )
+            await self.postgres.start(log_dir=self.log_dir)
+        await asyncio.to_thread(upgrade, self.database_url)
+
+        if self.settings.temporal_embedded:
+            port = self.settings.temporal_address.rpartition(":")[2]
+            self.temporal = TemporalDevServer(
+                self.settings.data_path / "temporal",
+                port=int(port),
+                ui_port=self.settings.temporal_ui_port if self.with_ui else None,
+                namespace=self.settings.temporal_namespace,
+            )
+            await self.temporal.start(log_dir=self.log_dir)
+
+        sandbox = self._python_child("sandbox", "sandbox")
+        self.children["sandbox"] = sandbox
+        await sandbox.start()
+        await wait_until(
+            lambda: _http_ok(f"{self.settings.sandbox_url}/_health"),
+            timeout=60,
+            what="sandbox",
+            process=sandbox,
+        )
+
+        worker = self._python_child("worker", "worker")
+        self.children["worker"] = worker
+        await worker.start()
+
+        api = self._python_child("api", "api")
+        self.children["api"] = api
+        await api.start()
+        await wait_until(
+            lambda: _http_ok(f"{self.settings.api_url}/healthz"), timeout=60, what="API", process=api
+        )
+
+    async def restart_worker(self, *, kill: bool = True) -> None:
+        worker = self.children["worker"]
+        await (worker.kill() if kill else worker.stop())
+        replacement = self._python_child("worker", "worker")
+        self.children["worker"] = replacement
+        await replacement.start()
+
+    async def watch(self) -> str:
+        """Returns the name of the first child that exits."""
+        waits = {asyncio.create_task(p.wait()): name for name, p in self.children.items()}
+        for server in (self.temporal, self.postgres):
+            if server is not None and server.process is not None:
+                waits[asyncio.create_task(server.process.wait())] = server.process.name
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[next(iter(done))]
+
+    async def stop(self) -> None:
+        for name in ("api", "worker", "sandbox"):
+            if name in self.children:
+                await self.children[name].stop()
+        if self.temporal is not None:
+            await self.temporal.stop()
+        if self.postgres is not None:
+            await self.postgres.stop()
+
+
+async def _http_ok(url: str) -> bool:
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        response = await client.get(url)
+        return response.status_code == 200

@@ -1,0 +1,1 @@
+"""One httpx client per external platform, speaking that platform's real API."""

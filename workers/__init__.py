@@ -1,0 +1,1 @@
+"""Which workflows and activities run on which task queue, and the process that runs them."""

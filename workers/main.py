@@ -1,0 +1,76 @@
+"""The worker process: builds the platform clients and the store, then polls its task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+from datetime import timedelta
+
+import httpx
+from temporalio.worker import Worker
+
+from activities.crm import CrmActivities
+from activities.email import EmailActivities
+from platforms.hubspot import HubSpotClient
+from platforms.klaviyo import KlaviyoClient
+from runtime.settings import Settings
+from runtime.temporal import connect
+from store.db import create_engine, session_factory
+from store.repository import LeadStore
+from workers.registry import WORKFLOWS, activity_functions
+
+log = logging.getLogger("journeys.worker")
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.effective_database_url)
+        stack.push_async_callback(engine.dispose)
+        store = LeadStore(session_factory(engine))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(20.0, connect=5.0), limits=httpx.Limits(max_connections=100)
+            )
+        )
+        hubspot = HubSpotClient(
+            http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value()
+        )
+        klaviyo = KlaviyoClient(
+            http,
+            base_url=settings.klaviyo_url,
+            api_key=settings.klaviyo_api_key.get_secret_value(),
+            revision=settings.klaviyo_revision,
+        )
+        crm = CrmActivities(hubspot, store)
+        email = EmailActivities(klaviyo, store, default_welcome_list=settings.klaviyo_welcome_list_id)
+
+        client = await connect(settings)
+        worker = Worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            workflows=WORKFLOWS,
+            activities=activity_functions(crm, email),
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        )
+        log.info(
+            "worker polling task queue %r on %s", settings.temporal_task_queue, settings.temporal_address
+        )
+        async with worker:
+            await stop.wait()
+        log.info("worker stopped")
+
+
+def main(settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    stop = asyncio.Event()
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(settings, stop=stop)
+
+    asyncio.run(runner())

@@ -1,0 +1,160 @@
+"""The lead's entity workflow, `lead-{lead_id}`: one per identified lead, for the lead's whole life.
+
+It folds each fact it is signalled into its state, keeps the CRM and the email platform in step,
+and continues as new when the server suggests it, so its history stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.ids import idempotency_key
+    from domain.lead import (
+        FORM_SUBMITTED_SIGNAL,
+        LEAD_STATE_QUERY,
+        LEAD_WORKFLOW_TYPE,
+        EnrollWelcomeInput,
+        EnrollWelcomeResult,
+        FormSubmitted,
+        LeadState,
+        LeadWorkflowInput,
+        LifecycleStage,
+        UpsertContactInput,
+        UpsertContactResult,
+    )
+    from domain.search_attributes import EMAIL_HASH, JOURNEY, LEAD_ID, LIFECYCLE_STAGE
+
+# Platforms go down for hours; a journey waits them out rather than dropping the write.
+PLATFORM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["PlatformRejected", "NotFound"],
+)
+PLATFORM_CALL_TIMEOUT = timedelta(seconds=30)
+PLATFORM_GIVE_UP_AFTER = timedelta(days=7)
+
+
+@workflow.defn(name=LEAD_WORKFLOW_TYPE)
+class LeadWorkflow:
+    @workflow.init
+    def __init__(self, input: LeadWorkflowInput) -> None:
+        self._state = input.state or LeadState(lead_id=input.lead_id, email_hash=input.email_hash)
+        self._pending: list[FormSubmitted] = list(input.pending)
+
+    @workflow.run
+    async def run(self, input: LeadWorkflowInput) -> None:
+        self._upsert_search_attributes()
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._pending) or workflow.info().is_continue_as_new_suggested()
+            )
+            while self._pending:
+                await self._handle_form(self._pending.pop(0))
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    LeadWorkflowInput(
+                        lead_id=self._state.lead_id,
+                        email_hash=self._state.email_hash,
+                        state=self._state,
+                        pending=self._pending,
+                    )
+                )
+
+    @workflow.signal(name=FORM_SUBMITTED_SIGNAL)
+    def form_submitted(self, signal: FormSubmitted) -> None:
+        # The outbox may deliver a submission twice (sweeper and request racing); fold it once.
+        if self._state.has_seen(signal.submission_id) or any(
+            p.submission_id == signal.submission_id for p in self._pending
+        ):
+            return
+        self._state.remember(signal.submission_id)
+        self._pending.append(signal)
+
+    @workflow.query(name=LEAD_STATE_QUERY)
+    def state(self) -> LeadState:
+        return self._state
+
+    async def _handle_form(self, form: FormSubmitted) -> None:
+        state = self._state
+        now = workflow.now()
+        state.submissions += 1
+        state.last_activity_at = now
+        state.last_touch = form.attribution
+        if state.first_touch is None:
+            state.first_touch = form.attribution
+        if state.move_to(LifecycleStage.LEAD, f"form {form.form_id} submitted", now):
+            self._upsert_search_attributes()
+        workflow.set_current_details(f"Syncing form `{form.form_id}` to the CRM and the email platform")
+
+        workflow_id = workflow.info().workflow_id
+        crm_call = workflow.execute_activity(
+            "crm.upsert_contact",
+            UpsertContactInput(
+                lead_id=state.lead_id,
+                submission_id=form.submission_id,
+                lifecycle_stage=state.stage,
+                idempotency_key=idempotency_key(workflow_id, "form", form.submission_id, "crm-upsert"),
+            ),
+            result_type=UpsertContactResult,
+            start_to_close_timeout=PLATFORM_CALL_TIMEOUT,
+            schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+            retry_policy=PLATFORM_RETRY,
+            summary="Upsert the contact in the CRM",
+        )
+        email_call = workflow.execute_activity(
+            "email.enroll_welcome",
+            EnrollWelcomeInput(
+                lead_id=state.lead_id,
+                submission_id=form.submission_id,
+                list_id=form.welcome_list,
+                idempotency_key=idempotency_key(workflow_id, "form", form.submission_id, "welcome"),
+            ),
+            result_type=EnrollWelcomeResult,
+            start_to_close_timeout=PLATFORM_CALL_TIMEOUT,
+            schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+            retry_policy=PLATFORM_RETRY,
+            summary="Enroll in the email platform's welcome flow",
+        )
+        results: list[object] = await asyncio.gather(crm_call, email_call, return_exceptions=True)
+        crm_result, email_result = results
+
+        if isinstance(crm_result, UpsertContactResult):
+            state.crm_contact_id = crm_result.contact_id
+        else:
+            self._record_failure("crm.upsert_contact", crm_result)
+        if isinstance(email_result, EnrollWelcomeResult):
+            state.email_profile_id = email_result.profile_id
+            state.welcome_enrolled = state.welcome_enrolled or email_result.enrolled
+            state.welcome_skipped_reason = email_result.skipped_reason
+        else:
+            self._record_failure("email.enroll_welcome", email_result)
+        workflow.set_current_details(
+            f"Stage **{state.stage.value}**; waiting for the lead's next event "
+            f"({state.submissions} form submission(s) so far)"
+        )
+
+    def _record_failure(self, step: str, error: object) -> None:
+        if not isinstance(error, ActivityError):
+            # Not a platform failure: a bug. Fail the task so it retries once the code is fixed.
+            raise error if isinstance(error, BaseException) else TypeError(repr(error))
+        cause = error.cause or error
+        workflow.logger.warning("%s gave up: %s", step, cause)
+        self._state.record_failure(step, str(cause), workflow.now())
+
+    def _upsert_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                LEAD_ID.value_set(self._state.lead_id),
+                EMAIL_HASH.value_set(self._state.email_hash),
+                LIFECYCLE_STAGE.value_set(self._state.stage.value),
+                JOURNEY.value_set("lead"),
+            ]
+        )
