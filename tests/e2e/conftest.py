@@ -1,0 +1,47 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from devstack.processes import free_port
+from devstack.stack import DevStack
+from runtime.settings import Settings
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
+    """The whole engine, started by the same code as `make dev`, on free ports in a temp folder."""
+    data_dir: Path = tmp_path_factory.mktemp("journeys")
+    settings = Settings(
+        data_dir=data_dir,
+        api_port=free_port(),
+        api_key=SecretStr("e2e-test-key"),
+        temporal_address=f"127.0.0.1:{free_port()}",
+        pg_port=free_port(),
+        sandbox_port=free_port(),
+    )
+    dev = DevStack(settings, durable=False, with_ui=False)
+    await dev.start()
+    try:
+        yield dev
+    finally:
+        await dev.stop()
+
+
+@pytest.fixture
+async def api(stack: DevStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=stack.settings.api_url,
+        headers={"Authorization": f"Bearer {stack.api_key}"},
+        timeout=15.0,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def sandbox(stack: DevStack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.settings.sandbox_url, timeout=10.0) as client:
+        await client.post("/_reset")
+        yield client

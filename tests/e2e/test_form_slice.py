@@ -1,0 +1,207 @@
+"""The thin slice over HTTP: form -> PostgreSQL -> lead workflow -> CRM and email platform (sandbox)."""
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.stack import DevStack
+from domain.ids import lead_id_for_email
+from runtime.temporal import connect
+
+pytestmark = pytest.mark.e2e
+
+
+def demo_form(email: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "email": email,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "company": "Example Corp",
+        "job_title": "VP Engineering",
+        "phone": "+44 20 7946 0958",
+        "lead_source": "webinar",
+        "utm_source": "linkedin",
+        "utm_medium": "paid_social",
+        "utm_campaign": "q4-launch",
+        "consent": True,
+        **overrides,
+    }
+
+
+def new_email() -> str:
+    return f"ada.{uuid.uuid4().hex[:10]}@example-corp.com"
+
+
+async def calls_for(sandbox: httpx.AsyncClient, email: str) -> list[dict[str, Any]]:
+    calls = (await sandbox.get("/_calls")).json()["calls"]
+    return [c for c in calls if email in str(c["body"]).lower()]
+
+
+async def wait_for_calls(
+    sandbox: httpx.AsyncClient, email: str, predicate, timeout: float = 20.0
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        calls = await calls_for(sandbox, email)
+        if predicate(calls):
+            return calls
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sandbox calls for {email} never matched: {calls}")
+        await asyncio.sleep(0.05)
+
+
+def synced(calls: list[dict[str, Any]]) -> bool:
+    paths = {(c["provider"], c["path"], c["status"]) for c in calls}
+    return {
+        ("hubspot", "/crm/v3/objects/contacts/batch/upsert", 200),
+        ("klaviyo", "/api/profile-import", 201),
+        ("klaviyo", "/api/profile-subscription-bulk-create-jobs", 202),
+    } <= paths
+
+
+async def lead_state(
+    api: httpx.AsyncClient, lead_id: str, predicate, timeout: float = 20.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await api.get(f"/v1/leads/{lead_id}")
+        if response.status_code == 200 and response.json()["journey"] and predicate(response.json()):
+            return response.json()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"lead {lead_id} never reached the expected state: {response.text}")
+        await asyncio.sleep(0.1)
+
+
+async def test_health_names_every_part(api: httpx.AsyncClient):
+    response = await api.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["parts"] == {"temporal": "ok", "postgres": "ok"}
+
+
+async def test_requests_without_the_key_are_refused(stack: DevStack):
+    async with httpx.AsyncClient(base_url=stack.settings.api_url) as anonymous:
+        response = await anonymous.post("/v1/forms/demo/submissions", json=demo_form(new_email()))
+        assert response.status_code == 401
+        wrong = await anonymous.get("/v1/leads/x", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+
+
+async def test_bad_input_gets_field_errors_and_records_nothing(api: httpx.AsyncClient, sandbox):
+    email = new_email()
+    response = await api.post(
+        "/v1/forms/demo/submissions", json=demo_form(email, company="", phone="12", job_title=None)
+    )
+    assert response.status_code == 422
+    fields = sorted(error["loc"][-1] for error in response.json()["detail"])
+    assert fields == ["company", "job_title", "phone"]
+    assert (await api.get(f"/v1/leads/{lead_id_for_email(email)}")).status_code == 404
+    assert (await api.post("/v1/forms/nope/submissions", json=demo_form(email))).status_code == 404
+    not_json = await api.post(
+        "/v1/forms/demo/submissions", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    await asyncio.sleep(0.5)
+    assert await calls_for(sandbox, email) == []
+
+
+async def test_a_form_reaches_the_crm_and_the_email_platform(stack: DevStack, api, sandbox):
+    email = new_email()
+    started = time.monotonic()
+    response = await api.post("/v1/forms/demo/submissions", json=demo_form(email.upper()))
+    assert response.status_code == 202, response.text
+    body = response.json()
+    lead_id = body["lead_id"]
+    assert lead_id == lead_id_for_email(email)
+    assert body["workflow_id"] == f"lead-{lead_id}"
+
+    calls = await wait_for_calls(sandbox, email, synced)
+    elapsed = time.monotonic() - started
+    assert elapsed < 30, "the seed's form -> email platform target"
+    upsert = next(c for c in calls if c["provider"] == "hubspot")
+    assert upsert["headers"]["idempotency-key"] == f"lead-{lead_id}:form:{body['submission_id']}:crm-upsert"
+    properties = upsert["body"]["inputs"][0]["properties"]
+    assert properties["lifecyclestage"] == "lead" and properties["phone"] == "+442079460958"
+    subscription = next(c for c in calls if c["path"] == "/api/profile-subscription-bulk-create-jobs")
+    assert subscription["body"]["data"]["relationships"]["list"]["data"]["id"] == "WELCOME"
+
+    lead = await lead_state(api, lead_id, lambda s: s["journey"]["welcome_enrolled"])
+    assert lead["profile"]["email"] == email and lead["profile"]["company"] == "Example Corp"
+    journey = lead["journey"]
+    assert journey["stage"] == "lead" and journey["crm_contact_id"] and journey["email_profile_id"]
+    assert journey["first_touch"]["utm_campaign"] == "q4-launch"
+
+    client = await connect(stack.settings)
+    found = [w async for w in client.list_workflows(f"LeadId = '{lead_id}' AND LifecycleStage = 'lead'")]
+    assert [w.id for w in found] == [f"lead-{lead_id}"]
+    histories = [w async for w in client.list_workflows(f"EmailHash = '{journey['email_hash']}'")]
+    assert len(histories) == 1
+
+
+async def test_a_retried_request_is_recorded_once(api, sandbox):
+    email = new_email()
+    headers = {"Idempotency-Key": f"retry-{uuid.uuid4()}"}
+    first = await api.post("/v1/forms/demo/submissions", json=demo_form(email), headers=headers)
+    second = await api.post("/v1/forms/demo/submissions", json=demo_form(email), headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert second.json()["submission_id"] == first.json()["submission_id"]
+    assert second.json()["duplicate"] is True
+    await wait_for_calls(sandbox, email, synced)
+    lead = await lead_state(api, first.json()["lead_id"], lambda s: s["journey"]["welcome_enrolled"])
+    assert lead["submissions"] == 1 and lead["journey"]["submissions"] == 1
+    crm = [c for c in await calls_for(sandbox, email) if c["provider"] == "hubspot"]
+    assert len(crm) == 1
+
+
+async def test_a_failing_platform_is_retried_with_the_same_key(api, sandbox):
+    await sandbox.put("/_faults/hubspot", json={"fail_next": 2, "fail_status": 503})
+    await sandbox.put("/_faults/klaviyo", json={"fail_next": 1, "fail_status": 429, "retry_after_seconds": 1})
+    email = new_email()
+    response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+    assert response.status_code == 202
+    calls = await wait_for_calls(sandbox, email, synced, timeout=30)
+    crm = [c for c in calls if c["provider"] == "hubspot"]
+    assert [c["status"] for c in crm] == [503, 503, 200]
+    assert len({c["idempotency_key"] for c in crm}) == 1
+    lead = await lead_state(api, response.json()["lead_id"], lambda s: s["journey"]["crm_contact_id"])
+    assert lead["journey"]["failures"] == []
+
+
+async def test_without_consent_the_profile_is_kept_but_not_subscribed(api, sandbox):
+    email = new_email()
+    response = await api.post("/v1/forms/demo/submissions", json=demo_form(email, consent=False))
+    lead = await lead_state(
+        api, response.json()["lead_id"], lambda s: s["journey"]["welcome_skipped_reason"] is not None
+    )
+    assert lead["journey"]["welcome_enrolled"] is False
+    paths = [c["path"] for c in await calls_for(sandbox, email)]
+    assert "/api/profile-import" in paths
+    assert "/api/profile-subscription-bulk-create-jobs" not in paths
+
+
+async def test_a_crashed_worker_loses_nothing(stack: DevStack, api, sandbox):
+    await stack.children["worker"].kill()
+    email = new_email()
+    response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+    assert response.status_code == 202, "202 only needs PostgreSQL and Temporal, not a worker"
+    await asyncio.sleep(1)
+    assert await calls_for(sandbox, email) == []
+    await stack.restart_worker(kill=False)
+    await wait_for_calls(sandbox, email, synced, timeout=30)
+
+
+async def test_events_accepted_while_temporal_is_down_are_delivered_later(stack: DevStack, api, sandbox):
+    assert stack.temporal is not None
+    await stack.temporal.stop()
+    health = await api.get("/healthz")
+    assert health.status_code == 503 and health.json()["failing"] == ["temporal"]
+    email = new_email()
+    response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+    assert response.status_code == 202, "recorded in PostgreSQL: durable, so accepted"
+    assert response.json()["routed"] is False
+    await stack.temporal.start(log_dir=stack.log_dir)
+    await stack.restart_worker(kill=True)
+    await wait_for_calls(sandbox, email, synced, timeout=60)

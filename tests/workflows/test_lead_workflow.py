@@ -1,0 +1,181 @@
+"""The lead workflow on the time-skipping server, its activities replaced by recording fakes."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from domain.lead import (
+    FORM_SUBMITTED_SIGNAL,
+    Attribution,
+    EnrollWelcomeInput,
+    EnrollWelcomeResult,
+    FormSubmitted,
+    LeadState,
+    LeadWorkflowInput,
+    LifecycleStage,
+    UpsertContactInput,
+    UpsertContactResult,
+)
+from workers.registry import WORKFLOWS
+from workflows.lead import LeadWorkflow
+
+
+class RecordingPlatforms:
+    def __init__(self) -> None:
+        self.crm_calls: list[UpsertContactInput] = []
+        self.email_calls: list[EnrollWelcomeInput] = []
+        self.crm_failures_left = 0
+        self.crm_rejects = False
+
+    @activity.defn(name="crm.upsert_contact")
+    async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
+        self.crm_calls.append(data)
+        if self.crm_rejects:
+            raise ApplicationError("hubspot: 400 bad property", type="PlatformRejected", non_retryable=True)
+        if self.crm_failures_left:
+            self.crm_failures_left -= 1
+            raise ApplicationError("hubspot: 503", type="PlatformUnavailable")
+        return UpsertContactResult(contact_id="c-1", created=len(self.crm_calls) == 1)
+
+    @activity.defn(name="email.enroll_welcome")
+    async def enroll_welcome(self, data: EnrollWelcomeInput) -> EnrollWelcomeResult:
+        self.email_calls.append(data)
+        return EnrollWelcomeResult(profile_id="p-1", enrolled=True)
+
+
+def form(submission_id: str, campaign: str = "q4") -> FormSubmitted:
+    return FormSubmitted(
+        submission_id=submission_id,
+        form_id="demo",
+        submitted_at=datetime(2026, 1, 1, tzinfo=UTC),
+        consent=True,
+        welcome_list="WELCOME",
+        attribution=Attribution(lead_source="webinar", utm_campaign=campaign),
+    )
+
+
+async def signal_with_start(
+    client: Client, lead_id: str, signal: FormSubmitted, queue: str
+) -> WorkflowHandle:
+    return await client.start_workflow(
+        LeadWorkflow.run,
+        LeadWorkflowInput(lead_id=lead_id, email_hash="h" * 64),
+        id=f"lead-{lead_id}",
+        task_queue=queue,
+        start_signal=FORM_SUBMITTED_SIGNAL,
+        start_signal_args=[signal],
+    )
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def state_of(handle: WorkflowHandle) -> LeadState:
+    return await handle.query(LeadWorkflow.state)
+
+
+@pytest.fixture
+def platforms() -> RecordingPlatforms:
+    return RecordingPlatforms()
+
+
+@pytest.fixture
+async def worker(time_skipping_env, platforms):
+    queue = f"q-{uuid.uuid4()}"
+    async with Worker(
+        time_skipping_env.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=[platforms.upsert_contact, platforms.enroll_welcome],
+    ):
+        yield queue
+
+
+async def test_a_form_makes_a_lead_and_syncs_both_platforms(time_skipping_env, worker, platforms):
+    lead_id = str(uuid.uuid4())
+    handle = await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
+    await until(lambda: _state_has(handle, lambda s: s.crm_contact_id and s.email_profile_id))
+    state = await state_of(handle)
+    assert state.stage is LifecycleStage.LEAD
+    assert state.stage_history[0].reason == "form demo submitted"
+    assert state.welcome_enrolled and state.submissions == 1
+    assert state.first_touch == state.last_touch == Attribution(lead_source="webinar", utm_campaign="q4")
+    assert [c.idempotency_key for c in platforms.crm_calls] == [f"lead-{lead_id}:form:s1:crm-upsert"]
+    assert platforms.crm_calls[0].lifecycle_stage is LifecycleStage.LEAD
+    assert platforms.email_calls[0].list_id == "WELCOME"
+
+
+async def test_a_redelivered_submission_is_folded_once(time_skipping_env, worker, platforms):
+    lead_id = str(uuid.uuid4())
+    handle = await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
+    await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
+    await signal_with_start(time_skipping_env.client, lead_id, form("s2", campaign="q1"), worker)
+    await until(lambda: _state_has(handle, lambda s: len(platforms.crm_calls) == 2 and s.submissions == 2))
+    state = await state_of(handle)
+    assert state.first_touch is not None and state.first_touch.utm_campaign == "q4"
+    assert state.last_touch is not None and state.last_touch.utm_campaign == "q1"
+    assert sorted(c.submission_id for c in platforms.crm_calls) == ["s1", "s2"]
+
+
+async def test_a_platform_outage_is_waited_out(time_skipping_env, worker, platforms):
+    platforms.crm_failures_left = 3
+    handle = await signal_with_start(time_skipping_env.client, str(uuid.uuid4()), form("s1"), worker)
+    await until(lambda: _state_has(handle, lambda s: s.crm_contact_id is not None), timeout=30)
+    assert len(platforms.crm_calls) == 4
+    assert (await state_of(handle)).failures == []
+
+
+async def test_a_rejected_write_is_recorded_and_the_journey_goes_on(time_skipping_env, worker, platforms):
+    platforms.crm_rejects = True
+    handle = await signal_with_start(time_skipping_env.client, str(uuid.uuid4()), form("s1"), worker)
+    await until(lambda: _state_has(handle, lambda s: bool(s.failures) and s.email_profile_id))
+    state = await state_of(handle)
+    assert len(platforms.crm_calls) == 1, "a permanent rejection is not retried"
+    assert state.failures[0].step == "crm.upsert_contact"
+    assert "bad property" in state.failures[0].message
+    assert state.welcome_enrolled
+
+
+async def test_the_lead_waits_a_month_for_its_next_event(time_skipping_env, worker, platforms):
+    lead_id = str(uuid.uuid4())
+    handle = await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
+    await until(lambda: _state_has(handle, lambda s: s.crm_contact_id is not None))
+    await time_skipping_env.sleep(timedelta(days=30))
+    await signal_with_start(time_skipping_env.client, lead_id, form("s2"), worker)
+    await until(lambda: _state_has(handle, lambda s: s.submissions == 2 and len(platforms.crm_calls) == 2))
+    described = await handle.describe()
+    assert described.status is not None and described.status.name == "RUNNING"
+
+
+async def test_continue_as_new_carries_the_state(time_skipping_env, worker, platforms):
+    lead_id = str(uuid.uuid4())
+    earlier = LeadState(lead_id=lead_id, email_hash="h" * 64, submissions=5, crm_contact_id="c-9")
+    earlier.move_to(LifecycleStage.LEAD, "earlier run", datetime(2025, 1, 1, tzinfo=UTC))
+    earlier.remember("s-old")
+    handle = await time_skipping_env.client.start_workflow(
+        LeadWorkflow.run,
+        LeadWorkflowInput(lead_id=lead_id, email_hash="h" * 64, state=earlier, pending=[form("s-new")]),
+        id=f"lead-{lead_id}",
+        task_queue=worker,
+    )
+    await until(lambda: _state_has(handle, lambda s: s.submissions == 6))
+    await handle.signal(LeadWorkflow.form_submitted, form("s-old"))
+    await asyncio.sleep(0.5)
+    state = await state_of(handle)
+    assert state.submissions == 6, "a submission seen before continue-as-new is not folded again"
+    assert state.stage_history[0].reason == "earlier run"
+
+
+async def _state_has(handle: WorkflowHandle, predicate) -> bool:
+    return bool(predicate(await state_of(handle)))
