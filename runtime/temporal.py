@@ -36,7 +36,6 @@ async def register_search_attributes(client: Client) -> list[str]:
         AddSearchAttributesRequest,
         ListSearchAttributesRequest,
     )
-
     from temporalio.service import RPCError, RPCStatusCode
 
     try:

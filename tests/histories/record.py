@@ -1,0 +1,90 @@
+"""Records the histories the replay test checks every change against.
+
+    .venv/bin/python -m tests.histories.record
+
+Run it when a journey gains a behaviour worth pinning; keep the old files: they stand for runs
+already in flight in production, which the new code must still replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
+from runtime.temporal import register_search_attributes
+from tests.conftest import _test_server
+from tests.workflows.test_lead_workflow import RecordingPlatforms, form, signal_with_start
+from workers.registry import WORKFLOWS
+from workflows.lead import LeadWorkflow
+
+HERE = Path(__file__).resolve().parent
+
+
+async def settle(handle: WorkflowHandle, submissions: int) -> None:
+    for _ in range(200):
+        state = await handle.query(LeadWorkflow.state)
+        if state.submissions >= submissions and (state.crm_contact_id or state.failures):
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(handle.id)
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
+    )
+    await register_search_attributes(env.client)
+    platforms = RecordingPlatforms()
+    queue = "record"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=[platforms.upsert_contact, platforms.enroll_welcome],
+    ):
+        recorded: dict[str, WorkflowHandle] = {}
+
+        lead = str(uuid.uuid4())
+        handle = await signal_with_start(env.client, lead, form("s1"), queue)
+        await settle(handle, 1)
+        await signal_with_start(env.client, lead, form("s1"), queue)
+        await env.sleep(timedelta(days=12))
+        await signal_with_start(env.client, lead, form("s2", campaign="retarget"), queue)
+        await settle(handle, 2)
+        recorded["lead_two_forms_twelve_days_apart"] = handle
+
+        platforms.crm_rejects = True
+        handle = await signal_with_start(env.client, str(uuid.uuid4()), form("s1"), queue)
+        await settle(handle, 1)
+        recorded["lead_crm_rejects_the_write"] = handle
+        platforms.crm_rejects = False
+
+        lead = str(uuid.uuid4())
+        earlier = LeadState(lead_id=lead, email_hash="h" * 64, submissions=3)
+        earlier.move_to(LifecycleStage.LEAD, "earlier run", datetime(2026, 1, 1, tzinfo=UTC))
+        handle = await env.client.start_workflow(
+            LeadWorkflow.run,
+            LeadWorkflowInput(lead_id=lead, email_hash="h" * 64, state=earlier, pending=[form("s9")]),
+            id=f"lead-{lead}",
+            task_queue=queue,
+        )
+        await settle(handle, 4)
+        recorded["lead_resumed_from_carried_state"] = handle
+
+        for name, handle in recorded.items():
+            history = await handle.fetch_history()
+            (HERE / f"{name}.json").write_text(history.to_json())
+            print(f"wrote {name}.json ({len(history.events)} events)")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
