@@ -1,4 +1,4 @@
-"""docker-compose.yml and the Dockerfile stay whole as the code grows (CI also runs `docker-compose config`)."""
+"""docker-compose.yml and the Dockerfile stay whole as the code grows (CI also runs compose config)."""
 
 import re
 import tomllib
