@@ -22,6 +22,8 @@ class CrmActivities:
                 f"submission {data.submission_id} not found (erased?)", type="NotFound", non_retryable=True
             )
         lead, submission = found
+        if lead.email is None:
+            raise ApplicationError(f"lead {data.lead_id} has no email", type="NotFound", non_retryable=True)
         properties = {
             "firstname": lead.first_name,
             "lastname": lead.last_name,

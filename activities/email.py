@@ -27,6 +27,8 @@ class EmailActivities:
                 f"submission {data.submission_id} not found (erased?)", type="NotFound", non_retryable=True
             )
         lead, submission = found
+        if lead.email is None:
+            raise ApplicationError(f"lead {data.lead_id} has no email", type="NotFound", non_retryable=True)
         attributes = {
             "first_name": lead.first_name,
             "last_name": lead.last_name,

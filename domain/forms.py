@@ -24,6 +24,7 @@ STANDARD_FIELDS = (
     "utm_medium",
     "utm_campaign",
     "consent",
+    "anonymous_id",
 )
 _CUSTOM_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_CUSTOM_FIELDS = 20
@@ -60,6 +61,7 @@ class NormalizedSubmission(BaseModel):
     utm_medium: str | None = None
     utm_campaign: str | None = None
     consent: bool = False
+    anonymous_id: str | None = None
     custom_fields: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -84,7 +86,7 @@ def _as_text(value: Any) -> str | None:
 
 
 def validate_submission(
-    form: FormDefinition, raw: dict[str, Any]
+    form: FormDefinition, raw: dict[str, Any], *, required: set[str] | None = None
 ) -> tuple[NormalizedSubmission | None, list[FieldError]]:
     """Every violation is reported, not just the first, so a form can highlight all its bad fields."""
     errors: list[FieldError] = []
@@ -109,7 +111,7 @@ def validate_submission(
             continue
         values[name] = text
 
-    for name in sorted(required_fields(form)):
+    for name in sorted(required_fields(form) if required is None else required):
         if values.get(name) is None and not any(e.field == name for e in errors):
             reason = " on a B2B form" if name in ("company", "job_title") else ""
             errors.append(FieldError(field=name, message=f"is required{reason}", type="missing"))
@@ -176,3 +178,10 @@ def validate_submission(
     if errors:
         return None, errors
     return NormalizedSubmission(**values, custom_fields=custom), []
+
+
+def validate_partial(
+    form: FormDefinition, raw: dict[str, Any]
+) -> tuple[NormalizedSubmission | None, list[FieldError]]:
+    """A form left half-filled: only a valid email is required; what else is there must be valid."""
+    return validate_submission(form, raw, required={"email"})

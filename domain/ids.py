@@ -15,6 +15,11 @@ def lead_id_for_email(email: str) -> str:
     return str(uuid.uuid5(LEAD_NAMESPACE, normalize_email(email)))
 
 
+def lead_id_for_user(user_id: str) -> str:
+    """A lead known only by the userId a client's own system gave it, until an email joins it."""
+    return str(uuid.uuid5(LEAD_NAMESPACE, f"user:{user_id}"))
+
+
 def email_hash(email: str) -> str:
     """What ops search by instead of the address: clear-text PII never goes into search attributes."""
     return hashlib.sha256(normalize_email(email).encode()).hexdigest()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from domain.events import EMAIL_ENGAGEMENT, WEB_ACTIVITY, EventType, LeadEvent, Touch
+
 LEAD_WORKFLOW_TYPE = "LeadJourney"
-FORM_SUBMITTED_SIGNAL = "form_submitted"
+EVENTS_SIGNAL = "events"
+MERGED_SIGNAL = "merged_into"
 LEAD_STATE_QUERY = "state"
 # Bounded so that a lead's state, carried through continue-as-new, cannot grow without limit.
-SEEN_SUBMISSIONS_KEPT = 200
+SEEN_EVENTS_KEPT = 500
 HISTORY_KEPT = 100
+TIMELINE_KEPT = 50
+SESSION_GAP = timedelta(minutes=30)
 
 
 class LifecycleStage(StrEnum):
@@ -43,22 +48,16 @@ def is_forward(current: LifecycleStage, target: LifecycleStage) -> bool:
     return False
 
 
-class Attribution(BaseModel):
-    lead_source: str | None = None
-    utm_source: str | None = None
-    utm_medium: str | None = None
-    utm_campaign: str | None = None
+class EventsRecorded(BaseModel):
+    """Signal: events were durably recorded for this lead. Redeliveries are folded once."""
+
+    events: list[LeadEvent]
 
 
-class FormSubmitted(BaseModel):
-    """Signal: a form submission was recorded. Carries ids and attribution, never the PII itself."""
+class LeadMerged(BaseModel):
+    """Signal: this lead turned out to be another; its events now live there."""
 
-    submission_id: str
-    form_id: str
-    submitted_at: datetime
-    consent: bool = False
-    welcome_list: str | None = None
-    attribution: Attribution = Field(default_factory=Attribution)
+    into_lead_id: str
 
 
 class StageChange(BaseModel):
@@ -74,30 +73,85 @@ class IntegrationFailure(BaseModel):
     at: datetime
 
 
+class TimelineEntry(BaseModel):
+    event_id: str
+    type: EventType
+    name: str | None = None
+    at: datetime
+
+
+class Activity(BaseModel):
+    """Counters the scoring and MQL rules read."""
+
+    events_by_type: dict[str, int] = Field(default_factory=dict)
+    page_views: int = 0
+    sessions: int = 0
+    last_web_activity_at: datetime | None = None
+    email_engagements: int = 0
+    forms_submitted: int = 0
+
+    def fold(self, event: LeadEvent) -> None:
+        self.events_by_type[event.type.value] = self.events_by_type.get(event.type.value, 0) + 1
+        if event.type in WEB_ACTIVITY:
+            self.page_views += 1
+            last = self.last_web_activity_at
+            if (
+                last is None
+                or event.occurred_at - last > SESSION_GAP
+                or event.occurred_at < last - SESSION_GAP
+            ):
+                self.sessions += 1
+            if last is None or event.occurred_at > last:
+                self.last_web_activity_at = event.occurred_at
+        if event.type in EMAIL_ENGAGEMENT:
+            self.email_engagements += 1
+        if event.type is EventType.FORM_SUBMITTED:
+            self.forms_submitted += 1
+
+
 class LeadState(BaseModel):
     """Everything the lead's workflow knows, in one model so continue-as-new can carry it whole."""
 
     lead_id: str
-    email_hash: str
+    email_hash: str | None = None
     stage: LifecycleStage = LifecycleStage.ANONYMOUS
     stage_history: list[StageChange] = Field(default_factory=list)
-    first_touch: Attribution | None = None
-    last_touch: Attribution | None = None
-    submissions: int = 0
-    seen_submission_ids: list[str] = Field(default_factory=list)
+    first_touch: Touch | None = None
+    last_touch: Touch | None = None
+    activity: Activity = Field(default_factory=Activity)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    account_id: str | None = None
     crm_contact_id: str | None = None
     email_profile_id: str | None = None
     welcome_enrolled: bool = False
     welcome_skipped_reason: str | None = None
     failures: list[IntegrationFailure] = Field(default_factory=list)
     last_activity_at: datetime | None = None
+    merged_into: str | None = None
 
-    def has_seen(self, submission_id: str) -> bool:
-        return submission_id in self.seen_submission_ids
+    def has_seen(self, event_id: str) -> bool:
+        return event_id in self.seen_event_ids
 
-    def remember(self, submission_id: str) -> None:
-        self.seen_submission_ids.append(submission_id)
-        del self.seen_submission_ids[:-SEEN_SUBMISSIONS_KEPT]
+    def remember(self, event_id: str) -> None:
+        self.seen_event_ids.append(event_id)
+        del self.seen_event_ids[:-SEEN_EVENTS_KEPT]
+
+    def fold(self, event: LeadEvent) -> None:
+        """The pure part of taking in an event: counters, touches, timeline."""
+        self.activity.fold(event)
+        if not event.touch.is_empty():
+            if self.first_touch is None:
+                self.first_touch = event.touch
+            self.last_touch = event.touch
+        if self.last_activity_at is None or event.occurred_at > self.last_activity_at:
+            self.last_activity_at = event.occurred_at
+        if event.type is EventType.GROUP and event.properties.get("group_id"):
+            self.account_id = str(event.properties["group_id"])
+        self.timeline.append(
+            TimelineEntry(event_id=event.event_id, type=event.type, name=event.name, at=event.occurred_at)
+        )
+        del self.timeline[:-TIMELINE_KEPT]
 
     def move_to(self, stage: LifecycleStage, reason: str, at: datetime) -> bool:
         if not is_forward(self.stage, stage):
@@ -112,12 +166,18 @@ class LeadState(BaseModel):
         del self.failures[:-HISTORY_KEPT]
 
 
+# Events that show who the person is: an anonymous visitor becomes a lead.
+IDENTIFYING = frozenset(
+    {EventType.IDENTIFY, EventType.FORM_SUBMITTED, EventType.FORM_ABANDONED, EventType.LEAD_AD_SUBMITTED}
+)
+
+
 class LeadWorkflowInput(BaseModel):
     lead_id: str
-    email_hash: str
-    # Present only when the run continues as new: the state and the signals not yet handled.
+    email_hash: str | None = None
+    # Present only when the run continues as new: the state and the events not yet handled.
     state: LeadState | None = None
-    pending: list[FormSubmitted] = Field(default_factory=list)
+    pending: list[LeadEvent] = Field(default_factory=list)
 
 
 class UpsertContactInput(BaseModel):

@@ -1,7 +1,7 @@
 """The lead's entity workflow, `lead-{lead_id}`: one per identified lead, for the lead's whole life.
 
-It folds each fact it is signalled into its state, keeps the CRM and the email platform in step,
-and continues as new when the server suggests it, so its history stays bounded.
+It folds each event it is signalled into its state, keeps the CRM and the email platform in
+step, and continues as new when the server suggests it, so its history stays bounded.
 """
 
 from __future__ import annotations
@@ -14,21 +14,25 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.events import EventType, LeadEvent
     from domain.ids import idempotency_key
     from domain.lead import (
-        FORM_SUBMITTED_SIGNAL,
+        EVENTS_SIGNAL,
+        IDENTIFYING,
         LEAD_STATE_QUERY,
         LEAD_WORKFLOW_TYPE,
+        MERGED_SIGNAL,
         EnrollWelcomeInput,
         EnrollWelcomeResult,
-        FormSubmitted,
+        EventsRecorded,
+        LeadMerged,
         LeadState,
         LeadWorkflowInput,
         LifecycleStage,
         UpsertContactInput,
         UpsertContactResult,
     )
-    from domain.search_attributes import EMAIL_HASH, JOURNEY, LEAD_ID, LIFECYCLE_STAGE
+    from domain.search_attributes import ACCOUNT_ID, EMAIL_HASH, JOURNEY, LEAD_ID, LIFECYCLE_STAGE
 
 # Platforms go down for hours; a journey waits them out rather than dropping the write.
 PLATFORM_RETRY = RetryPolicy(
@@ -46,17 +50,28 @@ class LeadWorkflow:
     @workflow.init
     def __init__(self, input: LeadWorkflowInput) -> None:
         self._state = input.state or LeadState(lead_id=input.lead_id, email_hash=input.email_hash)
-        self._pending: list[FormSubmitted] = list(input.pending)
+        self._pending: list[LeadEvent] = list(input.pending)
+        self._merged: LeadMerged | None = None
 
     @workflow.run
-    async def run(self, input: LeadWorkflowInput) -> None:
+    async def run(self, input: LeadWorkflowInput) -> LeadState:
         self._upsert_search_attributes()
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._pending) or workflow.info().is_continue_as_new_suggested()
+                lambda: (
+                    bool(self._pending)
+                    or self._merged is not None
+                    or workflow.info().is_continue_as_new_suggested()
+                )
             )
             while self._pending:
-                await self._handle_form(self._pending.pop(0))
+                await self._handle(self._pending.pop(0))
+            if self._merged is not None:
+                # The lead lives on under its other id; this run ends with what it knew.
+                self._state.merged_into = self._merged.into_lead_id
+                workflow.set_current_details(f"Merged into lead `{self._merged.into_lead_id}`")
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._state
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -68,32 +83,48 @@ class LeadWorkflow:
                     )
                 )
 
-    @workflow.signal(name=FORM_SUBMITTED_SIGNAL)
-    def form_submitted(self, signal: FormSubmitted) -> None:
-        # The outbox may deliver a submission twice (sweeper and request racing); fold it once.
-        if self._state.has_seen(signal.submission_id) or any(
-            p.submission_id == signal.submission_id for p in self._pending
-        ):
-            return
-        self._state.remember(signal.submission_id)
-        self._pending.append(signal)
+    @workflow.signal(name=EVENTS_SIGNAL)
+    def events(self, recorded: EventsRecorded) -> None:
+        # The outbox delivers at least once; an event is folded once.
+        for event in recorded.events:
+            if self._state.has_seen(event.event_id):
+                continue
+            self._state.remember(event.event_id)
+            self._pending.append(event)
+
+    @workflow.signal(name=MERGED_SIGNAL)
+    def merged_into(self, merged: LeadMerged) -> None:
+        self._merged = merged
 
     @workflow.query(name=LEAD_STATE_QUERY)
     def state(self) -> LeadState:
         return self._state
 
-    async def _handle_form(self, form: FormSubmitted) -> None:
+    async def _handle(self, event: LeadEvent) -> None:
         state = self._state
-        now = workflow.now()
-        state.submissions += 1
-        state.last_activity_at = now
-        state.last_touch = form.attribution
-        if state.first_touch is None:
-            state.first_touch = form.attribution
-        if state.move_to(LifecycleStage.LEAD, f"form {form.form_id} submitted", now):
+        state.fold(event)
+        changed = False
+        if event.email_hash and event.email_hash != state.email_hash:
+            state.email_hash = event.email_hash
+            changed = True
+        if event.type in IDENTIFYING and state.move_to(
+            LifecycleStage.LEAD, f"{event.type.value} ({event.form_id or event.source})", event.occurred_at
+        ):
+            changed = True
+        if changed or event.type is EventType.GROUP:
             self._upsert_search_attributes()
-        workflow.set_current_details(f"Syncing form `{form.form_id}` to the CRM and the email platform")
+        if event.type is EventType.FORM_SUBMITTED and event.submission_id:
+            await self._sync_form(event)
+        workflow.set_current_details(
+            f"Stage **{state.stage.value}**; waiting for the lead's next event "
+            f"({state.activity.page_views} page views in {state.activity.sessions} sessions, "
+            f"{state.activity.forms_submitted} forms)"
+        )
 
+    async def _sync_form(self, form: LeadEvent) -> None:
+        assert form.submission_id is not None
+        state = self._state
+        workflow.set_current_details(f"Syncing form `{form.form_id}` to the CRM and the email platform")
         workflow_id = workflow.info().workflow_id
         crm_call = workflow.execute_activity(
             "crm.upsert_contact",
@@ -125,7 +156,6 @@ class LeadWorkflow:
         )
         results: list[object] = await asyncio.gather(crm_call, email_call, return_exceptions=True)
         crm_result, email_result = results
-
         if isinstance(crm_result, UpsertContactResult):
             state.crm_contact_id = crm_result.contact_id
         else:
@@ -136,10 +166,6 @@ class LeadWorkflow:
             state.welcome_skipped_reason = email_result.skipped_reason
         else:
             self._record_failure("email.enroll_welcome", email_result)
-        workflow.set_current_details(
-            f"Stage **{state.stage.value}**; waiting for the lead's next event "
-            f"({state.submissions} form submission(s) so far)"
-        )
 
     def _record_failure(self, step: str, error: object) -> None:
         if not isinstance(error, ActivityError):
@@ -150,11 +176,13 @@ class LeadWorkflow:
         self._state.record_failure(step, str(cause), workflow.now())
 
     def _upsert_search_attributes(self) -> None:
-        workflow.upsert_search_attributes(
-            [
-                LEAD_ID.value_set(self._state.lead_id),
-                EMAIL_HASH.value_set(self._state.email_hash),
-                LIFECYCLE_STAGE.value_set(self._state.stage.value),
-                JOURNEY.value_set("lead"),
-            ]
-        )
+        updates = [
+            LEAD_ID.value_set(self._state.lead_id),
+            LIFECYCLE_STAGE.value_set(self._state.stage.value),
+            JOURNEY.value_set("lead"),
+        ]
+        if self._state.email_hash:
+            updates.append(EMAIL_HASH.value_set(self._state.email_hash))
+        if self._state.account_id:
+            updates.append(ACCOUNT_ID.value_set(self._state.account_id))
+        workflow.upsert_search_attributes(updates)

@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
-from tests.workflows.test_lead_workflow import RecordingPlatforms, form, signal_with_start
+from tests.workflows.test_lead_workflow import START, RecordingPlatforms, form, page, signal_with_start
 from workers.registry import WORKFLOWS
 from workflows.lead import LeadWorkflow
 
@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 async def settle(handle: WorkflowHandle, submissions: int) -> None:
     for _ in range(200):
         state = await handle.query(LeadWorkflow.state)
-        if state.submissions >= submissions and (state.crm_contact_id or state.failures):
+        if state.activity.forms_submitted >= submissions and (state.crm_contact_id or state.failures):
             return
         await asyncio.sleep(0.05)
     raise TimeoutError(handle.id)
@@ -53,7 +53,8 @@ async def main() -> None:
         recorded: dict[str, WorkflowHandle] = {}
 
         lead = str(uuid.uuid4())
-        handle = await signal_with_start(env.client, lead, form("s1"), queue)
+        handle = await signal_with_start(env.client, lead, [page("p1", START), page("p2", START)], queue)
+        await signal_with_start(env.client, lead, form("s1"), queue)
         await settle(handle, 1)
         await signal_with_start(env.client, lead, form("s1"), queue)
         await env.sleep(timedelta(days=12))
@@ -68,7 +69,8 @@ async def main() -> None:
         platforms.crm_rejects = False
 
         lead = str(uuid.uuid4())
-        earlier = LeadState(lead_id=lead, email_hash="h" * 64, submissions=3)
+        earlier = LeadState(lead_id=lead, email_hash="h" * 64)
+        earlier.activity.forms_submitted = 3
         earlier.move_to(LifecycleStage.LEAD, "earlier run", datetime(2026, 1, 1, tzinfo=UTC))
         handle = await env.client.start_workflow(
             LeadWorkflow.run,

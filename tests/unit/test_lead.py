@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
 from domain.ids import email_hash, idempotency_key, lead_id_for_email, lead_workflow_id
-from domain.lead import SEEN_SUBMISSIONS_KEPT, LeadState, LifecycleStage, is_forward
+from domain.lead import SEEN_EVENTS_KEPT, LeadState, LifecycleStage, is_forward
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -42,8 +42,8 @@ def test_move_to_keeps_the_history_with_reason_and_time():
 
 def test_seen_ids_are_bounded():
     state = LeadState(lead_id="l", email_hash="h")
-    for n in range(SEEN_SUBMISSIONS_KEPT + 50):
+    for n in range(SEEN_EVENTS_KEPT + 50):
         state.remember(f"s{n}")
-    assert len(state.seen_submission_ids) == SEEN_SUBMISSIONS_KEPT
-    assert state.has_seen(f"s{SEEN_SUBMISSIONS_KEPT + 49}")
+    assert len(state.seen_event_ids) == SEEN_EVENTS_KEPT
+    assert state.has_seen(f"s{SEEN_EVENTS_KEPT + 49}")
     assert not state.has_seen("s0")

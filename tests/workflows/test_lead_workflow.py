@@ -10,12 +10,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from domain.events import EventType, LeadEvent, Touch
 from domain.lead import (
-    FORM_SUBMITTED_SIGNAL,
-    Attribution,
+    EVENTS_SIGNAL,
     EnrollWelcomeInput,
     EnrollWelcomeResult,
-    FormSubmitted,
+    EventsRecorded,
+    LeadMerged,
     LeadState,
     LeadWorkflowInput,
     LifecycleStage,
@@ -49,27 +50,40 @@ class RecordingPlatforms:
         return EnrollWelcomeResult(profile_id="p-1", enrolled=True)
 
 
-def form(submission_id: str, campaign: str = "q4") -> FormSubmitted:
-    return FormSubmitted(
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def form(submission_id: str, campaign: str = "q4") -> LeadEvent:
+    return LeadEvent(
+        event_id=submission_id,
+        type=EventType.FORM_SUBMITTED,
+        source="form",
+        occurred_at=START,
         submission_id=submission_id,
         form_id="demo",
-        submitted_at=datetime(2026, 1, 1, tzinfo=UTC),
         consent=True,
         welcome_list="WELCOME",
-        attribution=Attribution(lead_source="webinar", utm_campaign=campaign),
+        touch=Touch(source="linkedin", campaign=campaign),
+        email_hash="e" * 64,
+    )
+
+
+def page(event_id: str, at: datetime, path: str = "/pricing") -> LeadEvent:
+    return LeadEvent(
+        event_id=event_id, type=EventType.PAGE, source="segment", occurred_at=at, properties={"path": path}
     )
 
 
 async def signal_with_start(
-    client: Client, lead_id: str, signal: FormSubmitted, queue: str
+    client: Client, lead_id: str, event: LeadEvent | list[LeadEvent], queue: str
 ) -> WorkflowHandle:
     return await client.start_workflow(
         LeadWorkflow.run,
-        LeadWorkflowInput(lead_id=lead_id, email_hash="h" * 64),
+        LeadWorkflowInput(lead_id=lead_id),
         id=f"lead-{lead_id}",
         task_queue=queue,
-        start_signal=FORM_SUBMITTED_SIGNAL,
-        start_signal_args=[signal],
+        start_signal=EVENTS_SIGNAL,
+        start_signal_args=[EventsRecorded(events=event if isinstance(event, list) else [event])],
     )
 
 
@@ -108,9 +122,10 @@ async def test_a_form_makes_a_lead_and_syncs_both_platforms(time_skipping_env, w
     await until(lambda: _state_has(handle, lambda s: s.crm_contact_id and s.email_profile_id))
     state = await state_of(handle)
     assert state.stage is LifecycleStage.LEAD
-    assert state.stage_history[0].reason == "form demo submitted"
-    assert state.welcome_enrolled and state.submissions == 1
-    assert state.first_touch == state.last_touch == Attribution(lead_source="webinar", utm_campaign="q4")
+    assert state.stage_history[0].reason == "form_submitted (demo)"
+    assert state.welcome_enrolled and state.activity.forms_submitted == 1
+    assert state.email_hash == "e" * 64
+    assert state.first_touch == state.last_touch == Touch(source="linkedin", campaign="q4")
     assert [c.idempotency_key for c in platforms.crm_calls] == [f"lead-{lead_id}:form:s1:crm-upsert"]
     assert platforms.crm_calls[0].lifecycle_stage is LifecycleStage.LEAD
     assert platforms.email_calls[0].list_id == "WELCOME"
@@ -121,10 +136,14 @@ async def test_a_redelivered_submission_is_folded_once(time_skipping_env, worker
     handle = await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
     await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
     await signal_with_start(time_skipping_env.client, lead_id, form("s2", campaign="q1"), worker)
-    await until(lambda: _state_has(handle, lambda s: len(platforms.crm_calls) == 2 and s.submissions == 2))
+    await until(
+        lambda: _state_has(
+            handle, lambda s: len(platforms.crm_calls) == 2 and s.activity.forms_submitted == 2
+        )
+    )
     state = await state_of(handle)
-    assert state.first_touch is not None and state.first_touch.utm_campaign == "q4"
-    assert state.last_touch is not None and state.last_touch.utm_campaign == "q1"
+    assert state.first_touch is not None and state.first_touch.campaign == "q4"
+    assert state.last_touch is not None and state.last_touch.campaign == "q1"
     assert sorted(c.submission_id for c in platforms.crm_calls) == ["s1", "s2"]
 
 
@@ -153,14 +172,19 @@ async def test_the_lead_waits_a_month_for_its_next_event(time_skipping_env, work
     await until(lambda: _state_has(handle, lambda s: s.crm_contact_id is not None))
     await time_skipping_env.sleep(timedelta(days=30))
     await signal_with_start(time_skipping_env.client, lead_id, form("s2"), worker)
-    await until(lambda: _state_has(handle, lambda s: s.submissions == 2 and len(platforms.crm_calls) == 2))
+    await until(
+        lambda: _state_has(
+            handle, lambda s: s.activity.forms_submitted == 2 and len(platforms.crm_calls) == 2
+        )
+    )
     described = await handle.describe()
     assert described.status is not None and described.status.name == "RUNNING"
 
 
 async def test_continue_as_new_carries_the_state(time_skipping_env, worker, platforms):
     lead_id = str(uuid.uuid4())
-    earlier = LeadState(lead_id=lead_id, email_hash="h" * 64, submissions=5, crm_contact_id="c-9")
+    earlier = LeadState(lead_id=lead_id, email_hash="h" * 64, crm_contact_id="c-9")
+    earlier.activity.forms_submitted = 5
     earlier.move_to(LifecycleStage.LEAD, "earlier run", datetime(2025, 1, 1, tzinfo=UTC))
     earlier.remember("s-old")
     handle = await time_skipping_env.client.start_workflow(
@@ -169,13 +193,40 @@ async def test_continue_as_new_carries_the_state(time_skipping_env, worker, plat
         id=f"lead-{lead_id}",
         task_queue=worker,
     )
-    await until(lambda: _state_has(handle, lambda s: s.submissions == 6))
-    await handle.signal(LeadWorkflow.form_submitted, form("s-old"))
+    await until(lambda: _state_has(handle, lambda s: s.activity.forms_submitted == 6))
+    await handle.signal(LeadWorkflow.events, EventsRecorded(events=[form("s-old")]))
     await asyncio.sleep(0.5)
     state = await state_of(handle)
-    assert state.submissions == 6, "a submission seen before continue-as-new is not folded again"
+    assert state.activity.forms_submitted == 6, "an event seen before continue-as-new is not folded again"
     assert state.stage_history[0].reason == "earlier run"
 
 
 async def _state_has(handle: WorkflowHandle, predicate) -> bool:
     return bool(predicate(await state_of(handle)))
+
+
+async def test_anonymous_page_views_count_toward_the_lead(time_skipping_env, worker, platforms):
+    lead_id = str(uuid.uuid4())
+    views = [
+        page("p1", START),
+        page("p2", START + timedelta(minutes=10)),
+        page("p3", START + timedelta(hours=2), "/docs"),
+        page("p4", START + timedelta(days=1)),
+        page("p5", START + timedelta(days=1, minutes=5)),
+    ]
+    handle = await signal_with_start(time_skipping_env.client, lead_id, views, worker)
+    await until(lambda: _state_has(handle, lambda s: s.activity.page_views == 5))
+    state = await state_of(handle)
+    assert state.activity.sessions == 3, "a new session after 30 minutes without activity"
+    assert state.stage is LifecycleStage.ANONYMOUS, "page views alone do not make a lead"
+    assert platforms.crm_calls == []
+    await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
+    await until(lambda: _state_has(handle, lambda s: s.stage is LifecycleStage.LEAD and s.crm_contact_id))
+    assert [t.type for t in (await state_of(handle)).timeline][-1] is EventType.FORM_SUBMITTED
+
+
+async def test_a_merged_lead_ends_its_run(time_skipping_env, worker, platforms):
+    handle = await signal_with_start(time_skipping_env.client, str(uuid.uuid4()), page("p1", START), worker)
+    await handle.signal(LeadWorkflow.merged_into, LeadMerged(into_lead_id="other"))
+    final = await handle.result()
+    assert final.merged_into == "other" and final.activity.page_views == 1

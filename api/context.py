@@ -1,0 +1,56 @@
+"""What every route needs, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.auth import Authenticator
+from api.forms import FormCatalog
+from api.routing import OutboxDispatcher, TemporalAvailability
+from domain.events import IncomingEvent
+from runtime.settings import Settings
+from store.ingest import IngestStore, RecordResult
+from store.keys import KeyStore
+from store.repository import LeadStore
+
+UNAVAILABLE_RETRY_AFTER = "5"
+NOTHING_RECORDED = "nothing was recorded; retry later"
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    leads: LeadStore
+    ingest_store: IngestStore
+    keys: KeyStore
+    auth: Authenticator
+    forms: FormCatalog
+    availability: TemporalAvailability
+    dispatcher: OutboxDispatcher
+
+    async def ingest(self, events: list[IncomingEvent]) -> list[RecordResult]:
+        """Records events durably and queues them for their journeys; 503 if that cannot be promised."""
+        if not self.availability.available:
+            raise HTTPException(
+                status_code=503,
+                detail=f"Temporal is unavailable ({self.availability.reason}); {NOTHING_RECORDED}",
+                headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+            )
+        try:
+            results = await self.ingest_store.record(events)
+        except (SQLAlchemyError, OSError) as exc:
+            raise HTTPException(
+                status_code=503,
+                detail=f"the database is unavailable ({type(exc).__name__}); {NOTHING_RECORDED}",
+                headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+            ) from exc
+        self.dispatcher.wake()
+        return results
+
+
+def context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx

@@ -1,0 +1,209 @@
+"""Segment's HTTP Tracking API, so that an unmodified Segment library can send here.
+
+Auth as Segment's: Basic with the write key as user name and an empty password, or `writeKey`
+in the body; an ingest key (or the admin key) is the write key. Answers as Segment's do:
+200 `{"success": true}`, which Segment's libraries read as delivered. Here it also means
+durably recorded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from api.context import AppContext, context
+from domain.events import IncomingEvent
+from domain.segment import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, email_of, parse_message, to_incoming
+
+router = APIRouter(tags=["segment"])
+
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "identify": {
+        "userId": "u-1024",
+        "anonymousId": "a-5b1c9e",
+        "traits": {"email": "ada@example-corp.com", "firstName": "Ada", "title": "VP Engineering"},
+        "messageId": "msg-identify-1",
+        "timestamp": "2026-11-27T10:00:00Z",
+    },
+    "track": {
+        "userId": "u-1024",
+        "event": "Whitepaper Downloaded",
+        "properties": {"topic": "durable-execution"},
+        "messageId": "msg-track-1",
+    },
+    "page": {
+        "anonymousId": "a-5b1c9e",
+        "name": "Pricing",
+        "properties": {"path": "/pricing", "url": "https://example.com/pricing"},
+        "context": {"campaign": {"source": "google", "medium": "cpc", "name": "brand"}},
+        "messageId": "msg-page-1",
+    },
+    "screen": {"userId": "u-1024", "name": "Dashboard", "messageId": "msg-screen-1"},
+    "group": {
+        "userId": "u-1024",
+        "groupId": "acct-77",
+        "traits": {"name": "Example Corp", "industry": "Software", "employees": 420},
+        "messageId": "msg-group-1",
+    },
+    "alias": {"previousId": "a-5b1c9e", "userId": "u-1024", "messageId": "msg-alias-1"},
+}
+EXAMPLES["batch"] = {
+    "batch": [{**EXAMPLES["page"], "type": "page"}, {**EXAMPLES["track"], "type": "track"}],
+    "sentAt": "2026-11-27T10:00:01Z",
+}
+OK: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"example": {"success": True}}}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or unknown write key"},
+    413: {"description": "a message over 32 KB or a batch over 500 KB"},
+    422: {"description": "field-level errors; nothing was recorded"},
+    503: {"description": "PostgreSQL or Temporal unavailable; nothing was recorded"},
+}
+
+
+def _openapi(kind: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}, "example": EXAMPLES[kind]}},
+        }
+    }
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    raw = await request.body()
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding == "gzip":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise HTTPException(status_code=400, detail="the body is not valid gzip") from exc
+    if len(raw) > limit:
+        raise HTTPException(
+            status_code=413,
+            detail=f"the request is {len(raw) / 1024:.1f} KB; the limit is {limit // 1024} KB",
+        )
+    return raw
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be a JSON object", "type": "type_error"}]
+        )
+    return parsed
+
+
+def _incoming(raw: dict[str, Any], loc: list[str | int], received_at: datetime) -> IncomingEvent:
+    message, errors = parse_message(raw, loc)
+    if message is None:
+        raise HTTPException(status_code=422, detail=errors)
+    email, problem = email_of(message)
+    if problem:
+        raise HTTPException(
+            status_code=422,
+            detail=[{"loc": [*loc, "traits", "email"], "msg": problem, "type": "invalid_email"}],
+        )
+    return to_incoming(message, raw, received_at=received_at, event_id=str(uuid.uuid4()), email=email)
+
+
+async def _single(kind: str, request: Request, ctx: AppContext) -> JSONResponse:
+    received_at = datetime.now(UTC)
+    raw = await _body(request, MAX_MESSAGE_BYTES)
+    body = _json_object(raw)
+    await ctx.auth.require(request, "ingest", _write_key(request, body))
+    body.pop("writeKey", None)
+    await ctx.ingest([_incoming({**body, "type": kind}, ["body"], received_at)])
+    return JSONResponse({"success": True})
+
+
+def _write_key(request: Request, body: dict[str, Any]) -> str | None:
+    if request.headers.get("authorization"):
+        return None  # the header decides
+    key = body.get("writeKey")
+    return key if isinstance(key, str) and key else None
+
+
+def _route(kind: str) -> Callable[..., Awaitable[JSONResponse]]:
+    async def endpoint(request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
+        return await _single(kind, request, ctx)
+
+    endpoint.__name__ = f"segment_{kind}"
+    return endpoint
+
+
+for _kind, _summary in [
+    ("identify", "Who the user is: ties userId/anonymousId to traits (email, name, company)"),
+    ("track", "An action the user took"),
+    ("page", "A web page view"),
+    ("screen", "An app screen view"),
+    ("group", "The account (company) the user belongs to, with firmographics"),
+    ("alias", "Merge two identities: previousId is userId"),
+]:
+    router.add_api_route(
+        f"/v1/{_kind}",
+        _route(_kind),
+        methods=["POST"],
+        summary=_summary,
+        responses={**OK, **ERRORS},
+        openapi_extra=_openapi(_kind),
+    )
+
+
+@router.post(
+    "/v1/batch",
+    summary="Up to 500 KB of messages of any type, as Segment's libraries send them",
+    responses={**OK, **ERRORS},
+    openapi_extra=_openapi("batch"),
+)
+async def segment_batch(request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
+    received_at = datetime.now(UTC)
+    raw = await _body(request, MAX_BATCH_BYTES)
+    body = _json_object(raw)
+    await ctx.auth.require(request, "ingest", _write_key(request, body))
+    messages = body.get("batch")
+    if not isinstance(messages, list):
+        raise HTTPException(
+            status_code=422,
+            detail=[{"loc": ["body", "batch"], "msg": "must be a list of messages", "type": "type_error"}],
+        )
+    shared = {k: v for k, v in body.items() if k in ("sentAt", "context", "integrations")}
+    events: list[IncomingEvent] = []
+    errors: list[dict[str, Any]] = []
+    for index, item in enumerate(messages):
+        if isinstance(item, dict) and len(json.dumps(item)) > MAX_MESSAGE_BYTES:
+            raise HTTPException(
+                status_code=413,
+                detail=f"message batch[{index}] is over the {MAX_MESSAGE_BYTES // 1024} KB limit",
+            )
+        merged = {**shared, **item} if isinstance(item, dict) else item
+        if (
+            isinstance(merged, dict)
+            and isinstance(shared.get("context"), dict)
+            and isinstance(item.get("context"), dict)
+        ):
+            merged["context"] = {**shared["context"], **item["context"]}
+        try:
+            events.append(_incoming(merged, ["body", "batch", index], received_at))
+        except HTTPException as exc:
+            errors.extend(
+                exc.detail if isinstance(exc.detail, list) else [{"loc": ["body"], "msg": str(exc.detail)}]
+            )
+    if errors:
+        raise HTTPException(status_code=422, detail=errors)
+    if events:
+        await ctx.ingest(events)
+    return JSONResponse({"success": True})

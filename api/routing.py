@@ -1,0 +1,234 @@
+"""Routes recorded events to their journeys: the outbox dispatcher and Temporal's availability.
+
+The request path only commits to PostgreSQL and wakes the dispatcher, so a 2xx costs one
+transaction. The dispatcher claims pending outbox rows (safe across API replicas: `FOR UPDATE
+SKIP LOCKED` and a lease), folds the rows for one lead into one signal-with-start, and marks them
+delivered. Rows whose delivery failed are retried after a pause; a crash leaves them pending
+and their lease expires. The workflow dedupes by event id, so at-least-once is enough.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.lead import EVENTS_SIGNAL, LEAD_WORKFLOW_TYPE, LeadWorkflowInput
+from domain.search_attributes import JOURNEY, LEAD_ID, LIFECYCLE_STAGE
+from store.db import SessionFactory
+
+log = logging.getLogger("journeys.routing")
+RPC_TIMEOUT = timedelta(seconds=5)
+LEASE_SECONDS = 30
+RETRY_PAUSE_SECONDS = 2
+EVENTS_PER_SIGNAL = 100
+UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+
+
+class TemporalAvailability:
+    """What the API believes about Temporal; requests are refused with 503 while it is down."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.available = True
+        self.reason = ""
+
+    def down(self, reason: str) -> None:
+        if self.available:
+            log.warning("Temporal unavailable: %s", reason)
+        self.available, self.reason = False, reason
+
+    async def probe(self) -> bool:
+        try:
+            ok = await asyncio.wait_for(
+                self._client.service_client.check_health(timeout=timedelta(seconds=1)), 1.5
+            )
+        except (TimeoutError, RPCError, RuntimeError, OSError) as exc:
+            self.down(f"{type(exc).__name__}: {exc}")
+            return False
+        if ok and not self.available:
+            log.info("Temporal available again")
+        self.available, self.reason = bool(ok), "" if ok else "not serving"
+        return self.available
+
+    async def watch(self, every: float = 1.0) -> None:
+        while True:
+            await self.probe()
+            await asyncio.sleep(every)
+
+
+@dataclass
+class Claimed:
+    id: int
+    workflow_id: str
+    payload: dict[str, Any]
+
+
+class OutboxDispatcher:
+    def __init__(
+        self,
+        client: Client,
+        sessions: SessionFactory,
+        availability: TemporalAvailability,
+        *,
+        task_queue: str,
+        concurrency: int = 32,
+        batch: int = 500,
+    ) -> None:
+        self._client = client
+        self._sessions = sessions
+        self._availability = availability
+        self._task_queue = task_queue
+        self._limit = asyncio.Semaphore(concurrency)
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self.delivered = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, idle_poll: float = 1.0) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), idle_poll)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if not self._availability.available:
+                continue
+            try:
+                if await self.dispatch_once() >= self._batch:
+                    self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox dispatch failed: %s", exc)
+                await asyncio.sleep(0.5)
+
+    async def _claim(self) -> list[Claimed]:
+        async with self._sessions.begin() as session:
+            rows = await session.execute(
+                text(
+                    """
+                    UPDATE outbox SET claimed_until = now() + make_interval(secs => :lease)
+                    WHERE id IN (
+                        SELECT id FROM outbox
+                        WHERE delivered_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+                        ORDER BY id LIMIT :batch
+                        FOR UPDATE SKIP LOCKED
+                    )
+                    RETURNING id, workflow_id, payload
+                    """
+                ),
+                {"lease": LEASE_SECONDS, "batch": self._batch},
+            )
+            return sorted((Claimed(r.id, r.workflow_id, r.payload) for r in rows), key=lambda c: c.id)
+
+    async def dispatch_once(self) -> int:
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        for row in claimed:
+            groups[(row.workflow_id, row.payload["signal"])].append(row)
+        chunks: list[list[Claimed]] = []
+        for (_, signal), rows in groups.items():
+            if signal == EVENTS_SIGNAL:
+                chunks += _chunks_of_events(rows)
+            else:
+                chunks += [[row] for row in rows]
+        outcomes = await asyncio.gather(*(self._deliver(chunk) for chunk in chunks))
+        delivered = [row.id for chunk, ok in zip(chunks, outcomes, strict=True) if ok for row in chunk]
+        failed = [row.id for chunk, ok in zip(chunks, outcomes, strict=True) if not ok for row in chunk]
+        async with self._sessions.begin() as session:
+            if delivered:
+                await session.execute(
+                    text(
+                        "UPDATE outbox SET delivered_at = now(), attempts = attempts + 1 WHERE id = ANY(:ids)"
+                    ),
+                    {"ids": delivered},
+                )
+            if failed:
+                await session.execute(
+                    text(
+                        "UPDATE outbox SET attempts = attempts + 1, "
+                        "claimed_until = now() + make_interval(secs => :pause) WHERE id = ANY(:ids)"
+                    ),
+                    {"ids": failed, "pause": RETRY_PAUSE_SECONDS},
+                )
+        self.delivered += len(delivered)
+        return len(claimed)
+
+    async def _deliver(self, rows: list[Claimed]) -> bool:
+        first = rows[0].payload
+        workflow_input = LeadWorkflowInput.model_validate(first["input"])
+        for row in rows[1:]:
+            later = LeadWorkflowInput.model_validate(row.payload["input"])
+            workflow_input.email_hash = workflow_input.email_hash or later.email_hash
+        argument = first["argument"]
+        if first["signal"] == EVENTS_SIGNAL:
+            argument = {"events": [event for row in rows for event in row.payload["argument"]["events"]]}
+        async with self._limit:
+            started = time.perf_counter()
+            try:
+                await self._client.start_workflow(
+                    LEAD_WORKFLOW_TYPE,
+                    workflow_input,
+                    id=rows[0].workflow_id,
+                    task_queue=self._task_queue,
+                    start_signal=first["signal"],
+                    start_signal_args=[argument],
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    # A lead whose run ops terminated comes back to life on its next event.
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                    search_attributes=TypedSearchAttributes(
+                        [
+                            SearchAttributePair(LEAD_ID, workflow_input.lead_id),
+                            SearchAttributePair(LIFECYCLE_STAGE, "anonymous"),
+                            SearchAttributePair(JOURNEY, "lead"),
+                        ]
+                    ),
+                    rpc_timeout=RPC_TIMEOUT,
+                )
+            except RPCError as exc:
+                if exc.status in UNAVAILABLE:
+                    self._availability.down(f"{exc.status.name}: {exc}")
+                log.warning("signal to %s not delivered: %s", rows[0].workflow_id, exc)
+                return False
+            except Exception as exc:
+                log.warning("signal to %s not delivered: %r", rows[0].workflow_id, exc)
+                return False
+            log.debug(
+                "signalled %s with %d rows in %.1f ms",
+                rows[0].workflow_id,
+                len(rows),
+                (time.perf_counter() - started) * 1000,
+            )
+            return True
+
+
+def _chunks_of_events(rows: list[Claimed]) -> list[list[Claimed]]:
+    chunks: list[list[Claimed]] = [[]]
+    count = 0
+    for row in rows:
+        size = len(row.payload["argument"]["events"])
+        if chunks[-1] and count + size > EVENTS_PER_SIGNAL:
+            chunks.append([])
+            count = 0
+        chunks[-1].append(row)
+        count += size
+    return chunks

@@ -1,0 +1,291 @@
+"""Recording events durably, resolving who they belong to, and queueing them for their journeys.
+
+Everything for one request happens in one transaction: the events, the identities they reveal,
+the leads they create or merge, and the outbox rows that will signal the journeys. Either all of
+it is committed (and the API may answer 2xx) or none of it is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.events import IncomingEvent
+from domain.ids import email_hash, lead_id_for_email, lead_id_for_user, lead_workflow_id
+from domain.lead import EVENTS_SIGNAL, MERGED_SIGNAL, LeadMerged, LeadWorkflowInput
+from store.db import SessionFactory
+from store.models import Account, Event, FormSubmission, Identity, Lead, OutboxMessage
+
+LEAD_SIGNAL = "lead.signal"
+PROFILE_COLUMNS = ("first_name", "last_name", "company", "job_title", "phone", "lead_source")
+BACKFILL_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    event_id: str
+    lead_id: str | None
+    duplicate: bool
+
+
+def signal_message(lead_id: str, signal: str, argument: dict[str, Any], hashed: str | None) -> OutboxMessage:
+    return OutboxMessage(
+        workflow_id=lead_workflow_id(lead_id),
+        kind=LEAD_SIGNAL,
+        payload={
+            "input": LeadWorkflowInput(lead_id=lead_id, email_hash=hashed).model_dump(mode="json"),
+            "signal": signal,
+            "argument": argument,
+        },
+    )
+
+
+class _Transaction:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.identities: dict[tuple[str, str], str | None] = {}
+        self.leads_known: set[str] = set()
+        self.outbox: list[OutboxMessage] = []
+
+    async def identity(self, kind: str, value: str | None) -> str | None:
+        if value is None:
+            return None
+        key = (kind, value)
+        if key not in self.identities:
+            self.identities[key] = await self.session.scalar(
+                select(Identity.lead_id).where(Identity.kind == kind, Identity.value == value)
+            )
+        return self.identities[key]
+
+    async def ensure_lead(self, lead_id: str, email: str | None) -> None:
+        if lead_id in self.leads_known:
+            return
+        await self.session.execute(
+            insert(Lead)
+            .values(
+                lead_id=lead_id,
+                email=email,
+                email_hash=email_hash(email) if email else None,
+                consent=False,
+                custom_fields={},
+                traits={},
+            )
+            .on_conflict_do_nothing(index_elements=[Lead.lead_id])
+        )
+        self.leads_known.add(lead_id)
+
+    async def link(self, kind: str, value: str, lead_id: str) -> None:
+        await self.session.execute(
+            insert(Identity).values(kind=kind, value=value, lead_id=lead_id).on_conflict_do_nothing()
+        )
+        self.identities[(kind, value)] = lead_id
+
+    async def resolve(self, event: IncomingEvent) -> str | None:
+        """Who the event belongs to: by email first, then userId, then a known anonymousId."""
+        lead_id: str | None = None
+        if event.email:
+            lead_id = await self.identity("email", event.email) or lead_id_for_email(event.email)
+            await self.ensure_lead(lead_id, event.email)
+            await self.link("email", event.email, lead_id)
+        known_user = await self.identity("user", event.user_id)
+        if lead_id is None and event.user_id:
+            lead_id = known_user or lead_id_for_user(event.user_id)
+            await self.ensure_lead(lead_id, None)
+        known_anonymous = await self.identity("anonymous", event.anonymous_id)
+        if lead_id is None:
+            return known_anonymous
+        if event.user_id:
+            if known_user is None:
+                await self.link("user", event.user_id, lead_id)
+            elif known_user != lead_id:
+                await self.merge(known_user, lead_id)
+        if event.anonymous_id:
+            if known_anonymous is None:
+                await self.link("anonymous", event.anonymous_id, lead_id)
+                await self.backfill_anonymous(event.anonymous_id, lead_id)
+            elif known_anonymous != lead_id and not await self.has_email(known_anonymous):
+                # A visitor known only by this browser turns out to be this lead.
+                await self.merge(known_anonymous, lead_id)
+        return lead_id
+
+    async def has_email(self, lead_id: str) -> bool:
+        return bool(await self.session.scalar(select(Lead.email).where(Lead.lead_id == lead_id)))
+
+    async def alias(self, previous_id: str, user_id: str) -> str:
+        """Segment's alias: `previousId` (an anonymousId or an old userId) is `userId`."""
+        target = await self.identity("user", user_id)
+        if target is None:
+            target = lead_id_for_user(user_id)
+            await self.ensure_lead(target, None)
+            await self.link("user", user_id, target)
+        for kind in ("user", "anonymous"):
+            known = await self.identity(kind, previous_id)
+            if known is not None and known != target:
+                await self.merge(known, target)
+        if await self.identity("anonymous", previous_id) is None:
+            await self.link("anonymous", previous_id, target)
+            await self.backfill_anonymous(previous_id, target)
+        return target
+
+    async def backfill_anonymous(self, anonymous_id: str, lead_id: str) -> None:
+        """The visitor's earlier page views now count toward the lead: link them and route them."""
+        rows = await self.session.execute(
+            update(Event)
+            .where(
+                Event.anonymous_id == anonymous_id,
+                Event.lead_id.is_(None),
+                Event.event_id.in_(
+                    select(Event.event_id)
+                    .where(Event.anonymous_id == anonymous_id, Event.lead_id.is_(None))
+                    .limit(BACKFILL_LIMIT)
+                    .scalar_subquery()
+                ),
+            )
+            .values(lead_id=lead_id)
+            .returning(Event.lead_event)
+        )
+        for (lead_event,) in rows:
+            self.outbox.append(signal_message(lead_id, EVENTS_SIGNAL, {"events": [lead_event]}, None))
+
+    async def merge(self, source: str, target: str) -> None:
+        """Two leads are one person: the target takes the source's ids, events and traits."""
+        await self.ensure_lead(target, None)
+        await self.session.execute(update(Identity).where(Identity.lead_id == source).values(lead_id=target))
+        for key, value in list(self.identities.items()):
+            if value == source:
+                self.identities[key] = target
+        moved = await self.session.execute(
+            update(Event).where(Event.lead_id == source).values(lead_id=target).returning(Event.lead_event)
+        )
+        events = [row[0] for row in moved]
+        await self.session.execute(
+            update(FormSubmission).where(FormSubmission.lead_id == source).values(lead_id=target)
+        )
+        source_traits = await self.session.scalar(select(Lead.traits).where(Lead.lead_id == source)) or {}
+        target_traits = await self.session.scalar(select(Lead.traits).where(Lead.lead_id == target)) or {}
+        await self.session.execute(
+            update(Lead).where(Lead.lead_id == target).values(traits={**source_traits, **target_traits})
+        )
+        await self.session.execute(update(Lead).where(Lead.lead_id == source).values(merged_into=target))
+        for start in range(0, len(events), 100):
+            chunk = events[start : start + 100]
+            self.outbox.append(signal_message(target, EVENTS_SIGNAL, {"events": chunk}, None))
+        self.outbox.append(
+            signal_message(
+                source, MERGED_SIGNAL, LeadMerged(into_lead_id=target).model_dump(mode="json"), None
+            )
+        )
+
+    async def update_profile(self, lead_id: str, event: IncomingEvent) -> None:
+        values: dict[str, Any] = {"updated_at": func.now()}
+        for column in PROFILE_COLUMNS:
+            if event.profile.get(column) is not None:
+                values[column] = event.profile[column]
+        if event.traits:
+            values["traits"] = Lead.traits.op("||")(event.traits)
+        if event.consent:
+            values["consent"] = True
+        if event.group_id:
+            values["account_id"] = event.group_id
+        if len(values) > 1:
+            await self.session.execute(update(Lead).where(Lead.lead_id == lead_id).values(**values))
+
+    async def upsert_account(self, group_id: str, traits: dict[str, Any]) -> None:
+        await self.session.execute(
+            insert(Account)
+            .values(account_id=group_id, traits=traits)
+            .on_conflict_do_update(
+                index_elements=[Account.account_id],
+                set_={
+                    "traits": Account.traits.op("||")(insert(Account).excluded.traits),
+                    "updated_at": func.now(),
+                },
+            )
+        )
+
+
+class IngestStore:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def record(self, events: list[IncomingEvent]) -> list[RecordResult]:
+        async with self._sessions.begin() as session:
+            tx = _Transaction(session)
+            results = await self._record(tx, events)
+            session.add_all(tx.outbox)
+            await session.flush()
+            return results
+
+    async def _record(self, tx: _Transaction, events: list[IncomingEvent]) -> list[RecordResult]:
+        keys = list({(e.source, e.message_id) for e in events})
+        seen: dict[tuple[str, str], tuple[str, str | None]] = {}
+        for start in range(0, len(keys), 500):
+            rows = await tx.session.execute(
+                select(Event.source, Event.message_id, Event.event_id, Event.lead_id).where(
+                    tuple_(Event.source, Event.message_id).in_(keys[start : start + 500])
+                )
+            )
+            for source, message_id, known_event, known_lead in rows:
+                seen[(source, message_id)] = (known_event, known_lead)
+
+        results: list[RecordResult] = []
+        for event in events:
+            key = (event.source, event.message_id)
+            if key in seen:
+                known_event, known_lead = seen[key]
+                results.append(RecordResult(known_event, known_lead, duplicate=True))
+                continue
+            lead_id: str | None
+            if event.previous_id and event.user_id:
+                lead_id = await tx.alias(event.previous_id, event.user_id)
+            else:
+                lead_id = await tx.resolve(event)
+            if event.group_id and event.group_traits is not None:
+                await tx.upsert_account(event.group_id, event.group_traits)
+            if lead_id is not None:
+                await tx.update_profile(lead_id, event)
+            if event.submission is not None and lead_id is not None:
+                tx.session.add(FormSubmission(lead_id=lead_id, **event.submission))
+                await tx.session.flush()
+            inserted = await tx.session.scalar(
+                insert(Event)
+                .values(
+                    event_id=event.lead_event.event_id,
+                    source=event.source,
+                    message_id=event.message_id,
+                    type=event.lead_event.type.value,
+                    name=event.lead_event.name,
+                    anonymous_id=event.anonymous_id,
+                    user_id=event.user_id,
+                    lead_id=lead_id,
+                    occurred_at=event.lead_event.occurred_at,
+                    received_at=event.received_at,
+                    payload=event.payload,
+                    lead_event=event.lead_event.model_dump(mode="json"),
+                )
+                .on_conflict_do_nothing(constraint="uq_events_source_message")
+                .returning(Event.event_id)
+            )
+            if inserted is None:
+                # A concurrent request recorded the same message first.
+                results.append(RecordResult(event.lead_event.event_id, lead_id, duplicate=True))
+                continue
+            seen[key] = (event.lead_event.event_id, lead_id)
+            if lead_id is not None:
+                hashed = email_hash(event.email) if event.email else None
+                tx.outbox.append(
+                    signal_message(
+                        lead_id, EVENTS_SIGNAL, {"events": [event.lead_event.model_dump(mode="json")]}, hashed
+                    )
+                )
+            results.append(RecordResult(event.lead_event.event_id, lead_id, duplicate=False))
+        return results
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,107 @@
+"""The durability contract under injected faults: 202 means recorded; an outage answers 503 and
+records nothing; an event recorded but not yet routed is routed later by the outbox sweeper."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from devstack.stack import DevStack
+from domain.events import EventType, IncomingEvent, LeadEvent
+from domain.ids import email_hash, lead_id_for_email
+from store.db import create_engine, session_factory
+from store.ingest import IngestStore
+from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, wait_for_calls
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: DevStack, api, sandbox):
+    """As if the API died between its commit and its signal: the row waits in the outbox."""
+    email = new_email()
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        now = datetime.now(UTC)
+        event_id = str(uuid.uuid4())
+        await IngestStore(session_factory(engine)).record(
+            [
+                IncomingEvent(
+                    source="test",
+                    message_id=event_id,
+                    lead_event=LeadEvent(
+                        event_id=event_id,
+                        type=EventType.IDENTIFY,
+                        source="test",
+                        occurred_at=now,
+                        email_hash=email_hash(email),
+                    ),
+                    received_at=now,
+                    payload={},
+                    email=email,
+                )
+            ]
+        )
+    finally:
+        await engine.dispose()
+    lead = await lead_state(api, lead_id_for_email(email), lambda s: s["journey"]["stage"] == "lead")
+    assert lead["journey"]["email_hash"] == email_hash(email)
+
+
+async def test_postgres_down_answers_503_and_records_nothing(stack: DevStack, api, sandbox):
+    assert stack.postgres is not None
+    await stack.postgres.stop()
+    try:
+        email = new_email()
+        response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+        assert response.status_code == 503, response.text
+        assert "nothing was recorded" in response.json()["detail"]
+        assert response.headers["Retry-After"]
+        segment = await api.post("/v1/track", json={"userId": "u-pg-down", "event": "Signed Up"})
+        assert segment.status_code == 503
+        health = await api.get("/healthz")
+        assert health.status_code == 503 and health.json()["failing"] == ["postgres"]
+    finally:
+        await stack.postgres.start(log_dir=stack.log_dir)
+    retry = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+    assert retry.status_code == 202
+    await wait_for_calls(sandbox, email, synced)
+
+
+async def test_temporal_down_answers_503_and_records_nothing(stack: DevStack, api, sandbox):
+    assert stack.temporal is not None
+    await stack.temporal.stop()
+    email = new_email()
+    try:
+        for _ in range(50):
+            health = await api.get("/healthz")
+            if health.status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert health.json()["failing"] == ["temporal"]
+        response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+        assert response.status_code == 503, response.text
+        assert "Temporal is unavailable" in response.json()["detail"]
+        assert (await api.get(f"/v1/leads/{lead_id_for_email(email)}")).status_code == 404
+    finally:
+        await stack.temporal.start(log_dir=stack.log_dir)
+        await stack.restart_worker(kill=True)
+    for _ in range(50):
+        retry = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+        if retry.status_code == 202:
+            break
+        await asyncio.sleep(0.2)
+    assert retry.status_code == 202
+    await wait_for_calls(sandbox, email, synced, timeout=60)
+
+
+async def test_concurrent_retries_of_one_message_record_it_once(api: httpx.AsyncClient):
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    message = {"userId": user, "event": "Trial Started", "messageId": f"m-{uuid.uuid4()}"}
+    answers = await asyncio.gather(*(api.post("/v1/track", json=message) for _ in range(8)))
+    assert {a.status_code for a in answers} == {200}
+    from domain.ids import lead_id_for_user
+
+    events = (await api.get(f"/v1/leads/{lead_id_for_user(user)}/events")).json()["events"]
+    assert [e["name"] for e in events] == ["Trial Started"]
