@@ -13,7 +13,7 @@ from fastapi import HTTPException, Request
 
 from store.keys import KeyStore
 
-CACHE_SECONDS = 10.0
+CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)

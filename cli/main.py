@@ -100,7 +100,15 @@ def cmd_api(settings: Settings) -> int:
     if settings.api_key is None:
         print(f"journeys api: JOURNEYS_API_KEY unset; using {api_key}", flush=True)
     app = create_app(settings, api_key=api_key)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning", access_log=False)
+    # Longer than clients' pools keep idle connections, so a reused connection is never half-closed.
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=75,
+    )
     return 0
 
 
@@ -135,6 +143,34 @@ def cmd_register_search_attributes(settings: Settings) -> int:
     return 0
 
 
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from store.db import create_engine, session_factory
+    from store.keys import KeyStore
+
+    async def run() -> int:
+        engine = create_engine(settings.effective_database_url, pool_size=1)
+        keys = KeyStore(session_factory(engine))
+        try:
+            if args.action == "create":
+                record, clear = await keys.create(args.name, args.scope, args.rate)
+                print(f"created {record.scope} key {record.key_id} ({record.name}); shown once, keep it:")
+                print(clear)
+            elif args.action == "list":
+                for record in await keys.list():
+                    state = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
+                    print(
+                        f"{record.key_id}  {record.scope:<6}  {record.rate_per_second:>8g}/s  {state:<18}  {record.name}"
+                    )
+            elif not await keys.revoke(args.key_id):
+                print(f"no active key {args.key_id}", file=sys.stderr)
+                return 1
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 COMMANDS = {
     "dev": (cmd_dev, "run everything on embedded defaults (Temporal, PostgreSQL, sandbox, worker, API)"),
     "worker": (cmd_worker, "run a worker"),
@@ -154,9 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text)
+    keys = sub.add_parser("keys", help="manage API keys (stored hashed in PostgreSQL)")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="create a key; prints it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", choices=["ingest", "admin"], default="ingest")
+    create.add_argument("--rate", type=float, default=100.0, help="requests per second allowed")
+    key_actions.add_parser("list", help="list keys")
+    revoke = key_actions.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
     args = parser.parse_args(argv)
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     _logging(settings)
+    if args.command == "keys":
+        return cmd_keys(settings, args)
     handler, _ = COMMANDS[args.command]
     return handler(settings)
 

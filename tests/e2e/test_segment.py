@@ -226,3 +226,36 @@ async def test_gzip_bodies_are_accepted(tracker):
         "/v1/track", content=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
     )
     assert response.status_code == 200
+
+
+async def test_keys_are_managed_from_the_cli(stack: DevStack):
+    import os
+    import sys
+
+    env = {**os.environ, "JOURNEYS_DATABASE_URL": stack.database_url}
+
+    async def journeys(*args: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cli.main",
+            "keys",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        assert process.returncode == 0, out.decode()
+        return out.decode()
+
+    created = await journeys("create", "--name", "cli-made", "--scope", "ingest", "--rate", "5")
+    clear = created.strip().splitlines()[-1]
+    key_id = clear.split("_")[2]
+    async with httpx.AsyncClient(base_url=stack.settings.api_url, headers=basic(clear)) as client:
+        assert (await client.post("/v1/track", json={"userId": "u-cli", "event": "x"})).status_code == 200
+        listed = await journeys("list")
+        assert key_id in listed and "cli-made" in listed and clear not in listed
+        await journeys("revoke", key_id)
+        await asyncio.sleep(6)  # the API caches a key's lookup for 5 s
+        assert (await client.post("/v1/track", json={"userId": "u-cli", "event": "x"})).status_code == 401

@@ -1,0 +1,85 @@
+"""What the benchmarks share: the stack on free ports, percentiles, progress, the final JSON line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from devstack.processes import free_port
+from devstack.stack import DevStack
+from runtime.settings import Settings
+
+
+@asynccontextmanager
+async def local_stack(keep: Path | None = None) -> AsyncIterator[DevStack]:
+    """The whole engine as `make dev` runs it, on free ports, in a temp folder or `keep` (logs stay)."""
+    with tempfile.TemporaryDirectory(prefix="journeys-bench-") as tmp:
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+            keep.mkdir(parents=True)
+        settings = Settings(
+            data_dir=keep or Path(tmp),
+            api_port=free_port(),
+            api_key=SecretStr("bench-admin-key"),
+            temporal_address=f"127.0.0.1:{free_port()}",
+            pg_port=free_port(),
+            sandbox_port=free_port(),
+            log_level="WARNING",
+        )
+        stack = DevStack(settings, with_ui=False)
+        progress("starting the stack (Temporal dev server, PostgreSQL, sandbox, worker, API) ...")
+        await stack.start()
+        try:
+            yield stack
+        finally:
+            await stack.stop()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(percentile(values, 50) * 1000, 2),
+        "p99_ms": round(percentile(values, 99) * 1000, 2),
+        "mean_ms": round(statistics.fmean(values) * 1000, 2) if values else float("nan"),
+    }
+
+
+def histogram(
+    values: list[float], *, buckets_ms: tuple[float, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+) -> str:
+    """A latency distribution as text bars: readable in a terminal and in the docs."""
+    counts = [0] * (len(buckets_ms) + 1)
+    for value in values:
+        ms = value * 1000
+        index = next((i for i, edge in enumerate(buckets_ms) if ms <= edge), len(buckets_ms))
+        counts[index] += 1
+    widest = max(counts) or 1
+    lines = []
+    for i, count in enumerate(counts):
+        label = f"<= {buckets_ms[i]:g} ms" if i < len(buckets_ms) else f" > {buckets_ms[-1]:g} ms"
+        lines.append(f"  {label:>12} | {'#' * round(40 * count / widest):<40} {count}")
+    return "\n".join(lines)
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def final_line(figures: dict[str, Any]) -> None:
+    print(json.dumps(figures, sort_keys=True), flush=True)

@@ -1,0 +1,225 @@
+"""Ingestion benchmark: events accepted per second and accept latency, beside the bare stack.
+
+    .venv/bin/python -m bench.ingest [--single-rate 100] [--single-seconds 20] [--batch-events 20000]
+
+Phases, all against one local stack started as `make dev` starts it:
+  bare     raw signal-with-start from a bare Temporal SDK client to the same dev server (no worker)
+  single   POST /v1/track one event at a time, paced at --single-rate events/s
+  batch    POST /v1/batch with 100 events each, 4 in flight
+  routing  how fast the recorded events reach their lead workflows (outbox drained)
+The last line is one JSON object with the figures and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from temporalio.client import Client
+
+from bench.common import final_line, histogram, local_stack, progress, summary_ms
+from devstack.stack import DevStack
+from store.db import create_engine
+
+TARGETS = {"batch_events_per_s": 1000, "single_p99_ms": 50, "routing_vs_bare": 0.7}
+
+
+async def bare_signals(stack: DevStack, total: int, concurrency: int, leads: int) -> dict[str, Any]:
+    client = await Client.connect(stack.settings.temporal_address)
+    queue = f"bare-{uuid.uuid4().hex[:6]}"
+    run = uuid.uuid4().hex[:6]
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(n: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            await client.start_workflow(
+                "BareEntity",
+                {"n": n},
+                id=f"bare-{run}-{n % leads}",
+                task_queue=queue,
+                start_signal="event",
+                start_signal_args=[{"n": n, "type": "track"}],
+            )
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(total)))
+    elapsed = time.perf_counter() - started
+    return {"signals_per_s": round(total / elapsed, 1), **summary_ms(latencies)}
+
+
+def track(user: str, n: int) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "userId": user,
+        "event": "Feature Used",
+        "messageId": f"{user}-{n}-{uuid.uuid4().hex[:6]}",
+        "properties": {"feature": "reports", "n": n},
+        "timestamp": datetime.now(UTC).isoformat(),
+    }
+
+
+async def single_events(
+    api: httpx.AsyncClient, rate: float, seconds: float, users: list[str]
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    failures = 0
+    total = int(rate * seconds)
+    started = time.perf_counter()
+
+    async def one(n: int) -> None:
+        nonlocal failures
+        message = track(users[n % len(users)], n)
+        message.pop("type")
+        sent = time.perf_counter()
+        response = await api.post("/v1/track", json=message)
+        latencies.append(time.perf_counter() - sent)
+        if response.status_code != 200:
+            failures += 1
+
+    tasks = []
+    for n in range(total):
+        due = started + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n)))
+        if n and n % int(rate * 5) == 0:
+            progress(f"  single: {n}/{total} sent")
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    progress(histogram(latencies))
+    return {
+        "events": total,
+        "events_per_s": round(total / elapsed, 1),
+        "failures": failures,
+        **summary_ms(latencies),
+    }
+
+
+async def batches(
+    api: httpx.AsyncClient, total: int, size: int, concurrency: int, users: list[str]
+) -> dict[str, Any]:
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    failures = 0
+    done = 0
+
+    async def one(b: int) -> None:
+        nonlocal failures, done
+        body = {"batch": [track(users[(b * size + i) % len(users)], b * size + i) for i in range(size)]}
+        async with gate:
+            sent = time.perf_counter()
+            response = await api.post("/v1/batch", json=body)
+            latencies.append(time.perf_counter() - sent)
+        if response.status_code != 200:
+            failures += 1
+        done += size
+        if done % (size * 40) == 0:
+            progress(f"  batch: {done}/{total} events accepted")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in range(total // size)))
+    elapsed = time.perf_counter() - started
+    return {
+        "events": total,
+        "batch_size": size,
+        "events_per_s": round(total / elapsed, 1),
+        "failures": failures,
+        **{f"batch_{k}": v for k, v in summary_ms(latencies).items()},
+    }
+
+
+async def drain(stack: DevStack, since: float, events: int, timeout: float = 600) -> dict[str, Any]:
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        while True:
+            async with engine.connect() as connection:
+                pending = (
+                    await connection.execute(text("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"))
+                ).scalar_one()
+            if pending == 0:
+                break
+            if time.perf_counter() - since > timeout:
+                break
+            progress(f"  routing: {pending} outbox rows pending")
+            await asyncio.sleep(1)
+    finally:
+        await engine.dispose()
+    elapsed = time.perf_counter() - since
+    return {
+        "events_routed_per_s": round(events / elapsed, 1),
+        "drain_seconds": round(elapsed, 2),
+        "pending_left": pending,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--single-rate", type=float, default=100)
+    parser.add_argument("--single-seconds", type=float, default=20)
+    parser.add_argument("--batch-events", type=int, default=20_000)
+    parser.add_argument("--bare-signals", type=int, default=3_000)
+    parser.add_argument("--leads", type=int, default=1_000)
+    parser.add_argument("--data-dir", type=Path, default=Path("bench/results/ingest-stack"))
+    args = parser.parse_args()
+
+    async with local_stack(args.data_dir) as stack:
+        headers = {"Authorization": f"Bearer {stack.api_key}"}
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        users = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(args.leads)]
+        async with httpx.AsyncClient(
+            base_url=stack.settings.api_url, headers=headers, limits=limits, timeout=60
+        ) as api:
+            progress(
+                f"bare: {args.bare_signals} signal-with-starts over {args.leads} workflow ids, 32 in flight"
+            )
+            bare = await bare_signals(stack, args.bare_signals, 32, args.leads)
+            progress(f"  {bare}")
+            progress(f"single: {args.single_rate:g} events/s for {args.single_seconds:g} s")
+            single = await single_events(api, args.single_rate, args.single_seconds, users)
+            progress(f"  {single}")
+            await drain(stack, time.perf_counter(), 0)
+            progress(f"batch: {args.batch_events} events in batches of 100, 4 in flight")
+            started = time.perf_counter()
+            batch = await batches(api, args.batch_events, 100, 4, users)
+            progress(f"  {batch}")
+            routing = await drain(stack, started, args.batch_events)
+            progress(f"  {routing}")
+
+    figures = {
+        "bench": "ingest",
+        "bare_signal_with_start_per_s": bare["signals_per_s"],
+        "bare_p50_ms": bare["p50_ms"],
+        "bare_p99_ms": bare["p99_ms"],
+        "single_events_per_s": single["events_per_s"],
+        "single_p50_ms": single["p50_ms"],
+        "single_p99_ms": single["p99_ms"],
+        "single_failures": single["failures"],
+        "batch_events_per_s": batch["events_per_s"],
+        "batch_p99_ms": batch["batch_p99_ms"],
+        "batch_failures": batch["failures"],
+        "routed_events_per_s": routing["events_routed_per_s"],
+        "routing_vs_bare": round(routing["events_routed_per_s"] / bare["signals_per_s"], 2),
+        "batch_accept_vs_bare": round(batch["events_per_s"] / bare["signals_per_s"], 2),
+        "targets": TARGETS,
+    }
+    figures["meets_targets"] = (
+        figures["batch_events_per_s"] >= TARGETS["batch_events_per_s"]
+        and figures["single_p99_ms"] <= TARGETS["single_p99_ms"]
+        and figures["routing_vs_bare"] >= TARGETS["routing_vs_bare"]
+    )
+    final_line(figures)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
