@@ -306,12 +306,19 @@ class IngestStore:
         if not resolved:
             return [r for r in results if r is not None]
 
+        dumped = {
+            event.lead_event.event_id: event.lead_event.model_dump(mode="json") for _, event, _ in resolved
+        }
+        # executemany with RETURNING: one compiled statement, cached, sent as multi-row batches.
         inserted = set(
             await tx.session.scalars(
                 insert(Event)
-                .values([_event_row(event, lead_id) for _, event, lead_id in resolved])
                 .on_conflict_do_nothing(constraint="uq_events_source_message")
-                .returning(Event.event_id)
+                .returning(Event.event_id),
+                [
+                    _event_row(event, lead_id, dumped[event.lead_event.event_id])
+                    for _, event, lead_id in resolved
+                ],
             )
         )
         by_lead: dict[str, list[IncomingEvent]] = {}
@@ -324,7 +331,7 @@ class IngestStore:
         for lead_id, lead_events in by_lead.items():
             hashed = next((email_hash(e.email) for e in lead_events if e.email), None)
             for start in range(0, len(lead_events), 100):
-                chunk = [e.lead_event.model_dump(mode="json") for e in lead_events[start : start + 100]]
+                chunk = [dumped[e.lead_event.event_id] for e in lead_events[start : start + 100]]
                 tx.outbox.append(signal_message(lead_id, EVENTS_SIGNAL, {"events": chunk}, hashed))
         return [r for r in results if r is not None]
 
@@ -359,7 +366,7 @@ class IngestStore:
         return lead_id
 
 
-def _event_row(event: IncomingEvent, lead_id: str | None) -> dict[str, Any]:
+def _event_row(event: IncomingEvent, lead_id: str | None, lead_event: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": event.lead_event.event_id,
         "source": event.source,
@@ -372,7 +379,7 @@ def _event_row(event: IncomingEvent, lead_id: str | None) -> dict[str, Any]:
         "occurred_at": event.lead_event.occurred_at,
         "received_at": event.received_at,
         "payload": event.payload,
-        "lead_event": event.lead_event.model_dump(mode="json"),
+        "lead_event": lead_event,
     }
 
 
