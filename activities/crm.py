@@ -43,4 +43,5 @@ class CrmActivities:
                 {k: v for k, v in properties.items() if v is not None},
                 idempotency_key=data.idempotency_key,
             )
+        await self._store.link_identity("hubspot_contact", contact.id, data.lead_id)
         return UpsertContactResult(contact_id=contact.id, created=contact.created)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
-from api.routes import admin, forms, health, leads, segment
+from api.routes import admin, forms, health, leads, segment, webhooks
 from api.routing import OutboxDispatcher, TemporalAvailability
 from runtime.settings import Settings
 from runtime.temporal import connect
@@ -91,6 +91,6 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         )
 
-    for module in (health, forms, segment, leads, admin):
+    for module in (health, forms, segment, webhooks, leads, admin):
         app.include_router(module.router)
     return app

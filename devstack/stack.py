@@ -18,6 +18,13 @@ from devstack.temporal import TemporalDevServer
 from runtime.settings import Settings
 from store.migrate import upgrade
 
+DEV_WEBHOOK_SECRETS = {
+    "JOURNEYS_STRIPE_WEBHOOK_SECRET": "whsec_dev_stripe",
+    "JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY": "dev-calendly-signing-key",
+    "JOURNEYS_HUBSPOT_CLIENT_SECRET": "dev-hubspot-client-secret",
+    "JOURNEYS_RESEND_WEBHOOK_SECRET": "whsec_ZGV2LXJlc2VuZC1zZWNyZXQtMzItYnl0ZXMhIQ==",
+}
+
 
 def resolve_api_key(settings: Settings) -> str:
     """The key from env, else the one generated on the first `dev` (kept, so curl lines keep working)."""
@@ -70,6 +77,9 @@ class DevStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # Dev-only webhook secrets, so the sandbox and curl can sign deliveries; production sets its own.
+        for variable, value in DEV_WEBHOOK_SECRETS.items():
+            env.setdefault(variable, value)
         return env
 
     def _python_child(self, name: str, *args: str) -> ManagedProcess:

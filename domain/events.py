@@ -191,3 +191,5 @@ class IncomingEvent:
     group_traits: dict[str, Any] | None = None
     previous_id: str | None = None
     submission: dict[str, Any] | None = None
+    # Ids the lead has on other platforms (a Stripe customer, a HubSpot deal): found by, and linked.
+    external_ids: dict[str, str] = field(default_factory=dict)

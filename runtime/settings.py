@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     klaviyo_revision: str = "2025-01-15"
     klaviyo_welcome_list_id: str = "WELCOME"
 
+    # Webhook secrets, one per provider; a provider without one refuses its webhooks.
+    stripe_webhook_secret: SecretStr | None = None
+    calendly_webhook_signing_key: SecretStr | None = None
+    hubspot_client_secret: SecretStr | None = None
+    resend_webhook_secret: SecretStr | None = None
+    webhook_tolerance_seconds: int = 300
+    # The URL platforms call us at, when a proxy stands in front (HubSpot signs the full URI).
+    public_base_url: str | None = None
+
     forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
     outbox_sweep_seconds: float = 1.0
     log_level: str = "INFO"

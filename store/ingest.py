@@ -64,6 +64,7 @@ class _Transaction:
                 ("email", event.email),
                 ("user", event.previous_id),
                 ("anonymous", event.previous_id),
+                *event.external_ids.items(),
             )
             if value is not None
         }
@@ -92,6 +93,7 @@ class _Transaction:
             or event.profile
             or event.traits
             or event.consent
+            or event.external_ids
         ):
             return False
         user = self.identities.get(("user", event.user_id)) if event.user_id else None
@@ -150,8 +152,17 @@ class _Transaction:
             lead_id = known_user or lead_id_for_user(event.user_id)
             await self.ensure_lead(lead_id, None)
         known_anonymous = await self.identity("anonymous", event.anonymous_id)
+        identified = lead_id is not None
         if lead_id is None:
-            return known_anonymous
+            lead_id = known_anonymous
+        for kind, value in event.external_ids.items():
+            known = await self.identity(kind, value)
+            if lead_id is None:
+                lead_id = known
+            elif known is None:
+                await self.link(kind, value, lead_id)
+        if not identified or lead_id is None:
+            return lead_id
         if event.user_id:
             if known_user is None:
                 await self.link("user", event.user_id, lead_id)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
 
 from domain.ids import normalize_email
 from store.db import SessionFactory
@@ -84,6 +85,13 @@ class LeadStore:
             lead = await session.get(Lead, row.lead_id)
             assert lead is not None
             return lead, row
+
+    async def link_identity(self, kind: str, value: str, lead_id: str) -> None:
+        """Remembers the lead's id on another platform, so that platform's webhooks find the lead."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                insert(Identity).values(kind=kind, value=value, lead_id=lead_id).on_conflict_do_nothing()
+            )
 
     async def ping(self) -> None:
         async with self._sessions() as session:

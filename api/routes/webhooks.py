@@ -1,0 +1,288 @@
+"""Platform webhooks in: each provider's signature verified the way it signs, its payload mapped
+onto the internal event model, recorded like any other event.
+
+Configure each provider to call `https://<host>/v1/webhooks/<provider>?key=<ingest key>`.
+A replayed delivery (same provider event id) is answered 200 and recorded nothing, so a
+provider retrying after a lost answer never double counts; a stale one (timestamp outside the
+tolerance) is refused with 401.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import SecretStr
+
+from api.context import AppContext, context
+from domain import signatures, webhooks
+from domain.events import IncomingEvent
+
+router = APIRouter(tags=["webhooks"])
+
+
+def _secret(value: SecretStr | None, provider: str, variable: str) -> str:
+    if value is None:
+        raise HTTPException(
+            status_code=404, detail=f"webhooks from {provider} are not configured: set {variable}"
+        )
+    return value.get_secret_value()
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+        ) from exc
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def _record(ctx: AppContext, mapped: Callable[[], list[IncomingEvent]]) -> dict[str, Any]:
+    try:
+        events = mapped()
+    except webhooks.PayloadError as exc:
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+        ) from exc
+    if not events:
+        return {"received": 0, "ignored": True}
+    results = await ctx.ingest(events)
+    return {
+        "received": len(results),
+        "duplicates": sum(r.duplicate for r in results),
+        "event_ids": [r.event_id for r in results],
+    }
+
+
+def _verified(check: Callable[[], object]) -> None:
+    try:
+        check()
+    except signatures.SignatureError as exc:
+        raise HTTPException(status_code=401, detail=f"signature refused: {exc}") from exc
+
+
+EXAMPLE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"application/json": {"example": {"received": 1, "duplicates": 0, "event_ids": ["..."]}}}
+    }
+}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no API key, or the signature does not verify (or is stale)"},
+    404: {"description": "this provider's secret is not configured"},
+    422: {"description": "the payload is not what the provider sends"},
+}
+
+
+@router.post(
+    "/v1/webhooks/stripe",
+    summary="Stripe events (checkout, invoices, subscriptions); `Stripe-Signature` verified",
+    responses={**EXAMPLE_ANSWER, **REFUSED},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "id": "evt_1Q",
+                        "type": "checkout.session.completed",
+                        "created": 1764237600,
+                        "data": {
+                            "object": {
+                                "id": "cs_1",
+                                "customer": "cus_1",
+                                "amount_total": 49900,
+                                "currency": "usd",
+                                "customer_details": {"email": "ada@example-corp.com"},
+                                "mode": "subscription",
+                            }
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def stripe(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.stripe_webhook_secret, "stripe", "JOURNEYS_STRIPE_WEBHOOK_SECRET")
+    raw = await request.body()
+    _verified(
+        lambda: signatures.verify_timestamped_hmac(
+            request.headers.get("stripe-signature"),
+            raw,
+            secret,
+            now=time.time(),
+            tolerance=ctx.settings.webhook_tolerance_seconds,
+        )
+    )
+    payload = _json(raw)
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
+        )
+    return await _record(ctx, lambda: webhooks.stripe_events(payload, datetime.now(UTC), _new_id))
+
+
+@router.post(
+    "/v1/webhooks/calendly",
+    summary="Calendly invitee.created / invitee.canceled; `Calendly-Webhook-Signature` verified",
+    responses={**EXAMPLE_ANSWER, **REFUSED},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "event": "invitee.created",
+                        "created_at": "2026-11-27T10:00:00.000000Z",
+                        "payload": {
+                            "email": "ada@example-corp.com",
+                            "name": "Ada Lovelace",
+                            "uri": "https://api.calendly.com/scheduled_events/EV1/invitees/INV1",
+                            "scheduled_event": {
+                                "uri": "https://api.calendly.com/scheduled_events/EV1",
+                                "name": "Demo",
+                                "start_time": "2026-11-28T15:00:00Z",
+                                "end_time": "2026-11-28T15:30:00Z",
+                            },
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def calendly(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(
+        ctx.settings.calendly_webhook_signing_key, "calendly", "JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY"
+    )
+    raw = await request.body()
+    _verified(
+        lambda: signatures.verify_timestamped_hmac(
+            request.headers.get("calendly-webhook-signature"),
+            raw,
+            secret,
+            now=time.time(),
+            tolerance=ctx.settings.webhook_tolerance_seconds,
+        )
+    )
+    payload = _json(raw)
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
+        )
+    return await _record(ctx, lambda: webhooks.calendly_events(payload, datetime.now(UTC), _new_id))
+
+
+@router.post(
+    "/v1/webhooks/hubspot",
+    summary="HubSpot CRM events (deal stage changes); `X-HubSpot-Signature-v3` verified",
+    responses={**EXAMPLE_ANSWER, **REFUSED},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": [
+                        {
+                            "eventId": 100,
+                            "subscriptionId": 2,
+                            "portalId": 62515,
+                            "occurredAt": 1764237600000,
+                            "subscriptionType": "deal.propertyChange",
+                            "attemptNumber": 0,
+                            "objectId": 1234,
+                            "propertyName": "dealstage",
+                            "propertyValue": "closedwon",
+                            "changeSource": "CRM_UI",
+                        }
+                    ]
+                }
+            }
+        }
+    },
+)
+async def hubspot(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.hubspot_client_secret, "hubspot", "JOURNEYS_HUBSPOT_CLIENT_SECRET")
+    raw = await request.body()
+    uri = str(request.url)
+    if ctx.settings.public_base_url:
+        uri = (
+            ctx.settings.public_base_url.rstrip("/")
+            + request.url.path
+            + (f"?{request.url.query}" if request.url.query else "")
+        )
+    _verified(
+        lambda: signatures.verify_hubspot_v3(
+            request.headers.get("x-hubspot-signature-v3"),
+            request.headers.get("x-hubspot-request-timestamp"),
+            method=request.method,
+            uri=uri,
+            body=raw,
+            client_secret=secret,
+            now=time.time(),
+            tolerance=ctx.settings.webhook_tolerance_seconds,
+        )
+    )
+    payload = _json(raw)
+    return await _record(ctx, lambda: webhooks.hubspot_events(payload, datetime.now(UTC), _new_id))
+
+
+@router.post(
+    "/v1/webhooks/resend",
+    summary="Email engagement from Resend (Standard Webhooks / Svix signatures)",
+    responses={**EXAMPLE_ANSWER, **REFUSED},
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "type": "email.clicked",
+                        "created_at": "2026-11-27T10:00:00.000Z",
+                        "data": {
+                            "email_id": "4ef9a417",
+                            "to": ["ada@example-corp.com"],
+                            "subject": "Welcome",
+                            "click": {"link": "https://example.com/pricing"},
+                        },
+                    }
+                }
+            }
+        }
+    },
+)
+async def resend(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.resend_webhook_secret, "resend", "JOURNEYS_RESEND_WEBHOOK_SECRET")
+    raw = await request.body()
+    headers = request.headers
+    message_id = headers.get("webhook-id") or headers.get("svix-id")
+    _verified(
+        lambda: signatures.verify_standard_webhook(
+            message_id,
+            headers.get("webhook-timestamp") or headers.get("svix-timestamp"),
+            headers.get("webhook-signature") or headers.get("svix-signature"),
+            raw,
+            secret,
+            now=time.time(),
+            tolerance=ctx.settings.webhook_tolerance_seconds,
+        )
+    )
+    payload = _json(raw)
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
+        )
+    assert message_id is not None
+    return await _record(
+        ctx, lambda: webhooks.resend_events(payload, datetime.now(UTC), _new_id, message_id=message_id)
+    )

@@ -1,0 +1,293 @@
+"""Platform webhooks, each payload as its provider sends it, mapped onto the internal event model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.events import EventType, IncomingEvent, LeadEvent, Touch, strip_pii
+from domain.ids import email_hash, normalize_email
+
+
+class PayloadError(Exception):
+    """The payload is not what the provider sends; names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+NewId = Callable[[], str]
+
+
+def _email(value: Any) -> str | None:
+    if isinstance(value, str) and "@" in value and len(value) <= 320:
+        return normalize_email(value)
+    return None
+
+
+def _unix(value: Any, field: str) -> datetime:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    raise PayloadError(field, "must be a unix timestamp")
+
+
+def _iso(value: Any, field: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise PayloadError(field, "must be an ISO 8601 time")
+
+
+def _sub(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(field, "must be an object")
+    return value
+
+
+def _event(
+    *,
+    provider: str,
+    message_id: str,
+    kind: EventType,
+    occurred_at: datetime,
+    received_at: datetime,
+    payload: dict[str, Any],
+    new_id: NewId,
+    email: str | None = None,
+    name: str | None = None,
+    properties: dict[str, Any] | None = None,
+    external_ids: dict[str, str] | None = None,
+    touch: Touch | None = None,
+) -> IncomingEvent:
+    return IncomingEvent(
+        source=f"webhook:{provider}",
+        message_id=message_id,
+        lead_event=LeadEvent(
+            event_id=new_id(),
+            type=kind,
+            source=provider,
+            occurred_at=occurred_at,
+            name=name,
+            properties=strip_pii(properties or {}),
+            touch=touch or Touch(),
+            email_hash=email_hash(email) if email else None,
+        ),
+        received_at=received_at,
+        payload=payload,
+        email=email,
+        external_ids={k: v for k, v in (external_ids or {}).items() if v},
+    )
+
+
+# --- Stripe: https://docs.stripe.com/api/events ------------------------------------------------
+
+
+def stripe_events(payload: dict[str, Any], received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
+    event_id = payload.get("id")
+    kind = payload.get("type")
+    if not isinstance(event_id, str) or not isinstance(kind, str):
+        raise PayloadError("id", "a Stripe event has an `id` and a `type`")
+    obj = _object(_object(payload.get("data"), "data").get("object"), "data.object")
+    occurred_at = _unix(payload.get("created"), "created")
+    common: dict[str, Any] = {
+        "provider": "stripe",
+        "message_id": event_id,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "payload": payload,
+        "new_id": new_id,
+    }
+    customer = obj.get("customer") if isinstance(obj.get("customer"), str) else None
+    if kind == "checkout.session.completed":
+        details = _sub(obj, "customer_details")
+        email = _email(details.get("email")) or _email(obj.get("customer_email"))
+        return [
+            _event(
+                **common,
+                kind=EventType.PURCHASE,
+                name="Checkout completed",
+                email=email,
+                properties={
+                    "amount": (obj.get("amount_total") or 0) / 100,
+                    "currency": obj.get("currency"),
+                    "mode": obj.get("mode"),
+                    "subscription": obj.get("subscription"),
+                    "checkout_session": obj.get("id"),
+                },
+                external_ids={"stripe_customer": customer or ""},
+            )
+        ]
+    if kind == "invoice.paid":
+        renewal = obj.get("billing_reason") == "subscription_cycle"
+        return [
+            _event(
+                **common,
+                kind=EventType.SUBSCRIPTION_RENEWED if renewal else EventType.PURCHASE,
+                name="Invoice paid",
+                email=_email(obj.get("customer_email")),
+                properties={
+                    "amount": (obj.get("amount_paid") or 0) / 100,
+                    "currency": obj.get("currency"),
+                    "invoice": obj.get("id"),
+                    "billing_reason": obj.get("billing_reason"),
+                },
+                external_ids={"stripe_customer": customer or ""},
+            )
+        ]
+    lifecycle = {
+        "customer.subscription.created": EventType.SUBSCRIPTION_STARTED,
+        "customer.subscription.deleted": EventType.SUBSCRIPTION_CANCELLED,
+    }
+    if kind in lifecycle:
+        return [
+            _event(
+                **common,
+                kind=lifecycle[kind],
+                name=kind,
+                properties={"subscription": obj.get("id"), "status": obj.get("status")},
+                external_ids={"stripe_customer": customer or ""},
+            )
+        ]
+    return []
+
+
+# --- Calendly: https://developer.calendly.com/api-docs (webhook payloads) -----------------------
+
+
+def calendly_events(payload: dict[str, Any], received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
+    kind = payload.get("event")
+    invitee = _object(payload.get("payload"), "payload")
+    types = {"invitee.created": EventType.MEETING_BOOKED, "invitee.canceled": EventType.MEETING_CANCELLED}
+    if kind not in types:
+        return []
+    email = _email(invitee.get("email"))
+    if email is None:
+        raise PayloadError("payload.email", "an invitee has an email")
+    scheduled = _sub(invitee, "scheduled_event")
+    tracking = _sub(invitee, "tracking")
+    uri = invitee.get("uri")
+    if not isinstance(uri, str):
+        raise PayloadError("payload.uri", "an invitee has a uri")
+    return [
+        _event(
+            provider="calendly",
+            message_id=f"{kind}:{uri}",
+            kind=types[kind],
+            occurred_at=_iso(payload.get("created_at"), "created_at"),
+            received_at=received_at,
+            payload=payload,
+            new_id=new_id,
+            email=email,
+            name=scheduled.get("name") if isinstance(scheduled.get("name"), str) else None,
+            properties={
+                "meeting_start": scheduled.get("start_time"),
+                "meeting_end": scheduled.get("end_time"),
+                "scheduled_event": scheduled.get("uri"),
+                "invitee": uri,
+                "canceled_by": (invitee.get("cancellation") or {}).get("canceled_by")
+                if isinstance(invitee.get("cancellation"), dict)
+                else None,
+            },
+            touch=Touch(
+                source=tracking.get("utm_source"),
+                medium=tracking.get("utm_medium"),
+                campaign=tracking.get("utm_campaign"),
+            ),
+        )
+    ]
+
+
+# --- HubSpot: https://developers.hubspot.com/docs/api/webhooks ---------------------------------
+
+
+def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
+    if not isinstance(payload, list):
+        raise PayloadError("body", "HubSpot sends a JSON array of events")
+    events: list[IncomingEvent] = []
+    for index, item in enumerate(payload):
+        item = _object(item, f"[{index}]")
+        if item.get("subscriptionType") != "deal.propertyChange" or item.get("propertyName") != "dealstage":
+            continue
+        deal = str(item.get("objectId", ""))
+        if not deal or item.get("eventId") is None:
+            raise PayloadError(f"[{index}].objectId", "a deal change names its objectId and eventId")
+        events.append(
+            _event(
+                provider="hubspot",
+                message_id=str(item["eventId"]),
+                kind=EventType.DEAL_STAGE_CHANGED,
+                occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
+                received_at=received_at,
+                payload=item,
+                new_id=new_id,
+                name=str(item.get("propertyValue")),
+                properties={
+                    "deal_id": deal,
+                    "stage": item.get("propertyValue"),
+                    "portal_id": item.get("portalId"),
+                    "change_source": item.get("changeSource"),
+                },
+                external_ids={"hubspot_deal": deal},
+            )
+        )
+    return events
+
+
+# --- Resend (Standard Webhooks via Svix): https://resend.com/docs/dashboard/webhooks ------------
+
+RESEND_TYPES = {
+    "email.delivered": EventType.EMAIL_DELIVERED,
+    "email.opened": EventType.EMAIL_OPENED,
+    "email.clicked": EventType.EMAIL_CLICKED,
+    "email.bounced": EventType.EMAIL_BOUNCED,
+    "email.complained": EventType.EMAIL_SPAM_COMPLAINT,
+    "contact.unsubscribed": EventType.EMAIL_UNSUBSCRIBED,
+}
+
+
+def resend_events(
+    payload: dict[str, Any], received_at: datetime, new_id: NewId, *, message_id: str
+) -> list[IncomingEvent]:
+    kind = payload.get("type")
+    if kind not in RESEND_TYPES:
+        return []
+    data = _object(payload.get("data"), "data")
+    to = data.get("to")
+    recipients: list[Any] = to if isinstance(to, list) else [data.get("email")]
+    email = next((e for e in (_email(r) for r in recipients) if e), None)
+    if email is None:
+        raise PayloadError("data.to", "an email event names its recipient")
+    click = _sub(data, "click")
+    return [
+        _event(
+            provider="resend",
+            message_id=message_id,
+            kind=RESEND_TYPES[kind],
+            occurred_at=_iso(payload.get("created_at"), "created_at"),
+            received_at=received_at,
+            payload=payload,
+            new_id=new_id,
+            email=email,
+            name=data.get("subject") if isinstance(data.get("subject"), str) else None,
+            properties={
+                "email_id": data.get("email_id"),
+                "url": click.get("link"),
+                "bounce_type": (data.get("bounce") or {}).get("type")
+                if isinstance(data.get("bounce"), dict)
+                else None,
+                "tags": data.get("tags") if isinstance(data.get("tags"), dict) else None,
+            },
+        )
+    ]

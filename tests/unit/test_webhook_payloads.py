@@ -1,0 +1,162 @@
+"""Each provider's payload, as that provider sends it, mapped onto the internal event model."""
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.events import EventType
+from domain.webhooks import PayloadError, calendly_events, hubspot_events, resend_events, stripe_events
+
+NOW = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+counter = itertools.count()
+
+
+def new_id() -> str:
+    return f"e{next(counter)}"
+
+
+def stripe(kind: str, obj: dict) -> dict:
+    return {
+        "id": f"evt_{kind}",
+        "object": "event",
+        "type": kind,
+        "created": int(NOW.timestamp()),
+        "data": {"object": obj},
+    }
+
+
+def test_stripe_checkout_is_a_purchase_with_the_customer_linked():
+    (event,) = stripe_events(
+        stripe(
+            "checkout.session.completed",
+            {
+                "id": "cs_1",
+                "customer": "cus_9",
+                "amount_total": 49900,
+                "currency": "usd",
+                "mode": "subscription",
+                "subscription": "sub_1",
+                "customer_details": {"email": "Ada@Example.com", "name": "Ada"},
+            },
+        ),
+        NOW,
+        new_id,
+    )
+    assert event.lead_event.type is EventType.PURCHASE
+    assert event.email == "ada@example.com" and event.external_ids == {"stripe_customer": "cus_9"}
+    assert (
+        event.lead_event.properties["amount"] == 499.0
+        and event.message_id == "evt_checkout.session.completed"
+    )
+    assert event.lead_event.occurred_at == datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    assert "Ada" not in str(event.lead_event.model_dump()), "no PII in what the journey sees"
+
+
+def test_stripe_subscription_events_resolve_by_customer_only():
+    (started,) = stripe_events(
+        stripe("customer.subscription.created", {"id": "sub_1", "customer": "cus_9"}), NOW, new_id
+    )
+    (ended,) = stripe_events(
+        stripe("customer.subscription.deleted", {"id": "sub_1", "customer": "cus_9"}), NOW, new_id
+    )
+    assert started.lead_event.type is EventType.SUBSCRIPTION_STARTED and started.email is None
+    assert ended.lead_event.type is EventType.SUBSCRIPTION_CANCELLED and ended.external_ids == {
+        "stripe_customer": "cus_9"
+    }
+    (renewal,) = stripe_events(
+        stripe(
+            "invoice.paid",
+            {"id": "in_1", "customer": "cus_9", "billing_reason": "subscription_cycle", "amount_paid": 100},
+        ),
+        NOW,
+        new_id,
+    )
+    assert renewal.lead_event.type is EventType.SUBSCRIPTION_RENEWED
+
+
+def test_stripe_events_we_do_not_use_are_ignored_and_malformed_ones_named():
+    assert stripe_events(stripe("charge.refunded", {"id": "ch_1"}), NOW, new_id) == []
+    with pytest.raises(PayloadError, match="data.object"):
+        stripe_events({"id": "evt", "type": "invoice.paid", "created": 1, "data": {}}, NOW, new_id)
+
+
+def test_calendly_booking_and_cancellation():
+    invitee = {
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "uri": "https://api.calendly.com/scheduled_events/EV/invitees/IN",
+        "scheduled_event": {
+            "name": "Demo",
+            "start_time": "2026-11-28T15:00:00Z",
+            "end_time": "2026-11-28T15:30:00Z",
+            "uri": "https://api.calendly.com/scheduled_events/EV",
+        },
+        "tracking": {"utm_source": "linkedin", "utm_campaign": "q4"},
+    }
+    (booked,) = calendly_events(
+        {"event": "invitee.created", "created_at": "2026-11-27T10:00:00.000000Z", "payload": invitee},
+        NOW,
+        new_id,
+    )
+    assert booked.lead_event.type is EventType.MEETING_BOOKED and booked.lead_event.name == "Demo"
+    assert booked.lead_event.touch.source == "linkedin"
+    assert booked.lead_event.properties["meeting_start"] == "2026-11-28T15:00:00Z"
+    (cancelled,) = calendly_events(
+        {
+            "event": "invitee.canceled",
+            "created_at": "2026-11-27T11:00:00Z",
+            "payload": {**invitee, "cancellation": {"canceled_by": "Ada", "reason": "clash"}},
+        },
+        NOW,
+        new_id,
+    )
+    assert cancelled.lead_event.type is EventType.MEETING_CANCELLED
+    assert cancelled.message_id != booked.message_id
+    with pytest.raises(PayloadError, match="payload.email"):
+        calendly_events(
+            {"event": "invitee.created", "created_at": "2026-11-27T10:00:00Z", "payload": {}}, NOW, new_id
+        )
+
+
+def test_hubspot_deal_stage_changes_among_other_events():
+    batch = [
+        {"eventId": 1, "subscriptionType": "contact.creation", "objectId": 5, "occurredAt": int(NOW.timestamp() * 1000)},
+        {
+            "eventId": 2,
+            "subscriptionType": "deal.propertyChange",
+            "propertyName": "dealstage",
+            "propertyValue": "closedwon",
+            "objectId": 777,
+            "portalId": 62515,
+            "occurredAt": int(NOW.timestamp() * 1000),
+        },
+    ]
+    (event,) = hubspot_events(batch, NOW, new_id)
+    assert (
+        event.lead_event.type is EventType.DEAL_STAGE_CHANGED
+        and event.lead_event.properties["stage"] == "closedwon"
+    )
+    assert event.external_ids == {"hubspot_deal": "777"} and event.message_id == "2"
+    with pytest.raises(PayloadError):
+        hubspot_events({"not": "a list"}, NOW, new_id)
+
+
+def test_resend_engagement():
+    payload = {
+        "type": "email.clicked",
+        "created_at": "2026-11-27T10:00:00.000Z",
+        "data": {
+            "email_id": "e1",
+            "to": ["Ada@Example.com"],
+            "subject": "Welcome",
+            "click": {"link": "https://x/pricing"},
+        },
+    }
+    (event,) = resend_events(payload, NOW, new_id, message_id="msg_1")
+    assert (
+        event.lead_event.type is EventType.EMAIL_CLICKED
+        and event.lead_event.properties["url"] == "https://x/pricing"
+    )
+    assert event.email == "ada@example.com" and event.message_id == "msg_1"
+    assert resend_events({**payload, "type": "email.sent"}, NOW, new_id, message_id="m") == []
