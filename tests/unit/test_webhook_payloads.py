@@ -121,7 +121,12 @@ def test_calendly_booking_and_cancellation():
 
 def test_hubspot_deal_stage_changes_among_other_events():
     batch = [
-        {"eventId": 1, "subscriptionType": "contact.creation", "objectId": 5, "occurredAt": int(NOW.timestamp() * 1000)},
+        {
+            "eventId": 1,
+            "subscriptionType": "contact.creation",
+            "objectId": 5,
+            "occurredAt": int(NOW.timestamp() * 1000),
+        },
         {
             "eventId": 2,
             "subscriptionType": "deal.propertyChange",

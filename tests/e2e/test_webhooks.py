@@ -1,0 +1,221 @@
+"""Platform webhooks over HTTP, signed as each provider signs, into the lead's timeline."""
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
+from domain.ids import lead_id_for_email
+from domain.signatures import sign_hubspot_v3, sign_standard_webhook, sign_timestamped_hmac
+from store.db import create_engine, session_factory
+from store.repository import LeadStore
+from tests.e2e.test_segment import eventually, journey
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+async def hooks(stack: DevStack, api):
+    key = (await api.post("/v1/admin/keys", json={"name": "webhooks", "scope": "ingest"})).json()["key"]
+    async with httpx.AsyncClient(base_url=stack.settings.api_url, params={"key": key}, timeout=15) as client:
+        yield client
+
+
+def body_of(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+async def post_stripe(
+    hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
+):
+    raw = body_of(payload)
+    header = sign_timestamped_hmac(
+        raw, secret or DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"], at or int(time.time())
+    )
+    return await hooks.post(
+        "/v1/webhooks/stripe",
+        content=raw,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+
+
+def checkout(email: str, customer: str) -> dict[str, Any]:
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:12]}",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {
+            "object": {
+                "id": "cs_1",
+                "customer": customer,
+                "amount_total": 49900,
+                "currency": "usd",
+                "mode": "subscription",
+                "customer_details": {"email": email},
+            }
+        },
+    }
+
+
+async def test_stripe_purchase_then_cancellation_by_customer_id(api, hooks):
+    email = f"buyer.{uuid.uuid4().hex[:8]}@example-corp.com"
+    customer = f"cus_{uuid.uuid4().hex[:10]}"
+    purchase = checkout(email, customer)
+    first = await post_stripe(hooks, purchase)
+    assert first.status_code == 200, first.text
+    assert first.json()["received"] == 1 and first.json()["duplicates"] == 0
+    replay = await post_stripe(hooks, purchase)
+    assert replay.status_code == 200 and replay.json()["duplicates"] == 1, (
+        "a replayed delivery records nothing"
+    )
+    cancelled = {
+        "id": f"evt_{uuid.uuid4().hex[:12]}",
+        "type": "customer.subscription.deleted",
+        "created": int(time.time()),
+        "data": {"object": {"id": "sub_1", "customer": customer, "status": "canceled"}},
+    }
+    assert (await post_stripe(hooks, cancelled)).status_code == 200
+    lead_id = lead_id_for_email(email)
+    body = await eventually(
+        api,
+        f"/v1/leads/{lead_id}",
+        journey(lambda j: {"purchase", "subscription_cancelled"} <= set(j["activity"]["events_by_type"])),
+    )
+    assert body["identities"]["stripe_customer"] == [customer]
+    assert body["events"] == {"purchase": 1, "subscription_cancelled": 1}
+
+
+async def test_bad_stale_and_unauthenticated_deliveries_are_refused(stack: DevStack, api, hooks):
+    email = f"x.{uuid.uuid4().hex[:8]}@example-corp.com"
+    forged = await post_stripe(hooks, checkout(email, "cus_x"), secret="whsec_wrong")
+    assert forged.status_code == 401 and "signature" in forged.json()["detail"]
+    stale = await post_stripe(hooks, checkout(email, "cus_x"), at=int(time.time()) - 3600)
+    assert stale.status_code == 401 and "tolerance" in stale.json()["detail"]
+    async with httpx.AsyncClient(base_url=stack.settings.api_url) as keyless:
+        raw = body_of(checkout(email, "cus_x"))
+        header = sign_timestamped_hmac(
+            raw, DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"], int(time.time())
+        )
+        unauthenticated = await keyless.post(
+            "/v1/webhooks/stripe", content=raw, headers={"Stripe-Signature": header}
+        )
+        assert unauthenticated.status_code == 401
+    assert (await api.get("/v1/leads", params={"email": email})).json()["leads"] == [], "nothing recorded"
+
+
+async def test_calendly_booking_reaches_the_lead(api, hooks):
+    email = f"meet.{uuid.uuid4().hex[:8]}@example-corp.com"
+    payload = {
+        "event": "invitee.created",
+        "created_at": "2026-11-27T10:00:00.000000Z",
+        "payload": {
+            "email": email,
+            "name": "Ada Lovelace",
+            "uri": f"https://api.calendly.com/scheduled_events/EV/invitees/{uuid.uuid4().hex}",
+            "scheduled_event": {
+                "name": "Product demo",
+                "start_time": "2026-11-28T15:00:00Z",
+                "end_time": "2026-11-28T15:30:00Z",
+            },
+        },
+    }
+    raw = body_of(payload)
+    header = sign_timestamped_hmac(
+        raw, DEV_WEBHOOK_SECRETS["JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY"], int(time.time())
+    )
+    response = await hooks.post(
+        "/v1/webhooks/calendly", content=raw, headers={"Calendly-Webhook-Signature": header}
+    )
+    assert response.status_code == 200, response.text
+    body = await eventually(
+        api,
+        f"/v1/leads/{lead_id_for_email(email)}",
+        journey(lambda j: j["activity"]["events_by_type"].get("meeting_booked") == 1),
+    )
+    assert body["journey"]["timeline"][-1]["name"] == "Product demo"
+
+
+async def test_hubspot_deal_stage_change_finds_the_lead_by_deal(stack: DevStack, api, hooks):
+    email = f"deal.{uuid.uuid4().hex[:8]}@example-corp.com"
+    form = {"email": email, "company": "Example Corp", "job_title": "CTO", "lead_source": "webinar"}
+    lead_id = (await api.post("/v1/forms/demo/submissions", json=form)).json()["lead_id"]
+    deal = str(uuid.uuid4().int % 10**9)
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        await LeadStore(session_factory(engine)).link_identity("hubspot_deal", deal, lead_id)
+    finally:
+        await engine.dispose()
+    events = [
+        {
+            "eventId": uuid.uuid4().int % 10**12,
+            "subscriptionId": 1,
+            "portalId": 62515,
+            "appId": 1,
+            "occurredAt": int(time.time() * 1000),
+            "subscriptionType": "deal.propertyChange",
+            "attemptNumber": 0,
+            "objectId": int(deal),
+            "propertyName": "dealstage",
+            "propertyValue": "closedwon",
+            "changeSource": "CRM_UI",
+        }
+    ]
+    raw = body_of(events)
+    url = httpx.URL(f"{stack.settings.api_url}/v1/webhooks/hubspot", params=hooks.params)
+    timestamp = str(int(time.time() * 1000))
+    signature = sign_hubspot_v3(
+        method="POST",
+        uri=str(url),
+        body=raw,
+        client_secret=DEV_WEBHOOK_SECRETS["JOURNEYS_HUBSPOT_CLIENT_SECRET"],
+        timestamp_ms=timestamp,
+    )
+    response = await hooks.post(
+        "/v1/webhooks/hubspot",
+        content=raw,
+        headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp},
+    )
+    assert response.status_code == 200, response.text
+    await eventually(
+        api,
+        f"/v1/leads/{lead_id}",
+        journey(lambda j: j["activity"]["events_by_type"].get("deal_stage_changed") == 1),
+    )
+
+
+async def test_resend_click_counts_as_email_engagement(api, hooks):
+    email = f"reader.{uuid.uuid4().hex[:8]}@example-corp.com"
+    payload = {
+        "type": "email.clicked",
+        "created_at": "2026-11-27T10:00:00.000Z",
+        "data": {
+            "email_id": "e-1",
+            "to": [email],
+            "subject": "Welcome",
+            "click": {"link": "https://example.com/pricing"},
+        },
+    }
+    raw = body_of(payload)
+    message_id = f"msg_{uuid.uuid4().hex}"
+    signed = sign_standard_webhook(
+        message_id, int(time.time()), raw, DEV_WEBHOOK_SECRETS["JOURNEYS_RESEND_WEBHOOK_SECRET"]
+    )
+    headers = {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(time.time())),
+        "webhook-signature": signed,
+    }
+    assert (await hooks.post("/v1/webhooks/resend", content=raw, headers=headers)).status_code == 200
+    again = await hooks.post("/v1/webhooks/resend", content=raw, headers=headers)
+    assert again.json()["duplicates"] == 1
+    body = await eventually(
+        api,
+        f"/v1/leads/{lead_id_for_email(email)}",
+        journey(lambda j: j["activity"]["email_engagements"] == 1),
+    )
+    assert body["events"] == {"email_clicked": 1}
