@@ -14,6 +14,7 @@ COPY api api
 COPY runtime runtime
 COPY devstack devstack
 COPY cli cli
+COPY routing routing
 COPY config config
 RUN pip install . && useradd --system --no-create-home journeys
 USER journeys

@@ -15,7 +15,7 @@ from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
 from api.routes import admin, forms, health, leads, segment, webhooks
-from api.routing import OutboxDispatcher, TemporalAvailability
+from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
@@ -44,7 +44,6 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         # Lazy: the API starts, and answers 503, even while Temporal is still coming up.
         client = await connect(settings, lazy=True)
         availability = TemporalAvailability(client)
-        dispatcher = OutboxDispatcher(client, sessions, availability, task_queue=settings.temporal_task_queue)
         keys = KeyStore(sessions)
         app.state.temporal = client
         app.state.ctx = AppContext(
@@ -55,12 +54,8 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             auth=Authenticator(keys, api_key),
             forms=FormCatalog(settings.forms_file),
             availability=availability,
-            dispatcher=dispatcher,
         )
-        tasks = [
-            asyncio.create_task(availability.watch(), name="temporal-availability"),
-            asyncio.create_task(dispatcher.run(idle_poll=settings.outbox_sweep_seconds), name="outbox"),
-        ]
+        tasks = [asyncio.create_task(availability.watch(), name="temporal-availability")]
         try:
             yield
         finally:

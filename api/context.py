@@ -9,8 +9,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import Authenticator
 from api.forms import FormCatalog
-from api.routing import OutboxDispatcher, TemporalAvailability
 from domain.events import IncomingEvent
+from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
 from store.ingest import IngestStore, RecordResult
 from store.keys import KeyStore
@@ -29,7 +29,6 @@ class AppContext:
     auth: Authenticator
     forms: FormCatalog
     availability: TemporalAvailability
-    dispatcher: OutboxDispatcher
 
     async def ingest(self, events: list[IncomingEvent]) -> list[RecordResult]:
         """Records events durably and queues them for their journeys; 503 if that cannot be promised."""
@@ -47,10 +46,9 @@ class AppContext:
                 detail=f"the database is unavailable ({type(exc).__name__}); {NOTHING_RECORDED}",
                 headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
             ) from exc
-        self.dispatcher.wake()
         return results
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx

@@ -90,6 +90,20 @@ def cmd_worker(settings: Settings) -> int:
     return 0
 
 
+def cmd_router(settings: Settings) -> int:
+    from routing.dispatcher import run_router
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_router(settings, stop=stop)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_api(settings: Settings) -> int:
     import uvicorn
 
@@ -158,9 +172,8 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
             elif args.action == "list":
                 for record in await keys.list():
                     state = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
-                    print(
-                        f"{record.key_id}  {record.scope:<6}  {record.rate_per_second:>8g}/s  {state:<18}  {record.name}"
-                    )
+                    rate = f"{record.rate_per_second:>8g}/s"
+                    print(f"{record.key_id}  {record.scope:<6}  {rate}  {state:<18}  {record.name}")
             elif not await keys.revoke(args.key_id):
                 print(f"no active key {args.key_id}", file=sys.stderr)
                 return 1
@@ -175,6 +188,7 @@ COMMANDS = {
     "dev": (cmd_dev, "run everything on embedded defaults (Temporal, PostgreSQL, sandbox, worker, API)"),
     "worker": (cmd_worker, "run a worker"),
     "api": (cmd_api, "run the HTTP API"),
+    "router": (cmd_router, "deliver recorded events to their journeys (the outbox dispatcher)"),
     "sandbox": (cmd_sandbox, "run the platform emulator"),
     "migrate": (cmd_migrate, "apply database migrations to JOURNEYS_DATABASE_URL"),
     "register-search-attributes": (

@@ -15,8 +15,10 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(uid: int | None, gid: int | None) -> Callable[[], None]:
+def _child_setup(uid: int | None, gid: int | None, niceness: int) -> Callable[[], None]:
     def setup() -> None:
+        if niceness:
+            os.nice(niceness)
         if gid is not None:
             os.setgroups([])
             os.setgid(gid)
@@ -44,6 +46,7 @@ class ManagedProcess:
         gid: int | None = None,
         stop_signal: signal.Signals = signal.SIGINT,
         cwd: Path | None = None,
+        niceness: int = 0,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -53,6 +56,7 @@ class ManagedProcess:
         self.uid, self.gid = uid, gid
         self.stop_signal = stop_signal
         self.cwd = cwd
+        self.niceness = niceness
         self.process: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -65,7 +69,7 @@ class ManagedProcess:
             stderr=asyncio.subprocess.STDOUT,
             env=self.env,
             cwd=self.cwd,
-            preexec_fn=_child_setup(self.uid, self.gid),
+            preexec_fn=_child_setup(self.uid, self.gid, self.niceness),
         )
         self._pump = asyncio.create_task(self._pump_output())
 

@@ -22,12 +22,19 @@ def temporal_cli() -> str:
 
 class TemporalDevServer:
     def __init__(
-        self, data_dir: Path | None, *, port: int, ui_port: int | None, namespace: str = "default"
+        self,
+        data_dir: Path | None,
+        *,
+        port: int,
+        ui_port: int | None,
+        namespace: str = "default",
+        niceness: int = 0,
     ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.ui_port = ui_port
         self.namespace = namespace
+        self.niceness = niceness
         self.process: ManagedProcess | None = None
 
     @property
@@ -60,7 +67,9 @@ class TemporalDevServer:
             argv += ["--headless"]
         else:
             argv += ["--ui-port", str(self.ui_port)]
-        self.process = ManagedProcess("temporal", argv, log_file=log_dir / "temporal.log")
+        self.process = ManagedProcess(
+            "temporal", argv, log_file=log_dir / "temporal.log", niceness=self.niceness
+        )
         await self.process.start()
         await wait_until(self._serving, timeout=90, what="Temporal dev server", process=self.process)
 

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from store.db import SessionFactory
 from store.models import Account, Event, FormSubmission, Identity, Lead, OutboxMessage
 
 LEAD_SIGNAL = "lead.signal"
+OUTBOX_CHANNEL = "journeys_outbox"
 PROFILE_COLUMNS = ("first_name", "last_name", "company", "job_title", "phone", "lead_source")
 BACKFILL_LIMIT = 1000
 
@@ -277,7 +278,7 @@ class IngestStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    async def record(self, events: list[IncomingEvent]) -> list[RecordResult]:
+    async def record(self, events: list[IncomingEvent], *, notify: bool = True) -> list[RecordResult]:
         for attempt in range(3):
             try:
                 async with self._sessions.begin() as session:
@@ -285,6 +286,11 @@ class IngestStore:
                     results = await self._record(tx, events)
                     session.add_all(tx.outbox)
                     await session.flush()
+                    if tx.outbox and notify:
+                        # Delivered at commit: the router wakes the moment the rows are visible.
+                        await session.execute(
+                            text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL}
+                        )
                     return results
             except IntegrityError:
                 # A concurrent request took a unique key first (the same message, a new identity):

@@ -16,7 +16,7 @@ def compose() -> dict:
 
 def test_every_long_running_service_has_a_health_check():
     services = compose()["services"]
-    assert {"temporal", "temporal-ui", "temporal-db", "app-db", "api", "worker"} <= set(services)
+    assert {"temporal", "temporal-ui", "temporal-db", "app-db", "api", "router", "worker"} <= set(services)
     for name, service in services.items():
         if name not in ONE_SHOT and name != "temporal-ui":
             assert "healthcheck" in service, f"{name} has no health check"

@@ -77,7 +77,7 @@ def test_stripe_subscription_events_resolve_by_customer_only():
 
 def test_stripe_events_we_do_not_use_are_ignored_and_malformed_ones_named():
     assert stripe_events(stripe("charge.refunded", {"id": "ch_1"}), NOW, new_id) == []
-    with pytest.raises(PayloadError, match="data.object"):
+    with pytest.raises(PayloadError, match=r"data\.object"):
         stripe_events({"id": "evt", "type": "invoice.paid", "created": 1, "data": {}}, NOW, new_id)
 
 
@@ -113,7 +113,7 @@ def test_calendly_booking_and_cancellation():
     )
     assert cancelled.lead_event.type is EventType.MEETING_CANCELLED
     assert cancelled.message_id != booked.message_id
-    with pytest.raises(PayloadError, match="payload.email"):
+    with pytest.raises(PayloadError, match=r"payload\.email"):
         calendly_events(
             {"event": "invitee.created", "created_at": "2026-11-27T10:00:00Z", "payload": {}}, NOW, new_id
         )

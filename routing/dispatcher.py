@@ -1,10 +1,11 @@
 """Routes recorded events to their journeys: the outbox dispatcher and Temporal's availability.
 
-The request path only commits to PostgreSQL and wakes the dispatcher, so a 2xx costs one
-transaction. The dispatcher claims pending outbox rows (safe across API replicas: `FOR UPDATE
-SKIP LOCKED` and a lease), folds the rows for one lead into one signal-with-start, and marks them
+The request path only commits to PostgreSQL (with a `NOTIFY journeys_outbox`), so a 2xx costs
+one transaction. The dispatcher, in the router process, wakes on the notification (and polls
+once a second as a backstop), claims pending outbox rows (safe across replicas: `FOR UPDATE SKIP
+LOCKED` and a lease), folds the rows for one lead into one signal-with-start, and marks them
 delivered. Rows whose delivery failed are retried after a pause; a crash leaves them pending
-and their lease expires. The workflow dedupes by event id, so at-least-once is enough.
+until their lease ends. The workflow dedupes by event id, so at-least-once is enough.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.common import (
@@ -29,9 +32,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.lead import EVENTS_SIGNAL, LEAD_WORKFLOW_TYPE, LeadWorkflowInput
 from domain.search_attributes import JOURNEY, LEAD_ID, LIFECYCLE_STAGE
-from store.db import SessionFactory
+from runtime.settings import Settings
+from runtime.temporal import connect
+from store.db import SessionFactory, create_engine, session_factory
+from store.ingest import OUTBOX_CHANNEL
 
 log = logging.getLogger("journeys.routing")
+NOTIFY_CHANNEL = OUTBOX_CHANNEL
 RPC_TIMEOUT = timedelta(seconds=5)
 LEASE_SECONDS = 30
 RETRY_PAUSE_SECONDS = 2
@@ -88,6 +95,7 @@ class OutboxDispatcher:
         task_queue: str,
         concurrency: int = 32,
         batch: int = 500,
+        linger: float = 0.02,
     ) -> None:
         self._client = client
         self._sessions = sessions
@@ -95,6 +103,7 @@ class OutboxDispatcher:
         self._task_queue = task_queue
         self._limit = asyncio.Semaphore(concurrency)
         self._batch = batch
+        self._linger = linger
         self._wake = asyncio.Event()
         self.delivered = 0
 
@@ -107,9 +116,13 @@ class OutboxDispatcher:
                 await asyncio.wait_for(self._wake.wait(), idle_poll)
             except TimeoutError:
                 pass
-            self._wake.clear()
             if not self._availability.available:
+                self._wake.clear()
                 continue
+            # A moment's wait gathers the events of concurrent requests into one claim, and a lead's
+            # events into one signal: far less work per event under load, 20 ms more latency.
+            await asyncio.sleep(self._linger)
+            self._wake.clear()
             try:
                 if await self.dispatch_once() >= self._batch:
                     self._wake.set()
@@ -232,3 +245,51 @@ def _chunks_of_events(rows: list[Claimed]) -> list[list[Claimed]]:
         chunks[-1].append(row)
         count += size
     return chunks
+
+
+async def listen_for_outbox(database_url: str, wake: Callable[[], None]) -> None:
+    """Wakes the dispatcher on each commit that queued rows; reconnects when PostgreSQL restarts."""
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    while True:
+        try:
+            connection = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("cannot listen for outbox notifications yet: %s", exc)
+            await asyncio.sleep(1)
+            continue
+        closed = asyncio.Event()
+        connection.add_termination_listener(lambda _, closed=closed: closed.set())
+        try:
+            await connection.add_listener(NOTIFY_CHANNEL, lambda *_: wake())
+            wake()  # anything queued while we were not listening
+            await closed.wait()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("outbox listener lost: %s", exc)
+        finally:
+            if not connection.is_closed():
+                await connection.close()
+        await asyncio.sleep(0.5)
+
+
+async def run_router(settings: Settings, *, stop: asyncio.Event) -> None:
+    engine = create_engine(settings.effective_database_url, pool_size=5)
+    client = await connect(settings, lazy=True)
+    availability = TemporalAvailability(client)
+    dispatcher = OutboxDispatcher(
+        client, session_factory(engine), availability, task_queue=settings.temporal_task_queue
+    )
+    tasks = [
+        asyncio.create_task(availability.watch(), name="temporal-availability"),
+        asyncio.create_task(dispatcher.run(idle_poll=settings.outbox_sweep_seconds), name="dispatcher"),
+        asyncio.create_task(
+            listen_for_outbox(settings.effective_database_url, dispatcher.wake), name="listener"
+        ),
+    ]
+    log.info("router delivering the outbox to %s", settings.temporal_address)
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.dispose()

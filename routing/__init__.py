@@ -1,0 +1,1 @@
+"""Routes recorded events to their journeys: the outbox dispatcher, in its own process."""
