@@ -19,8 +19,8 @@ from runtime.settings import Settings
 from store.migrate import upgrade
 
 # On one machine, accepting events comes first: the outbox holds what journeys have not taken yet,
-# so Temporal and the worker run at a lower CPU priority and catch up after a burst.
-JOURNEY_NICENESS = 5
+# so Temporal, the router and the worker run at a lower CPU priority and catch up after a burst.
+JOURNEY_NICENESS = 10
 
 DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_STRIPE_WEBHOOK_SECRET": "whsec_dev_stripe",
