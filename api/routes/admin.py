@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
 from api.context import AppContext, context
@@ -54,14 +54,46 @@ async def create_key(body: NewKey, request: Request, ctx: AppContext = Depends(c
     return {**_view(record), "key": clear}
 
 
-@router.get("/v1/admin/keys", summary="List API keys (never their clear values)")
+@router.get(
+    "/v1/admin/keys",
+    summary="List API keys (never their clear values)",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "keys": [
+                            {
+                                "key_id": "3f9a1c2b4d5e",
+                                "name": "website tracking",
+                                "scope": "ingest",
+                                "rate_per_second": 100,
+                                "created_at": "2026-11-27T10:00:00+00:00",
+                                "revoked_at": None,
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+    },
+)
 async def list_keys(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
     await ctx.auth.require(request, "admin")
     return {"keys": [_view(r) for r in await ctx.keys.list()]}
 
 
-@router.delete("/v1/admin/keys/{key_id}", status_code=204, summary="Revoke an API key")
-async def revoke_key(key_id: str, request: Request, ctx: AppContext = Depends(context)) -> None:
+@router.delete(
+    "/v1/admin/keys/{key_id}",
+    status_code=204,
+    summary="Revoke an API key (takes effect within 5 s on every API process)",
+    responses={
+        404: {"content": {"application/json": {"example": {"detail": "no active key '3f9a1c2b4d5e'"}}}}
+    },
+)
+async def revoke_key(
+    request: Request, key_id: str = Path(examples=["3f9a1c2b4d5e"]), ctx: AppContext = Depends(context)
+) -> None:
     await ctx.auth.require(request, "admin")
     if not await ctx.keys.revoke(key_id):
         raise HTTPException(status_code=404, detail=f"no active key {key_id!r}")
