@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,6 +16,7 @@ from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
 from api.routes import admin, forms, health, leads, segment, webhooks
+from platforms.facebook import FacebookGraphClient
 from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
 from runtime.temporal import connect
@@ -44,6 +46,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         # Lazy: the API starts, and answers 503, even while Temporal is still coming up.
         client = await connect(settings, lazy=True)
         availability = TemporalAvailability(client)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         keys = KeyStore(sessions)
         app.state.temporal = client
         app.state.ctx = AppContext(
@@ -54,6 +57,12 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             auth=Authenticator(keys, api_key),
             forms=FormCatalog(settings.forms_file),
             availability=availability,
+            facebook=FacebookGraphClient(
+                http,
+                base_url=settings.facebook_url,
+                version=settings.facebook_graph_version,
+                access_token=settings.facebook_page_access_token.get_secret_value(),
+            ),
         )
         tasks = [asyncio.create_task(availability.watch(), name="temporal-availability")]
         try:
@@ -64,6 +73,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             for task in tasks:
                 with suppress(asyncio.CancelledError):
                     await task
+            await http.aclose()
             await engine.dispose()
 
     app = FastAPI(title="journeys", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.auth import Authenticator
 from api.forms import FormCatalog
 from domain.events import IncomingEvent
+from platforms.facebook import FacebookGraphClient
 from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
 from store.ingest import IngestStore, RecordResult
@@ -29,6 +30,7 @@ class AppContext:
     auth: Authenticator
     forms: FormCatalog
     availability: TemporalAvailability
+    facebook: FacebookGraphClient
 
     async def ingest(self, events: list[IncomingEvent]) -> list[RecordResult]:
         """Records events durably and queues them for their journeys; 503 if that cannot be promised."""

@@ -141,3 +141,18 @@ def sign_standard_webhook(message_id: str, timestamp: int, body: bytes, secret: 
         _standard_key(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256
     ).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def verify_hub_signature(header: str | None, body: bytes, app_secret: str) -> None:
+    """Meta (Facebook) webhooks: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+
+    Meta sends no timestamp; replays are answered without recording, by the lead's id.
+    """
+    if not header or not header.startswith("sha256="):
+        raise SignatureError("X-Hub-Signature-256 (sha256=<hex>) is required")
+    if not hmac.compare_digest(_hmac_hex(app_secret.encode(), body), header.removeprefix("sha256=")):
+        raise SignatureError("X-Hub-Signature-256 does not match the body")
+
+
+def sign_hub_signature(body: bytes, app_secret: str) -> str:
+    return "sha256=" + _hmac_hex(app_secret.encode(), body)

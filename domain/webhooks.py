@@ -291,3 +291,73 @@ def resend_events(
             },
         )
     ]
+
+
+# --- Meta Lead Ads: https://developers.facebook.com/docs/marketing-api/guides/lead-ads --------
+
+
+def facebook_leadgen_ids(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `leadgen` changes in a Page webhook: each names a lead to read from the Graph API."""
+    if payload.get("object") != "page":
+        return []
+    changes: list[dict[str, Any]] = []
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise PayloadError("entry", "a Page webhook carries a list of entries")
+    for index, entry in enumerate(entries):
+        for change in _object(entry, f"entry[{index}]").get("changes") or []:
+            if isinstance(change, dict) and change.get("field") == "leadgen":
+                value = _object(change.get("value"), f"entry[{index}].changes.value")
+                if value.get("leadgen_id") is None:
+                    raise PayloadError(f"entry[{index}].changes.value.leadgen_id", "is required")
+                changes.append(value)
+    return changes
+
+
+def facebook_lead_event(
+    change: dict[str, Any], lead: dict[str, Any], received_at: datetime, new_id: NewId
+) -> IncomingEvent:
+    answers: dict[str, str] = {}
+    for field in lead.get("field_data") or []:
+        values = field.get("values") if isinstance(field, dict) else None
+        if isinstance(values, list) and values and isinstance(field.get("name"), str):
+            answers[field["name"].lower()] = str(values[0])
+    email = _email(answers.get("email") or answers.get("work_email"))
+    if email is None:
+        raise PayloadError("field_data.email", "the lead form has no email answer")
+    first, last = answers.get("first_name"), answers.get("last_name")
+    if not first and answers.get("full_name"):
+        first, _, last = answers["full_name"].partition(" ")
+    profile = {
+        "first_name": first or None,
+        "last_name": last or None,
+        "company": answers.get("company_name") or answers.get("company"),
+        "job_title": answers.get("job_title"),
+        "phone": answers.get("phone_number") or answers.get("phone"),
+        "lead_source": "facebook_lead_ad",
+    }
+    created = lead.get("created_time")
+    occurred_at = (
+        _iso(created.replace("+0000", "+00:00"), "created_time") if isinstance(created, str) else received_at
+    )
+    event = _event(
+        provider="facebook",
+        message_id=str(change["leadgen_id"]),
+        kind=EventType.LEAD_AD_SUBMITTED,
+        occurred_at=occurred_at,
+        received_at=received_at,
+        payload={"change": change, "lead": lead},
+        new_id=new_id,
+        email=email,
+        name="Facebook lead ad",
+        properties={
+            "form_id": str(change.get("form_id") or lead.get("form_id") or ""),
+            "ad_id": str(change.get("ad_id") or lead.get("ad_id") or ""),
+            "page_id": str(change.get("page_id") or ""),
+            "campaign_id": lead.get("campaign_id"),
+            "is_organic": lead.get("is_organic"),
+        },
+        touch=Touch(source="facebook", medium="paid_social", campaign=lead.get("campaign_id")),
+    )
+    event.profile = {k: v for k, v in profile.items() if v}
+    return event

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     calendly_webhook_signing_key: SecretStr | None = None
     hubspot_client_secret: SecretStr | None = None
     resend_webhook_secret: SecretStr | None = None
+    facebook_app_secret: SecretStr | None = None
+    facebook_verify_token: SecretStr | None = None
+    facebook_page_access_token: SecretStr = SecretStr("sandbox-page-token")
+    facebook_graph_url: str | None = None
+    facebook_graph_version: str = "v21.0"
     webhook_tolerance_seconds: int = 300
     # The URL platforms call us at, when a proxy stands in front (HubSpot signs the full URI).
     public_base_url: str | None = None
@@ -70,6 +75,10 @@ class Settings(BaseSettings):
     @property
     def klaviyo_url(self) -> str:
         return self.klaviyo_base_url or f"{self.sandbox_url}/klaviyo"
+
+    @property
+    def facebook_url(self) -> str:
+        return self.facebook_graph_url or f"{self.sandbox_url}/facebook"
 
     @property
     def embedded_database_url(self) -> str:

@@ -20,8 +20,16 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-PROVIDERS = ("hubspot", "klaviyo")
+PROVIDERS = ("hubspot", "klaviyo", "facebook")
 LOGGED_HEADERS = ("idempotency-key", "content-type", "revision", "accept", "user-agent", "traceparent")
+
+
+class LeadAdSubmission(BaseModel):
+    page_id: str = "516540199134611"
+    form_id: str = "551111744595541"
+    ad_id: str = "6021234567890"
+    campaign_id: str = "6021234567000"
+    answers: dict[str, str]
 
 
 class Faults(BaseModel):
@@ -51,6 +59,7 @@ class SandboxState:
             "hubspot_contacts": {},
             "klaviyo_profiles": {},
             "klaviyo_lists": {},
+            "facebook_leads": {},
         }
         if state_dir:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +125,40 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         state.reset()
         return {"status": "reset"}
 
+    @app.post("/_meta/leadgen")
+    async def new_lead_ad(lead: LeadAdSubmission) -> dict[str, Any]:
+        """Someone submits a Lead Ads form: the lead is stored for the Graph API, and the answer
+        carries the Page webhook Meta would send for it."""
+        leadgen_id = str(state.random.randrange(10**14, 10**15))
+        created = datetime.now(UTC)
+        state.records["facebook_leads"][leadgen_id] = {
+            "id": leadgen_id,
+            "created_time": created.strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "form_id": lead.form_id,
+            "ad_id": lead.ad_id,
+            "campaign_id": lead.campaign_id,
+            "is_organic": False,
+            "platform": "fb",
+            "field_data": [{"name": k, "values": [v]} for k, v in lead.answers.items()],
+        }
+        state.save_records()
+        change = {
+            "field": "leadgen",
+            "value": {
+                "ad_id": lead.ad_id,
+                "form_id": lead.form_id,
+                "leadgen_id": leadgen_id,
+                "created_time": int(created.timestamp()),
+                "page_id": lead.page_id,
+                "adgroup_id": lead.ad_id,
+            },
+        }
+        webhook = {
+            "object": "page",
+            "entry": [{"id": lead.page_id, "time": int(created.timestamp()), "changes": [change]}],
+        }
+        return {"leadgen_id": leadgen_id, "webhook": webhook}
+
     @app.get("/_health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -148,8 +191,14 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             call.update(status=injected.status_code, fault=True)
             state.log(call)
             return injected
-        handler = HubSpot if provider == "hubspot" else Klaviyo
-        response = handler(state, request, call["path"], body).answer()
+        handler: HubSpot | Klaviyo | Facebook
+        if provider == "hubspot":
+            handler = HubSpot(state, request, call["path"], body)
+        elif provider == "klaviyo":
+            handler = Klaviyo(state, request, call["path"], body)
+        else:
+            handler = Facebook(state, request, call["path"], body)
+        response = handler.answer()
         call.update(status=response.status_code, fault=False)
         state.log(call)
         if faults.hold_after_write_ms and request.method != "GET" and response.status_code < 300:
@@ -416,3 +465,32 @@ class Klaviyo:
             email = wanted[len("equals(email,") : -1].strip("'\"").lower()
             profiles = [p for p in profiles if p["attributes"].get("email") == email]
         return JSONResponse({"data": profiles, "links": {}}, media_type="application/vnd.api+json")
+
+
+class Facebook:
+    """Meta's Graph API: reading a Lead Ads lead by its leadgen id."""
+
+    def __init__(self, state: SandboxState, request: Request, path: str, body: Any) -> None:
+        self.state, self.request, self.path = state, request, path
+
+    def error(self, status: int, message: str, code: int, kind: str = "OAuthException") -> Response:
+        return JSONResponse(
+            {"error": {"message": message, "type": kind, "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}},
+            status_code=status,
+        )
+
+    def answer(self) -> Response:
+        if not self.request.query_params.get("access_token"):
+            return self.error(400, "An access token is required to request this resource.", 104)
+        parts = self.path.strip("/").split("/")
+        if self.request.method != "GET" or len(parts) != 2 or not parts[0].startswith("v"):
+            return self.error(400, f"Unsupported {self.request.method} request.", 100, "GraphMethodException")
+        lead = self.state.records["facebook_leads"].get(parts[1])
+        if lead is None:
+            return self.error(
+                400,
+                f"Unsupported get request. Object with ID '{parts[1]}' does not exist",
+                100,
+                "GraphMethodException",
+            )
+        return JSONResponse(lead)

@@ -9,21 +9,26 @@ tolerance) is refused with 401.
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import SecretStr
 
 from api.context import AppContext, context
 from domain import signatures, webhooks
 from domain.events import IncomingEvent
+from platforms.errors import PermanentPlatformError, PlatformError
 
 router = APIRouter(tags=["webhooks"])
+log = logging.getLogger("journeys.webhooks")
 
 
 def _secret(value: SecretStr | None, provider: str, variable: str) -> str:
@@ -285,4 +290,101 @@ async def resend(request: Request, ctx: AppContext = Depends(context)) -> dict[s
     assert message_id is not None
     return await _record(
         ctx, lambda: webhooks.resend_events(payload, datetime.now(UTC), _new_id, message_id=message_id)
+    )
+
+
+@router.get(
+    "/v1/webhooks/facebook",
+    summary="Meta's subscription check: echoes hub.challenge when hub.verify_token matches",
+    responses={
+        200: {"content": {"text/plain": {"example": "1158201444"}}},
+        403: {"description": "wrong token"},
+    },
+)
+async def facebook_verify(
+    request: Request,
+    mode: str = Query("", alias="hub.mode", examples=["subscribe"]),
+    token: str = Query("", alias="hub.verify_token", examples=["<JOURNEYS_FACEBOOK_VERIFY_TOKEN>"]),
+    challenge: str = Query("", alias="hub.challenge", max_length=200, examples=["1158201444"]),
+    ctx: AppContext = Depends(context),
+) -> PlainTextResponse:
+    await ctx.auth.require(request, "ingest")
+    expected = _secret(ctx.settings.facebook_verify_token, "facebook", "JOURNEYS_FACEBOOK_VERIFY_TOKEN")
+    if mode != "subscribe" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(status_code=403, detail="hub.verify_token does not match")
+    return PlainTextResponse(challenge)
+
+
+@router.post(
+    "/v1/webhooks/facebook",
+    summary="Meta Lead Ads (`leadgen`): `X-Hub-Signature-256` verified, each lead read from the Graph API",
+    responses={
+        **EXAMPLE_ANSWER,
+        **REFUSED,
+        503: {"description": "the Graph API could not be read; Meta retries the delivery"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "object": "page",
+                        "entry": [
+                            {
+                                "id": "516540199134611",
+                                "time": 1764237600,
+                                "changes": [
+                                    {
+                                        "field": "leadgen",
+                                        "value": {
+                                            "leadgen_id": "555971704561545",
+                                            "form_id": "551111744595541",
+                                            "page_id": "516540199134611",
+                                            "ad_id": "6021234567890",
+                                            "created_time": 1764237600,
+                                        },
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                }
+            }
+        }
+    },
+)
+async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.facebook_app_secret, "facebook", "JOURNEYS_FACEBOOK_APP_SECRET")
+    raw = await request.body()
+    _verified(
+        lambda: signatures.verify_hub_signature(request.headers.get("x-hub-signature-256"), raw, secret)
+    )
+    payload = _json(raw)
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
+        )
+    try:
+        changes = webhooks.facebook_leadgen_ids(payload)
+    except webhooks.PayloadError as exc:
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+        ) from exc
+    received_at = datetime.now(UTC)
+    leads: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for change in changes:
+        try:
+            leads.append((change, await ctx.facebook.get_lead(str(change["leadgen_id"]))))
+        except PermanentPlatformError as exc:
+            # Deleted or not readable with our token: nothing to record, and no point in Meta retrying.
+            log.warning("lead %s not readable: %s", change["leadgen_id"], exc)
+        except PlatformError as exc:
+            raise HTTPException(
+                status_code=503,
+                detail=f"the Graph API is unavailable ({exc}); nothing was recorded, retry later",
+            ) from exc
+    return await _record(
+        ctx,
+        lambda: [webhooks.facebook_lead_event(change, lead, received_at, _new_id) for change, lead in leads],
     )

@@ -10,7 +10,12 @@ import pytest
 
 from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
 from domain.ids import lead_id_for_email
-from domain.signatures import sign_hubspot_v3, sign_standard_webhook, sign_timestamped_hmac
+from domain.signatures import (
+    sign_hub_signature,
+    sign_hubspot_v3,
+    sign_standard_webhook,
+    sign_timestamped_hmac,
+)
 from store.db import create_engine, session_factory
 from store.repository import LeadStore
 from tests.e2e.test_segment import eventually, journey
@@ -219,3 +224,52 @@ async def test_resend_click_counts_as_email_engagement(api, hooks):
         journey(lambda j: j["activity"]["email_engagements"] == 1),
     )
     assert body["events"] == {"email_clicked": 1}
+
+
+async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(
+    stack: DevStack, api, hooks, sandbox
+):
+    verify = await hooks.get(
+        "/v1/webhooks/facebook",
+        params={
+            **hooks.params,
+            "hub.mode": "subscribe",
+            "hub.verify_token": "dev-facebook-verify-token",
+            "hub.challenge": "42",
+        },
+    )
+    assert verify.status_code == 200 and verify.text == "42"
+    wrong = await hooks.get(
+        "/v1/webhooks/facebook", params={**hooks.params, "hub.mode": "subscribe", "hub.verify_token": "x"}
+    )
+    assert wrong.status_code == 403
+
+    email = f"ads.{uuid.uuid4().hex[:8]}@example-corp.com"
+    answers = {
+        "email": email,
+        "full_name": "Grace Hopper",
+        "company_name": "Navy Labs",
+        "job_title": "Rear Admiral",
+    }
+    submitted = (await sandbox.post("/_meta/leadgen", json={"answers": answers})).json()
+    raw = body_of(submitted["webhook"])
+    signature = sign_hub_signature(raw, "dev-facebook-app-secret")
+    headers = {"X-Hub-Signature-256": signature, "Content-Type": "application/json"}
+
+    await sandbox.put("/_faults/facebook", json={"fail_next": 1, "fail_status": 503})
+    unavailable = await hooks.post("/v1/webhooks/facebook", content=raw, headers=headers)
+    assert unavailable.status_code == 503, "Meta retries; nothing recorded"
+    delivered = await hooks.post("/v1/webhooks/facebook", content=raw, headers=headers)
+    assert delivered.status_code == 200 and delivered.json()["received"] == 1
+    forged = await hooks.post(
+        "/v1/webhooks/facebook", content=raw, headers={**headers, "X-Hub-Signature-256": "sha256=00"}
+    )
+    assert forged.status_code == 401
+
+    body = await eventually(
+        api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["stage"] == "lead")
+    )
+    assert body["profile"]["company"] == "Navy Labs" and body["profile"]["first_name"] == "Grace"
+    assert body["journey"]["first_touch"]["source"] == "facebook"
+    graph = [c for c in (await sandbox.get("/_calls", params={"provider": "facebook"})).json()["calls"]]
+    assert graph[-1]["path"] == f"/v21.0/{submitted['leadgen_id']}"
