@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import Authenticator
@@ -65,6 +67,12 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             ),
         )
         tasks = [asyncio.create_task(availability.watch(), name="temporal-availability")]
+        # Everything built so far lives as long as the process: keep it out of the collector's
+        # way, and collect less often. Full collections over a large heap were stalling every
+        # request in flight for a few hundred milliseconds under load (docs/performance.md).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         try:
             yield
         finally:
@@ -95,6 +103,17 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             status_code=503,
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         )
+
+    @app.middleware("http")
+    async def server_timing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # The time the API spent, apart from the network and the client: what to compare first
+        # when a client sees slow answers.
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
 
     for module in (health, forms, segment, webhooks, leads, admin):
         app.include_router(module.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -35,7 +36,7 @@ async def local_stack(keep: Path | None = None) -> AsyncIterator[DevStack]:
             sandbox_port=free_port(),
             log_level="WARNING",
         )
-        stack = DevStack(settings, with_ui=False)
+        stack = DevStack(settings, with_ui=False, durable=os.environ.get("BENCH_DURABLE", "1") == "1")
         progress("starting the stack (Temporal dev server, PostgreSQL, sandbox, worker, API) ...")
         await stack.start()
         try:
