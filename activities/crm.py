@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.contacts import submission_contact
 from activities.errors import platform_errors
 from domain.lead import UpsertContactInput, UpsertContactResult
 from platforms.hubspot import HubSpotClient
@@ -16,14 +16,7 @@ class CrmActivities:
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
-        found = await self._store.get_submission(data.submission_id)
-        if found is None:
-            raise ApplicationError(
-                f"submission {data.submission_id} not found (erased?)", type="NotFound", non_retryable=True
-            )
-        lead, submission = found
-        if lead.email is None:
-            raise ApplicationError(f"lead {data.lead_id} has no email", type="NotFound", non_retryable=True)
+        lead, submission, email = await submission_contact(self._store, data.submission_id, data.lead_id)
         properties = {
             "firstname": lead.first_name,
             "lastname": lead.last_name,
@@ -39,7 +32,7 @@ class CrmActivities:
         }
         async with platform_errors():
             contact = await self._hubspot.upsert_contact(
-                lead.email,
+                email,
                 {k: v for k, v in properties.items() if v is not None},
                 idempotency_key=data.idempotency_key,
             )

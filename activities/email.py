@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.contacts import submission_contact
 from activities.errors import platform_errors
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult
 from platforms.klaviyo import KlaviyoClient
@@ -21,14 +21,7 @@ class EmailActivities:
 
         Without marketing consent the profile is kept up to date but never subscribed.
         """
-        found = await self._store.get_submission(data.submission_id)
-        if found is None:
-            raise ApplicationError(
-                f"submission {data.submission_id} not found (erased?)", type="NotFound", non_retryable=True
-            )
-        lead, submission = found
-        if lead.email is None:
-            raise ApplicationError(f"lead {data.lead_id} has no email", type="NotFound", non_retryable=True)
+        lead, submission, email = await submission_contact(self._store, data.submission_id, data.lead_id)
         attributes = {
             "first_name": lead.first_name,
             "last_name": lead.last_name,
@@ -43,7 +36,7 @@ class EmailActivities:
         }
         async with platform_errors():
             profile = await self._klaviyo.upsert_profile(
-                lead.email,
+                email,
                 {k: v for k, v in attributes.items() if v is not None},
                 {k: v for k, v in properties.items() if v is not None},
                 idempotency_key=f"{data.idempotency_key}:profile",
@@ -53,7 +46,7 @@ class EmailActivities:
                     profile_id=profile.id, enrolled=False, skipped_reason="no marketing consent"
                 )
             await self._klaviyo.subscribe_to_list(
-                lead.email,
+                email,
                 data.list_id or self._default_welcome_list,
                 source=f"form:{submission.form_id}",
                 idempotency_key=f"{data.idempotency_key}:subscribe",

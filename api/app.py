@@ -40,6 +40,17 @@ Every accepted event is durably recorded before the answer; retries with the sam
 """
 
 
+async def _watch_loop_lag(every: float = 0.05, warn_after: float = 0.2) -> None:
+    """Logs when the event loop was blocked: every request in flight waited that long."""
+    loop = asyncio.get_running_loop()
+    while True:
+        started = loop.time()
+        await asyncio.sleep(every)
+        lag = loop.time() - started - every
+        if lag > warn_after:
+            log.warning("event loop blocked for %.0f ms", lag * 1000)
+
+
 def create_app(settings: Settings, *, api_key: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,7 +77,10 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
                 access_token=settings.facebook_page_access_token.get_secret_value(),
             ),
         )
-        tasks = [asyncio.create_task(availability.watch(), name="temporal-availability")]
+        tasks = [
+            asyncio.create_task(availability.watch(), name="temporal-availability"),
+            asyncio.create_task(_watch_loop_lag(), name="loop-lag"),
+        ]
         # Everything built so far lives as long as the process: keep it out of the collector's
         # way, and collect less often. Full collections over a large heap were stalling every
         # request in flight for a few hundred milliseconds under load (docs/performance.md).

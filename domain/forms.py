@@ -85,6 +85,21 @@ def _as_text(value: Any) -> str | None:
     return text or None
 
 
+def _checked_text(name: str, value: Any, errors: list[FieldError]) -> tuple[bool, str | None]:
+    """The field as trimmed text, or False with the reason added to `errors`."""
+    try:
+        text = _as_text(value)
+    except TypeError:
+        errors.append(FieldError(field=name, message="must be a string", type="type_error"))
+        return False, None
+    if text is not None and len(text) > MAX_FIELD_LENGTH:
+        errors.append(
+            FieldError(field=name, message=f"must be at most {MAX_FIELD_LENGTH} characters", type="too_long")
+        )
+        return False, None
+    return True, text
+
+
 def validate_submission(
     form: FormDefinition, raw: dict[str, Any], *, required: set[str] | None = None
 ) -> tuple[NormalizedSubmission | None, list[FieldError]]:
@@ -95,21 +110,9 @@ def validate_submission(
     for name in STANDARD_FIELDS:
         if name == "consent":
             continue
-        try:
-            text = _as_text(raw.get(name))
-        except TypeError:
-            errors.append(FieldError(field=name, message="must be a string", type="type_error"))
-            continue
-        if text is not None and len(text) > MAX_FIELD_LENGTH:
-            errors.append(
-                FieldError(
-                    field=name,
-                    message=f"must be at most {MAX_FIELD_LENGTH} characters",
-                    type="too_long",
-                )
-            )
-            continue
-        values[name] = text
+        valid, text = _checked_text(name, raw.get(name), errors)
+        if valid:
+            values[name] = text
 
     for name in sorted(required_fields(form) if required is None else required):
         if values.get(name) is None and not any(e.field == name for e in errors):
@@ -150,21 +153,8 @@ def validate_submission(
                 FieldError(field=name, message="is not a valid field name (a-z, 0-9, _)", type="invalid_name")
             )
             continue
-        try:
-            text = _as_text(value)
-        except TypeError:
-            errors.append(FieldError(field=name, message="must be a string", type="type_error"))
-            continue
-        if text is not None:
-            if len(text) > MAX_FIELD_LENGTH:
-                errors.append(
-                    FieldError(
-                        field=name,
-                        message=f"must be at most {MAX_FIELD_LENGTH} characters",
-                        type="too_long",
-                    )
-                )
-                continue
+        valid, text = _checked_text(name, value, errors)
+        if valid and text is not None:
             custom[name] = text
     if len(custom) > MAX_CUSTOM_FIELDS:
         errors.append(

@@ -7,7 +7,9 @@ step, and continues as new when the server suggests it, so its history stays bou
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -43,6 +45,20 @@ PLATFORM_RETRY = RetryPolicy(
 )
 PLATFORM_CALL_TIMEOUT = timedelta(seconds=30)
 PLATFORM_GIVE_UP_AFTER = timedelta(days=7)
+T = TypeVar("T")
+
+
+def _platform_call(activity: str, argument: object, result_type: type[T], summary: str) -> Awaitable[T]:
+    """An activity that writes to a platform: retried through outages, typed failures not retried."""
+    return workflow.execute_activity(
+        activity,
+        argument,
+        result_type=result_type,
+        start_to_close_timeout=PLATFORM_CALL_TIMEOUT,
+        schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+        retry_policy=PLATFORM_RETRY,
+        summary=summary,
+    )
 
 
 @workflow.defn(name=LEAD_WORKFLOW_TYPE)
@@ -126,7 +142,7 @@ class LeadWorkflow:
         state = self._state
         workflow.set_current_details(f"Syncing form `{form.form_id}` to the CRM and the email platform")
         workflow_id = workflow.info().workflow_id
-        crm_call = workflow.execute_activity(
+        crm_call = _platform_call(
             "crm.upsert_contact",
             UpsertContactInput(
                 lead_id=state.lead_id,
@@ -134,13 +150,10 @@ class LeadWorkflow:
                 lifecycle_stage=state.stage,
                 idempotency_key=idempotency_key(workflow_id, "form", form.submission_id, "crm-upsert"),
             ),
-            result_type=UpsertContactResult,
-            start_to_close_timeout=PLATFORM_CALL_TIMEOUT,
-            schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-            retry_policy=PLATFORM_RETRY,
-            summary="Upsert the contact in the CRM",
+            UpsertContactResult,
+            "Upsert the contact in the CRM",
         )
-        email_call = workflow.execute_activity(
+        email_call = _platform_call(
             "email.enroll_welcome",
             EnrollWelcomeInput(
                 lead_id=state.lead_id,
@@ -148,14 +161,10 @@ class LeadWorkflow:
                 list_id=form.welcome_list,
                 idempotency_key=idempotency_key(workflow_id, "form", form.submission_id, "welcome"),
             ),
-            result_type=EnrollWelcomeResult,
-            start_to_close_timeout=PLATFORM_CALL_TIMEOUT,
-            schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-            retry_policy=PLATFORM_RETRY,
-            summary="Enroll in the email platform's welcome flow",
+            EnrollWelcomeResult,
+            "Enroll in the email platform's welcome flow",
         )
-        results: list[object] = await asyncio.gather(crm_call, email_call, return_exceptions=True)
-        crm_result, email_result = results
+        crm_result, email_result = await asyncio.gather(crm_call, email_call, return_exceptions=True)
         if isinstance(crm_result, UpsertContactResult):
             state.crm_contact_id = crm_result.contact_id
         else:

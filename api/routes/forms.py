@@ -9,7 +9,13 @@ from fastapi.responses import JSONResponse
 
 from api.context import AppContext, context
 from domain.events import EventType, IncomingEvent, LeadEvent, Touch
-from domain.forms import FormDefinition, NormalizedSubmission, validate_partial, validate_submission
+from domain.forms import (
+    FieldError,
+    FormDefinition,
+    NormalizedSubmission,
+    validate_partial,
+    validate_submission,
+)
 from domain.ids import email_hash, lead_workflow_id
 
 router = APIRouter(tags=["forms"])
@@ -50,6 +56,13 @@ def _form(ctx: AppContext, form_id: str) -> FormDefinition:
     return form
 
 
+def _field_errors(errors: list[FieldError]) -> JSONResponse:
+    return JSONResponse(
+        {"detail": [{"loc": ["body", e.field], "msg": e.message, "type": e.type} for e in errors]},
+        status_code=422,
+    )
+
+
 def _touch(submission: NormalizedSubmission) -> Touch:
     return Touch(source=submission.utm_source, medium=submission.utm_medium, campaign=submission.utm_campaign)
 
@@ -86,10 +99,7 @@ async def submit_form(
     form = _form(ctx, form_id)
     submission, errors = validate_submission(form, fields)
     if submission is None:
-        return JSONResponse(
-            {"detail": [{"loc": ["body", e.field], "msg": e.message, "type": e.type} for e in errors]},
-            status_code=422,
-        )
+        return _field_errors(errors)
     now = datetime.now(UTC)
     submission_id = str(uuid.uuid4())
     event = IncomingEvent(
@@ -161,10 +171,7 @@ async def abandon_form(
     form = _form(ctx, form_id)
     partial, errors = validate_partial(form, fields)
     if partial is None:
-        return JSONResponse(
-            {"detail": [{"loc": ["body", e.field], "msg": e.message, "type": e.type} for e in errors]},
-            status_code=422,
-        )
+        return _field_errors(errors)
     now = datetime.now(UTC)
     event_id = str(uuid.uuid4())
     completed = sorted(k for k, v in partial.model_dump().items() if v not in (None, False, {}))

@@ -48,6 +48,30 @@ def _json(raw: bytes) -> Any:
         ) from exc
 
 
+def _json_object(raw: bytes) -> dict[str, Any]:
+    payload = _json(raw)
+    if not isinstance(payload, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
+        )
+    return payload
+
+
+async def _timestamped_hmac_body(request: Request, ctx: AppContext, secret: str, header: str) -> bytes:
+    """The body of a delivery signed Stripe's way (`t=...,v1=...`), once its signature verifies."""
+    raw = await request.body()
+    _verified(
+        lambda: signatures.verify_timestamped_hmac(
+            request.headers.get(header),
+            raw,
+            secret,
+            now=time.time(),
+            tolerance=ctx.settings.webhook_tolerance_seconds,
+        )
+    )
+    return raw
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -119,21 +143,8 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 async def stripe(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
     await ctx.auth.require(request, "ingest")
     secret = _secret(ctx.settings.stripe_webhook_secret, "stripe", "JOURNEYS_STRIPE_WEBHOOK_SECRET")
-    raw = await request.body()
-    _verified(
-        lambda: signatures.verify_timestamped_hmac(
-            request.headers.get("stripe-signature"),
-            raw,
-            secret,
-            now=time.time(),
-            tolerance=ctx.settings.webhook_tolerance_seconds,
-        )
-    )
-    payload = _json(raw)
-    if not isinstance(payload, dict):
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
-        )
+    raw = await _timestamped_hmac_body(request, ctx, secret, "stripe-signature")
+    payload = _json_object(raw)
     return await _record(ctx, lambda: webhooks.stripe_events(payload, datetime.now(UTC), _new_id))
 
 
@@ -170,21 +181,8 @@ async def calendly(request: Request, ctx: AppContext = Depends(context)) -> dict
     secret = _secret(
         ctx.settings.calendly_webhook_signing_key, "calendly", "JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY"
     )
-    raw = await request.body()
-    _verified(
-        lambda: signatures.verify_timestamped_hmac(
-            request.headers.get("calendly-webhook-signature"),
-            raw,
-            secret,
-            now=time.time(),
-            tolerance=ctx.settings.webhook_tolerance_seconds,
-        )
-    )
-    payload = _json(raw)
-    if not isinstance(payload, dict):
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
-        )
+    raw = await _timestamped_hmac_body(request, ctx, secret, "calendly-webhook-signature")
+    payload = _json_object(raw)
     return await _record(ctx, lambda: webhooks.calendly_events(payload, datetime.now(UTC), _new_id))
 
 
@@ -282,11 +280,7 @@ async def resend(request: Request, ctx: AppContext = Depends(context)) -> dict[s
             tolerance=ctx.settings.webhook_tolerance_seconds,
         )
     )
-    payload = _json(raw)
-    if not isinstance(payload, dict):
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
-        )
+    payload = _json_object(raw)
     assert message_id is not None
     return await _record(
         ctx, lambda: webhooks.resend_events(payload, datetime.now(UTC), _new_id, message_id=message_id)
@@ -360,11 +354,7 @@ async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict
     _verified(
         lambda: signatures.verify_hub_signature(request.headers.get("x-hub-signature-256"), raw, secret)
     )
-    payload = _json(raw)
-    if not isinstance(payload, dict):
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body"], "msg": "must be an object", "type": "type_error"}]
-        )
+    payload = _json_object(raw)
     try:
         changes = webhooks.facebook_leadgen_ids(payload)
     except webhooks.PayloadError as exc:
