@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import text
 from temporalio.client import Client
 
@@ -168,6 +169,25 @@ async def drain(stack: DevStack, since: float, events: int, timeout: float = 600
     }
 
 
+async def settle(stack: DevStack, *, idle_percent: float = 10.0, timeout: float = 120) -> None:
+    """Waits until Temporal, the router and the worker have worked off the previous phase, so a
+    phase measures its own load, not the tail of the one before."""
+    processes = [
+        psutil.Process(p.pid) for name, p in stack.children.items() if name in ("worker", "router") and p.pid
+    ]
+    if stack.temporal is not None and stack.temporal.process is not None and stack.temporal.process.pid:
+        processes.append(psutil.Process(stack.temporal.process.pid))
+    for process in processes:
+        process.cpu_percent()
+    quiet = 0
+    deadline = time.perf_counter() + timeout
+    while quiet < 2 and time.perf_counter() < deadline:
+        await asyncio.sleep(1)
+        busy = sum(process.cpu_percent() for process in processes)
+        quiet = quiet + 1 if busy < idle_percent else 0
+        progress(f"  settling: journeys side at {busy:.0f}% CPU")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--single-rate", type=float, default=100)
@@ -193,10 +213,12 @@ async def main() -> None:
             progress(f"warm-up: {args.leads} leads seen once (batches), then routed")
             await batches(api, args.leads, 100, 4, users)
             await drain(stack, time.perf_counter(), 0)
+            await settle(stack)
             progress(f"single: {args.single_rate:g} events/s for {args.single_seconds:g} s, known leads")
             single = await single_events(api, args.single_rate, args.single_seconds, users)
             progress(f"  {single}")
             await drain(stack, time.perf_counter(), 0)
+            await settle(stack)
             progress(f"batch: {args.batch_events} events in batches of 100, 4 in flight")
             started = time.perf_counter()
             batch = await batches(api, args.batch_events, 100, 4, users)
