@@ -11,13 +11,14 @@ from contextlib import asynccontextmanager, suppress
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
-from api.routes import admin, forms, health, leads, segment, webhooks
+from api.routes import admin, codec, forms, health, leads, segment, webhooks
 from platforms.facebook import FacebookGraphClient
 from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
@@ -118,6 +119,15 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         )
 
+    # The Temporal UI calls the codec endpoint from the browser.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[settings.temporal_ui_origin],
+        allow_methods=["POST"],
+        allow_headers=["Content-Type", "Authorization", "X-Namespace"],
+        allow_credentials=True,
+    )
+
     @app.middleware("http")
     async def server_timing(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -129,6 +139,6 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
-    for module in (health, forms, segment, webhooks, leads, admin):
+    for module in (health, forms, segment, webhooks, leads, admin, codec):
         app.include_router(module.router)
     return app

@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import httpx
 from devstack.postgres import EmbeddedPostgres
 from devstack.processes import ManagedProcess, wait_until
 from devstack.temporal import TemporalDevServer
+from runtime.codec import new_key_spec
 from runtime.settings import Settings
 from store.migrate import upgrade
 
@@ -32,18 +34,33 @@ DEV_WEBHOOK_SECRETS = {
 }
 
 
+def _kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    """A dev secret generated on the first `dev` and kept in the data folder, so restarts agree."""
+    path = settings.data_path / name
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
 def resolve_api_key(settings: Settings) -> str:
     """The key from env, else the one generated on the first `dev` (kept, so curl lines keep working)."""
     if settings.api_key is not None:
         return settings.api_key.get_secret_value()
-    key_file = settings.data_path / "api_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    key = "jrn_dev_" + secrets.token_urlsafe(24)
-    key_file.write_text(key + "\n")
-    key_file.chmod(0o600)
-    return key
+    return _kept_secret(settings, "api_key", lambda: "jrn_dev_" + secrets.token_urlsafe(24))
+
+
+def resolve_codec(settings: Settings) -> tuple[str, str]:
+    """The payload encryption keys and the UI's codec token: from env, else generated and kept."""
+    keys = settings.codec_keys.get_secret_value() if settings.codec_keys else None
+    token = settings.codec_ui_token.get_secret_value() if settings.codec_ui_token else None
+    return (
+        keys or _kept_secret(settings, "codec_keys", new_key_spec),
+        token or _kept_secret(settings, "codec_ui_token", lambda: secrets.token_urlsafe(24)),
+    )
 
 
 @dataclass
@@ -56,6 +73,8 @@ class DevStack:
     temporal: TemporalDevServer | None = None
     children: dict[str, ManagedProcess] = field(default_factory=dict)
     api_key: str = ""
+    codec_keys: str = ""
+    codec_ui_token: str = ""
 
     @property
     def log_dir(self) -> Path:
@@ -73,6 +92,8 @@ class DevStack:
                 "JOURNEYS_API_HOST": self.settings.api_host,
                 "JOURNEYS_API_PORT": str(self.settings.api_port),
                 "JOURNEYS_API_KEY": self.api_key,
+                "JOURNEYS_CODEC_KEYS": self.codec_keys,
+                "JOURNEYS_CODEC_UI_TOKEN": self.codec_ui_token,
                 "JOURNEYS_TEMPORAL_ADDRESS": self.settings.temporal_address,
                 "JOURNEYS_TEMPORAL_NAMESPACE": self.settings.temporal_namespace,
                 "JOURNEYS_TEMPORAL_TASK_QUEUE": self.settings.temporal_task_queue,
@@ -102,6 +123,7 @@ class DevStack:
     async def start(self) -> None:
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         self.api_key = resolve_api_key(self.settings)
+        self.codec_keys, self.codec_ui_token = resolve_codec(self.settings)
         try:
             await self._start()
         except BaseException:
@@ -124,6 +146,7 @@ class DevStack:
                 ui_port=self.settings.temporal_ui_port if self.with_ui else None,
                 namespace=self.settings.temporal_namespace,
                 niceness=JOURNEY_NICENESS,
+                codec_endpoint=f"{self.settings.api_url}/codec/{self.codec_ui_token}",
             )
             await self.temporal.start(log_dir=self.log_dir)
 

@@ -29,12 +29,14 @@ class TemporalDevServer:
         ui_port: int | None,
         namespace: str = "default",
         niceness: int = 0,
+        codec_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.ui_port = ui_port
         self.namespace = namespace
         self.niceness = niceness
+        self.codec_endpoint = codec_endpoint
         self.process: ManagedProcess | None = None
 
     @property
@@ -67,6 +69,8 @@ class TemporalDevServer:
             argv += ["--headless"]
         else:
             argv += ["--ui-port", str(self.ui_port)]
+            if self.codec_endpoint:
+                argv += ["--ui-codec-endpoint", self.codec_endpoint]
         self.process = ManagedProcess(
             "temporal", argv, log_file=log_dir / "temporal.log", niceness=self.niceness
         )

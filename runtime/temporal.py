@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
 from domain import search_attributes
+from runtime.codec import EncryptionCodec, parse_keys
 from runtime.settings import Settings
 
 
@@ -18,12 +22,20 @@ def search_attribute_flags() -> list[str]:
     return flags
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic models as JSON, encrypted when codec keys are configured."""
+    if settings.codec_keys is None:
+        return pydantic_data_converter
+    codec = EncryptionCodec(parse_keys(settings.codec_keys.get_secret_value()))
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
 async def connect(settings: Settings, *, address: str | None = None, lazy: bool = False) -> Client:
     return await Client.connect(
         address or settings.temporal_address,
         lazy=lazy,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         tls=settings.temporal_tls,
     )
