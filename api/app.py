@@ -13,6 +13,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import Authenticator
@@ -141,4 +142,5 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
 
     for module in (health, forms, segment, webhooks, leads, admin, codec):
         app.include_router(module.router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,codec")
     return app

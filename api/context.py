@@ -13,6 +13,7 @@ from domain.events import IncomingEvent
 from platforms.facebook import FacebookGraphClient
 from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
+from runtime.telemetry import current_trace_carrier
 from store.ingest import IngestStore, RecordResult
 from store.keys import KeyStore
 from store.repository import LeadStore
@@ -41,7 +42,7 @@ class AppContext:
                 headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
             )
         try:
-            results = await self.ingest_store.record(events)
+            results = await self.ingest_store.record(events, trace=current_trace_carrier())
         except (SQLAlchemyError, OSError) as exc:
             raise HTTPException(
                 status_code=503,

@@ -92,6 +92,9 @@ def cmd_worker(settings: Settings) -> int:
 
 def cmd_router(settings: Settings) -> int:
     from routing.dispatcher import run_router
+    from runtime.telemetry import setup_tracing
+
+    provider = setup_tracing("journeys-router", settings)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -101,6 +104,8 @@ def cmd_router(settings: Settings) -> int:
         await run_router(settings, stop=stop)
 
     asyncio.run(run())
+    if provider is not None:
+        provider.shutdown()
     return 0
 
 
@@ -113,6 +118,9 @@ def cmd_api(settings: Settings) -> int:
     api_key = resolve_api_key(settings)
     if settings.api_key is None:
         print(f"journeys api: JOURNEYS_API_KEY unset; using {api_key}", flush=True)
+    from runtime.telemetry import setup_tracing
+
+    setup_tracing("journeys-api", settings)
     app = create_app(settings, api_key=api_key)
     # Longer than clients' pools keep idle connections, so a reused connection is never half-closed.
     uvicorn.run(

@@ -107,6 +107,8 @@ class DevStack:
         # Dev-only webhook secrets, so the sandbox and curl can sign deliveries; production sets its own.
         for variable, value in DEV_WEBHOOK_SECRETS.items():
             env.setdefault(variable, value)
+        # Traces as JSON lines in logs/traces.jsonl, unless another exporter is asked for.
+        env.setdefault("JOURNEYS_OTEL_EXPORTER", "file")
         return env
 
     def _python_child(self, name: str, *args: str, niceness: int = 0) -> ManagedProcess:

@@ -20,6 +20,8 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
 from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.common import (
@@ -33,12 +35,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.lead import EVENTS_SIGNAL, LEAD_WORKFLOW_TYPE, LeadWorkflowInput
 from domain.search_attributes import JOURNEY, LEAD_ID, LIFECYCLE_STAGE
 from runtime.settings import Settings
+from runtime.telemetry import context_from
 from runtime.temporal import connect
 from store.db import SessionFactory, create_engine, session_factory
 from store.ingest import OUTBOX_CHANNEL
 
 log = logging.getLogger("journeys.routing")
 NOTIFY_CHANNEL = OUTBOX_CHANNEL
+tracer = trace.get_tracer("journeys.routing")
 RPC_TIMEOUT = timedelta(seconds=5)
 LEASE_SECONDS = 30
 RETRY_PAUSE_SECONDS = 2
@@ -195,36 +199,34 @@ class OutboxDispatcher:
         argument = first["argument"]
         if first["signal"] == EVENTS_SIGNAL:
             argument = {"events": [event for row in rows for event in row.payload["argument"]["events"]]}
+        links = [
+            Link(trace.get_current_span(context_from(r.payload.get("trace"))).get_span_context())
+            for r in rows[1:]
+        ]
         async with self._limit:
             started = time.perf_counter()
+            span = tracer.start_span(
+                f"route {first['signal']} to {rows[0].workflow_id}",
+                context=context_from(first.get("trace")),
+                kind=SpanKind.PRODUCER,
+                links=[link for link in links if link.context.is_valid],
+                attributes={"journeys.outbox_rows": len(rows)},
+            )
             try:
-                await self._client.start_workflow(
-                    LEAD_WORKFLOW_TYPE,
-                    workflow_input,
-                    id=rows[0].workflow_id,
-                    task_queue=self._task_queue,
-                    start_signal=first["signal"],
-                    start_signal_args=[argument],
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    # A lead whose run ops terminated comes back to life on its next event.
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                    search_attributes=TypedSearchAttributes(
-                        [
-                            SearchAttributePair(LEAD_ID, workflow_input.lead_id),
-                            SearchAttributePair(LIFECYCLE_STAGE, "anonymous"),
-                            SearchAttributePair(JOURNEY, "lead"),
-                        ]
-                    ),
-                    rpc_timeout=RPC_TIMEOUT,
-                )
+                with trace.use_span(span, end_on_exit=False):
+                    await self._start(rows[0].workflow_id, workflow_input, first["signal"], argument)
             except RPCError as exc:
                 if exc.status in UNAVAILABLE:
                     self._availability.down(f"{exc.status.name}: {exc}")
                 log.warning("signal to %s not delivered: %s", rows[0].workflow_id, exc)
+                span.record_exception(exc)
                 return False
             except Exception as exc:
                 log.warning("signal to %s not delivered: %r", rows[0].workflow_id, exc)
+                span.record_exception(exc)
                 return False
+            finally:
+                span.end()
             log.debug(
                 "signalled %s with %d rows in %.1f ms",
                 rows[0].workflow_id,
@@ -232,6 +234,29 @@ class OutboxDispatcher:
                 (time.perf_counter() - started) * 1000,
             )
             return True
+
+    async def _start(
+        self, workflow_id: str, workflow_input: LeadWorkflowInput, signal: str, argument: dict[str, Any]
+    ) -> None:
+        await self._client.start_workflow(
+            LEAD_WORKFLOW_TYPE,
+            workflow_input,
+            id=workflow_id,
+            task_queue=self._task_queue,
+            start_signal=signal,
+            start_signal_args=[argument],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A lead whose run ops terminated comes back to life on its next event.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(LEAD_ID, workflow_input.lead_id),
+                    SearchAttributePair(LIFECYCLE_STAGE, "anonymous"),
+                    SearchAttributePair(JOURNEY, "lead"),
+                ]
+            ),
+            rpc_timeout=RPC_TIMEOUT,
+        )
 
 
 def _chunks_of_events(rows: list[Claimed]) -> list[list[Claimed]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
     outbox_sweep_seconds: float = 1.0
     log_level: str = "INFO"
+    otel_exporter: Literal["none", "console", "file", "otlp"] = "none"
 
     @cached_property
     def data_path(self) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
@@ -36,6 +37,8 @@ async def connect(settings: Settings, *, address: str | None = None, lazy: bool 
         lazy=lazy,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),
+        # Spans for start, signal, workflow and activity, with the context carried in headers.
+        interceptors=[TracingInterceptor()],
         api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
         tls=settings.temporal_tls,
     )

@@ -35,7 +35,9 @@ class RecordResult:
     duplicate: bool
 
 
-def signal_message(lead_id: str, signal: str, argument: dict[str, Any], hashed: str | None) -> OutboxMessage:
+def signal_message(
+    lead_id: str, signal: str, argument: dict[str, Any], hashed: str | None, trace: dict[str, str]
+) -> OutboxMessage:
     return OutboxMessage(
         workflow_id=lead_workflow_id(lead_id),
         kind=LEAD_SIGNAL,
@@ -43,13 +45,16 @@ def signal_message(lead_id: str, signal: str, argument: dict[str, Any], hashed: 
             "input": LeadWorkflowInput(lead_id=lead_id, email_hash=hashed).model_dump(mode="json"),
             "signal": signal,
             "argument": argument,
+            # The request's trace context: the router continues the same trace when it delivers.
+            "trace": trace,
         },
     )
 
 
 class _Transaction:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, trace: dict[str, str]) -> None:
         self.session = session
+        self.trace = trace
         self.identities: dict[tuple[str, str], str | None] = {}
         self.leads_known: set[str] = set()
         self.outbox: list[OutboxMessage] = []
@@ -215,7 +220,9 @@ class _Transaction:
             .returning(Event.lead_event)
         )
         for (lead_event,) in rows:
-            self.outbox.append(signal_message(lead_id, EVENTS_SIGNAL, {"events": [lead_event]}, None))
+            self.outbox.append(
+                signal_message(lead_id, EVENTS_SIGNAL, {"events": [lead_event]}, None, self.trace)
+            )
 
     async def merge(self, source: str, target: str) -> None:
         """Two leads are one person: the target takes the source's ids, events and traits."""
@@ -239,10 +246,14 @@ class _Transaction:
         await self.session.execute(update(Lead).where(Lead.lead_id == source).values(merged_into=target))
         for start in range(0, len(events), 100):
             chunk = events[start : start + 100]
-            self.outbox.append(signal_message(target, EVENTS_SIGNAL, {"events": chunk}, None))
+            self.outbox.append(signal_message(target, EVENTS_SIGNAL, {"events": chunk}, None, self.trace))
         self.outbox.append(
             signal_message(
-                source, MERGED_SIGNAL, LeadMerged(into_lead_id=target).model_dump(mode="json"), None
+                source,
+                MERGED_SIGNAL,
+                LeadMerged(into_lead_id=target).model_dump(mode="json"),
+                None,
+                self.trace,
             )
         )
 
@@ -278,11 +289,13 @@ class IngestStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    async def record(self, events: list[IncomingEvent], *, notify: bool = True) -> list[RecordResult]:
+    async def record(
+        self, events: list[IncomingEvent], *, notify: bool = True, trace: dict[str, str] | None = None
+    ) -> list[RecordResult]:
         for attempt in range(3):
             try:
                 async with self._sessions.begin() as session:
-                    tx = _Transaction(session)
+                    tx = _Transaction(session, trace or {})
                     results = await self._record(tx, events)
                     session.add_all(tx.outbox)
                     await session.flush()
@@ -349,7 +362,7 @@ class IngestStore:
             hashed = next((email_hash(e.email) for e in lead_events if e.email), None)
             for start in range(0, len(lead_events), 100):
                 chunk = [dumped[e.lead_event.event_id] for e in lead_events[start : start + 100]]
-                tx.outbox.append(signal_message(lead_id, EVENTS_SIGNAL, {"events": chunk}, hashed))
+                tx.outbox.append(signal_message(lead_id, EVENTS_SIGNAL, {"events": chunk}, hashed, tx.trace))
         return [r for r in results if r is not None]
 
     async def _existing(

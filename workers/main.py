@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from typing import Any
 
 import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from temporalio.worker import Worker
 
 from activities.crm import CrmActivities
@@ -16,12 +19,33 @@ from activities.email import EmailActivities
 from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
 from runtime.settings import Settings
+from runtime.telemetry import setup_tracing
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
 from store.repository import LeadStore
 from workers.registry import WORKFLOWS, activity_functions
 
 log = logging.getLogger("journeys.worker")
+
+
+def build_activities(
+    settings: Settings, http: httpx.AsyncClient, store: LeadStore
+) -> list[Callable[..., Any]]:
+    """The activities with their clients, pointed where the settings say (sandbox or platforms)."""
+    # Each call to a platform is a client span in the activity's trace.
+    HTTPXClientInstrumentor().instrument_client(http)
+    hubspot = HubSpotClient(
+        http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value()
+    )
+    klaviyo = KlaviyoClient(
+        http,
+        base_url=settings.klaviyo_url,
+        api_key=settings.klaviyo_api_key.get_secret_value(),
+        revision=settings.klaviyo_revision,
+    )
+    crm = CrmActivities(hubspot, store)
+    email = EmailActivities(klaviyo, store, default_welcome_list=settings.klaviyo_welcome_list_id)
+    return activity_functions(crm, email)
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -35,24 +59,12 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 timeout=httpx.Timeout(20.0, connect=5.0), limits=httpx.Limits(max_connections=100)
             )
         )
-        hubspot = HubSpotClient(
-            http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value()
-        )
-        klaviyo = KlaviyoClient(
-            http,
-            base_url=settings.klaviyo_url,
-            api_key=settings.klaviyo_api_key.get_secret_value(),
-            revision=settings.klaviyo_revision,
-        )
-        crm = CrmActivities(hubspot, store)
-        email = EmailActivities(klaviyo, store, default_welcome_list=settings.klaviyo_welcome_list_id)
-
         client = await connect(settings)
         worker = Worker(
             client,
             task_queue=settings.temporal_task_queue,
             workflows=WORKFLOWS,
-            activities=activity_functions(crm, email),
+            activities=build_activities(settings, http, store),
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
         log.info(
@@ -67,6 +79,8 @@ def main(settings: Settings | None = None) -> None:
     settings = settings or Settings()
     stop = asyncio.Event()
 
+    provider = setup_tracing("journeys-worker", settings)
+
     async def runner() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,3 +88,5 @@ def main(settings: Settings | None = None) -> None:
         await run_worker(settings, stop=stop)
 
     asyncio.run(runner())
+    if provider is not None:
+        provider.shutdown()
