@@ -100,6 +100,7 @@ async def test_one_trace_from_request_to_platform_call(stack: DevStack):
         s
         for s in in_trace
         if s.kind == trace.SpanKind.CLIENT
-        and "batch/upsert" in str(s.attributes.get("url.full", s.attributes.get("http.url", "")))
+        and "batch/upsert"
+        in str((s.attributes or {}).get("url.full", (s.attributes or {}).get("http.url", "")))
     ]
     assert platform_calls, f"no HTTP client span to HubSpot in the trace: {names}"
