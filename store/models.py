@@ -123,3 +123,15 @@ class ApiKey(Base):
     rate_per_second: Mapped[float] = mapped_column(Float, default=100.0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Erasure(Base):
+    """That a lead was erased, when, and on whose request: the only trace an erasure leaves."""
+
+    __tablename__ = "erasures"
+
+    lead_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    requested_by: Mapped[str] = mapped_column(String(64))
+    events: Mapped[int] = mapped_column(Integer)
+    identities: Mapped[int] = mapped_column(Integer)

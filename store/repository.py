@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from domain.ids import normalize_email
+from domain.ids import lead_workflow_id, normalize_email
 from store.db import SessionFactory
-from store.models import Account, Event, FormSubmission, Identity, Lead
+from store.models import Account, Erasure, Event, FormSubmission, Identity, Lead, OutboxMessage
 
 
 class LeadStore:
@@ -86,6 +86,86 @@ class LeadStore:
             assert lead is not None
             return lead, row
 
+    async def erase(self, lead_id: str, requested_by: str) -> dict[str, int] | None:
+        """Deletes the lead, every lead merged into it, their events, submissions, identities and
+        undelivered outbox rows, in one transaction; keeps only the fact of the erasure."""
+        async with self._sessions.begin() as session:
+            if await session.get(Lead, lead_id, with_for_update=True) is None:
+                return None
+            merged = list(await session.scalars(select(Lead.lead_id).where(Lead.merged_into == lead_id)))
+            ids = [lead_id, *merged]
+            events = await session.execute(delete(Event).where(Event.lead_id.in_(ids)))
+            identities = await session.execute(delete(Identity).where(Identity.lead_id.in_(ids)))
+            await session.execute(delete(FormSubmission).where(FormSubmission.lead_id.in_(ids)))
+            await session.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.workflow_id.in_([lead_workflow_id(i) for i in ids]),
+                    OutboxMessage.delivered_at.is_(None),
+                )
+            )
+            await session.execute(delete(Lead).where(Lead.lead_id.in_(ids)))
+            counts = {
+                "events": int(events.rowcount or 0),  # type: ignore[attr-defined]
+                "identities": int(identities.rowcount or 0),  # type: ignore[attr-defined]
+                "merged_leads": len(merged),
+            }
+            session.add(
+                Erasure(
+                    lead_id=lead_id,
+                    requested_by=requested_by,
+                    events=counts["events"],
+                    identities=counts["identities"],
+                )
+            )
+            return counts
+
+    async def export(self, lead_id: str) -> dict[str, Any] | None:
+        """Everything held about a lead, personal data included (a subject access request)."""
+        async with self._sessions() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None:
+                return None
+            identities = await session.execute(
+                select(Identity.kind, Identity.value).where(Identity.lead_id == lead_id)
+            )
+            submissions = await session.scalars(
+                select(FormSubmission)
+                .where(FormSubmission.lead_id == lead_id)
+                .order_by(FormSubmission.received_at)
+            )
+            events = await session.scalars(
+                select(Event).where(Event.lead_id == lead_id).order_by(Event.occurred_at)
+            )
+            account = await session.get(Account, lead.account_id) if lead.account_id else None
+            return {
+                "profile": {
+                    column.name: _jsonable(getattr(lead, column.name)) for column in Lead.__table__.columns
+                },
+                "identities": [{"kind": kind, "value": value} for kind, value in identities],
+                "account": {"account_id": account.account_id, "traits": account.traits} if account else None,
+                "form_submissions": [
+                    {
+                        "submission_id": s.submission_id,
+                        "form_id": s.form_id,
+                        "received_at": s.received_at.isoformat(),
+                        "fields": s.fields,
+                    }
+                    for s in submissions
+                ],
+                "events": [
+                    {
+                        "event_id": e.event_id,
+                        "source": e.source,
+                        "message_id": e.message_id,
+                        "type": e.type,
+                        "occurred_at": e.occurred_at.isoformat(),
+                        "received_at": e.received_at.isoformat(),
+                        "payload": e.payload,
+                    }
+                    for e in events
+                ],
+            }
+
     async def link_identity(self, kind: str, value: str, lead_id: str) -> None:
         """Remembers the lead's id on another platform, so that platform's webhooks find the lead."""
         async with self._sessions.begin() as session:
@@ -96,3 +176,7 @@ class LeadStore:
     async def ping(self) -> None:
         async with self._sessions() as session:
             await session.execute(select(1))
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

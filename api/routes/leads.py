@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from temporalio.service import RPCError
+from fastapi.responses import JSONResponse
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.context import AppContext, context
 from domain.ids import lead_workflow_id
@@ -170,3 +171,81 @@ async def lead_events(
         ],
         "next_cursor": _cursor(rows[-1].occurred_at, rows[-1].event_id) if len(rows) == limit else None,
     }
+
+
+@router.delete(
+    "/v1/leads/{lead_id}",
+    summary="Erase a lead: profile, events, identities, submissions; its journey is ended",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "lead_id": "830805f1-5d16-5e3a-9b1c-7fc0a10c9134",
+                        "erased": {"events": 12, "identities": 3, "merged_leads": 0},
+                        "journey_ended": True,
+                    }
+                }
+            }
+        },
+        404: {"description": "no such lead (or already erased)"},
+    },
+)
+async def erase_lead(lead_id: str, request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    principal = await ctx.auth.require(request, "admin")
+    counts = await ctx.leads.erase(lead_id, requested_by=principal.key_id)
+    if counts is None:
+        raise HTTPException(status_code=404, detail=f"no lead {lead_id!r}")
+    ended = True
+    try:
+        await request.app.state.temporal.get_workflow_handle(lead_workflow_id(lead_id)).terminate(
+            reason="lead erased on request"
+        )
+    except RPCError as exc:
+        # Not running (never started, merged, already ended): nothing left to stop.
+        ended = exc.status == RPCStatusCode.NOT_FOUND
+        if not ended:
+            raise HTTPException(
+                status_code=503, detail=f"data erased; the journey could not be ended yet ({exc}); retry"
+            ) from exc
+    return {"lead_id": lead_id, "erased": counts, "journey_ended": ended}
+
+
+@router.get(
+    "/v1/leads/{lead_id}/export",
+    summary="Everything held about a lead, personal data included (a subject access request)",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "lead_id": "830805f1-5d16-5e3a-9b1c-7fc0a10c9134",
+                        "profile": {"email": "ada@example-corp.com", "first_name": "Ada"},
+                        "identities": [{"kind": "email", "value": "ada@example-corp.com"}],
+                        "form_submissions": [],
+                        "events": [],
+                        "journey": {"stage": "lead"},
+                    }
+                }
+            }
+        },
+        404: {"description": "no such lead"},
+    },
+)
+async def export_lead(lead_id: str, request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
+    await ctx.auth.require(request, "admin")
+    exported = await ctx.leads.export(lead_id)
+    if exported is None:
+        raise HTTPException(status_code=404, detail=f"no lead {lead_id!r}")
+    journey: dict[str, Any] | None = None
+    try:
+        state = await request.app.state.temporal.get_workflow_handle(lead_workflow_id(lead_id)).query(
+            LEAD_STATE_QUERY, result_type=LeadState, rpc_timeout=QUERY_TIMEOUT
+        )
+        journey = state.model_dump(mode="json")
+    except (RPCError, RuntimeError):
+        journey = None
+    return JSONResponse(
+        {"lead_id": lead_id, **exported, "journey": journey},
+        headers={"Content-Disposition": f'attachment; filename="lead-{lead_id}.json"'},
+    )
