@@ -21,6 +21,7 @@ from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
 from api.routes import admin, codec, forms, health, leads, segment, webhooks
 from platforms.facebook import FacebookGraphClient
+from platforms.linkedin import LinkedInClient
 from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
 from runtime.temporal import connect
@@ -77,6 +78,12 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
                 base_url=settings.facebook_url,
                 version=settings.facebook_graph_version,
                 access_token=settings.facebook_page_access_token.get_secret_value(),
+            ),
+            linkedin=LinkedInClient(
+                http,
+                base_url=settings.linkedin_url,
+                token=settings.linkedin_access_token.get_secret_value(),
+                version=settings.linkedin_version,
             ),
         )
         tasks = [

@@ -11,6 +11,7 @@ from api.auth import Authenticator
 from api.forms import FormCatalog
 from domain.events import IncomingEvent
 from platforms.facebook import FacebookGraphClient
+from platforms.linkedin import LinkedInClient
 from routing.dispatcher import TemporalAvailability
 from runtime.settings import Settings
 from runtime.telemetry import current_trace_carrier
@@ -32,6 +33,7 @@ class AppContext:
     forms: FormCatalog
     availability: TemporalAvailability
     facebook: FacebookGraphClient
+    linkedin: LinkedInClient
 
     async def ingest(self, events: list[IncomingEvent]) -> list[RecordResult]:
         """Records events durably and queues them for their journeys; 503 if that cannot be promised."""

@@ -31,6 +31,7 @@ DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_RESEND_WEBHOOK_SECRET": "whsec_ZGV2LXJlc2VuZC1zZWNyZXQtMzItYnl0ZXMhIQ==",
     "JOURNEYS_FACEBOOK_APP_SECRET": "dev-facebook-app-secret",
     "JOURNEYS_FACEBOOK_VERIFY_TOKEN": "dev-facebook-verify-token",
+    "JOURNEYS_LINKEDIN_CLIENT_SECRET": "dev-linkedin-client-secret",
 }
 
 

@@ -156,3 +156,29 @@ def verify_hub_signature(header: str | None, body: bytes, app_secret: str) -> No
 
 def sign_hub_signature(body: bytes, app_secret: str) -> str:
     return "sha256=" + _hmac_hex(app_secret.encode(), body)
+
+
+def verify_linkedin_signature(header: str | None, body: bytes, client_secret: str) -> None:
+    """LinkedIn: `X-LI-Signature`, hex HMAC-SHA256 keyed by the app's client secret.
+
+    LinkedIn's documentation is read two ways (the `hmacsha256=` prefix on the header value, or
+    prefixed to the signed body); both are accepted, nothing else is. No timestamp: replays are
+    answered without recording, by the form response's id.
+    """
+    if not header:
+        raise SignatureError("X-LI-Signature is required")
+    given = header.removeprefix("hmacsha256=")
+    candidates = (
+        _hmac_hex(client_secret.encode(), body),
+        _hmac_hex(client_secret.encode(), b"hmacsha256=" + body),
+    )
+    if not any(hmac.compare_digest(given, candidate) for candidate in candidates):
+        raise SignatureError("X-LI-Signature does not match the body")
+
+
+def sign_linkedin(body: bytes, client_secret: str) -> str:
+    return "hmacsha256=" + _hmac_hex(client_secret.encode(), body)
+
+
+def linkedin_challenge_response(challenge_code: str, client_secret: str) -> str:
+    return _hmac_hex(client_secret.encode(), challenge_code.encode())

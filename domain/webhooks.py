@@ -361,3 +361,80 @@ def facebook_lead_event(
     )
     event.profile = {k: v for k, v in profile.items() if v}
     return event
+
+
+# --- LinkedIn Lead Sync: https://learn.microsoft.com/linkedin/marketing/lead-sync/leadsync ----
+
+LINKEDIN_FIELDS = {
+    "EMAIL": "email",
+    "WORK_EMAIL": "email",
+    "FIRST_NAME": "first_name",
+    "LAST_NAME": "last_name",
+    "COMPANY_NAME": "company",
+    "JOB_TITLE": "job_title",
+    "PHONE_NUMBER": "phone",
+    "WORK_PHONE_NUMBER": "phone",
+}
+
+
+def linkedin_notification(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """(form response id, form id) of a CREATED lead notification; None for anything else."""
+    if payload.get("type") != "LEAD_ACTION" or payload.get("leadAction") != "CREATED":
+        return None
+    response_urn = payload.get("leadGenFormResponse")
+    form_urn = payload.get("leadGenForm")
+    if not isinstance(response_urn, str) or not response_urn.startswith("urn:li:leadGenFormResponse:"):
+        raise PayloadError("leadGenFormResponse", "must be a urn:li:leadGenFormResponse URN")
+    if not isinstance(form_urn, str) or "urn:li:leadGenForm:" not in form_urn:
+        raise PayloadError("leadGenForm", "must name a urn:li:leadGenForm")
+    form_id = form_urn.split("urn:li:leadGenForm:", 1)[1].split(",", 1)[0].rstrip(")")
+    return response_urn.removeprefix("urn:li:leadGenFormResponse:"), form_id
+
+
+def linkedin_lead_event(
+    payload: dict[str, Any],
+    response: dict[str, Any],
+    form: dict[str, Any],
+    received_at: datetime,
+    new_id: NewId,
+) -> IncomingEvent:
+    fields: dict[Any, str] = {}
+    for question in _sub(form, "content").get("questions") or []:
+        if isinstance(question, dict) and question.get("predefinedField") in LINKEDIN_FIELDS:
+            fields[question.get("questionId")] = LINKEDIN_FIELDS[question["predefinedField"]]
+    answers: dict[str, str] = {}
+    for answer in _sub(response, "formResponse").get("answers") or []:
+        if not isinstance(answer, dict) or answer.get("questionId") not in fields:
+            continue
+        text = _sub(_sub(answer, "answerDetails"), "textQuestionAnswer").get("answer")
+        if isinstance(text, str) and text.strip():
+            answers[fields[answer["questionId"]]] = text.strip()
+    email = _email(answers.pop("email", None))
+    if email is None:
+        raise PayloadError("formResponse.answers", "the lead form has no email answer")
+    response_id = str(response.get("id") or payload.get("leadGenFormResponse"))
+    submitted = response.get("submittedAt") or payload.get("occurredAt") or 0
+    campaign = _sub(_sub(response, "leadMetadata"), "sponsoredLeadMetadata").get("campaign")
+    event = _event(
+        provider="linkedin",
+        message_id=response_id,
+        kind=EventType.LEAD_AD_SUBMITTED,
+        occurred_at=_unix(submitted / 1000, "submittedAt"),
+        received_at=received_at,
+        payload={"notification": payload, "response": response},
+        new_id=new_id,
+        email=email,
+        name="LinkedIn lead gen form",
+        properties={
+            "form_id": str(form.get("id") or ""),
+            "lead_type": payload.get("leadType"),
+            "test_lead": bool(response.get("testLead")),
+            "campaign": campaign,
+        },
+        external_ids={"linkedin_lead": response_id},
+        touch=Touch(
+            source="linkedin", medium="paid_social", campaign=campaign if isinstance(campaign, str) else None
+        ),
+    )
+    event.profile = {**answers, "lead_source": "linkedin_lead_gen"}
+    return event

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     facebook_page_access_token: SecretStr = SecretStr("sandbox-page-token")
     facebook_graph_url: str | None = None
     facebook_graph_version: str = "v21.0"
+    linkedin_client_secret: SecretStr | None = None
+    linkedin_access_token: SecretStr = SecretStr("sandbox-linkedin-token")
+    linkedin_api_url: str | None = None
+    linkedin_version: str = "202411"
     webhook_tolerance_seconds: int = 300
     # The URL platforms call us at, when a proxy stands in front (HubSpot signs the full URI).
     public_base_url: str | None = None
@@ -82,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def klaviyo_url(self) -> str:
         return self.klaviyo_base_url or f"{self.sandbox_url}/klaviyo"
+
+    @property
+    def linkedin_url(self) -> str:
+        return self.linkedin_api_url or f"{self.sandbox_url}/linkedin"
 
     @property
     def facebook_url(self) -> str:

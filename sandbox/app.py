@@ -20,8 +20,14 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-PROVIDERS = ("hubspot", "klaviyo", "facebook")
+PROVIDERS = ("hubspot", "klaviyo", "facebook", "linkedin")
 LOGGED_HEADERS = ("idempotency-key", "content-type", "revision", "accept", "user-agent", "traceparent")
+
+
+class LinkedInLeadSubmission(BaseModel):
+    form_id: str = "123456"
+    campaign: str = "urn:li:sponsoredCampaign:600001"
+    answers: dict[str, str]
 
 
 class LeadAdSubmission(BaseModel):
@@ -60,6 +66,8 @@ class SandboxState:
             "klaviyo_profiles": {},
             "klaviyo_lists": {},
             "facebook_leads": {},
+            "linkedin_forms": {},
+            "linkedin_responses": {},
         }
         if state_dir:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +167,47 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         }
         return {"leadgen_id": leadgen_id, "webhook": webhook}
 
+    @app.post("/_linkedin/leads")
+    async def new_linkedin_lead(lead: LinkedInLeadSubmission) -> dict[str, Any]:
+        """Someone submits a LinkedIn Lead Gen form: the form and the response are stored for the
+        API, and the answer carries the notification LinkedIn would send."""
+        form_id = lead.form_id
+        fields = sorted(lead.answers)
+        questions = [
+            {"questionId": n + 1, "name": field.lower(), "predefinedField": field}
+            for n, field in enumerate(fields)
+        ]
+        state.records["linkedin_forms"][form_id] = {"id": int(form_id), "content": {"questions": questions}}
+        response_id = str(uuid.uuid4())
+        now_ms = int(datetime.now(UTC).timestamp() * 1000)
+        state.records["linkedin_responses"][response_id] = {
+            "id": response_id,
+            "submittedAt": now_ms,
+            "testLead": False,
+            "versionedLeadGenFormUrn": f"urn:li:versionedLeadGenForm:(urn:li:leadGenForm:{form_id},1)",
+            "leadMetadata": {"sponsoredLeadMetadata": {"campaign": lead.campaign}},
+            "formResponse": {
+                "answers": [
+                    {
+                        "questionId": n + 1,
+                        "answerDetails": {"textQuestionAnswer": {"answer": lead.answers[field]}},
+                    }
+                    for n, field in enumerate(fields)
+                ]
+            },
+        }
+        state.save_records()
+        notification = {
+            "type": "LEAD_ACTION",
+            "leadAction": "CREATED",
+            "occurredAt": now_ms,
+            "leadType": "SPONSORED",
+            "leadGenFormResponse": f"urn:li:leadGenFormResponse:{response_id}",
+            "leadGenForm": f"urn:li:versionedLeadGenForm:(urn:li:leadGenForm:{form_id},1)",
+            "owner": {"sponsoredAccount": "urn:li:sponsoredAccount:507000001"},
+        }
+        return {"response_id": response_id, "notification": notification}
+
     @app.get("/_health")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -191,8 +240,10 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             call.update(status=injected.status_code, fault=True)
             state.log(call)
             return injected
-        handler: HubSpot | Klaviyo | Facebook
-        if provider == "hubspot":
+        handler: HubSpot | Klaviyo | Facebook | LinkedIn
+        if provider == "linkedin":
+            handler = LinkedIn(state, request, call["path"], body)
+        elif provider == "hubspot":
             handler = HubSpot(state, request, call["path"], body)
         elif provider == "klaviyo":
             handler = Klaviyo(state, request, call["path"], body)
@@ -494,3 +545,34 @@ class Facebook:
                 "GraphMethodException",
             )
         return JSONResponse(lead)
+
+
+class LinkedIn:
+    """LinkedIn Lead Sync reads: form responses and forms, as `/rest/...` with a bearer token."""
+
+    def __init__(self, state: SandboxState, request: Request, path: str, body: Any) -> None:
+        self.state, self.request, self.path = state, request, path
+
+    def error(self, status: int, message: str, code: str) -> Response:
+        return JSONResponse(
+            {"status": status, "serviceErrorCode": 100, "code": code, "message": message}, status_code=status
+        )
+
+    def answer(self) -> Response:
+        if not self.request.headers.get("authorization", "").startswith("Bearer "):
+            return self.error(401, "Empty oauth2 access token", "EMPTY_ACCESS_TOKEN")
+        if not self.request.headers.get("linkedin-version"):
+            return self.error(
+                400,
+                "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+                "VERSION_MISSING",
+            )
+        parts = self.path.strip("/").split("/")
+        if self.request.method == "GET" and len(parts) == 3 and parts[0] == "rest":
+            table = {"leadFormResponses": "linkedin_responses", "leadForms": "linkedin_forms"}.get(parts[1])
+            if table is not None:
+                found = self.state.records[table].get(parts[2])
+                if found is not None:
+                    return JSONResponse(found)
+                return self.error(404, f"Not found: {parts[2]}", "NOT_FOUND")
+        return self.error(404, f"No resource for {self.request.method} {self.path}", "NOT_FOUND")

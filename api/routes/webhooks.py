@@ -378,3 +378,91 @@ async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict
         ctx,
         lambda: [webhooks.facebook_lead_event(change, lead, received_at, _new_id) for change, lead in leads],
     )
+
+
+@router.get(
+    "/v1/webhooks/linkedin",
+    summary="LinkedIn's webhook validation: answers the challenge with its HMAC",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {"challengeCode": "890e4665-...", "challengeResponse": "<hex>"}
+                }
+            }
+        }
+    },
+)
+async def linkedin_validate(
+    request: Request,
+    challenge_code: str = Query(
+        ..., alias="challengeCode", max_length=200, examples=["890e4665-4dfe-4ab1-b689-ed553bceeed1"]
+    ),
+    ctx: AppContext = Depends(context),
+) -> dict[str, str]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.linkedin_client_secret, "linkedin", "JOURNEYS_LINKEDIN_CLIENT_SECRET")
+    return {
+        "challengeCode": challenge_code,
+        "challengeResponse": signatures.linkedin_challenge_response(challenge_code, secret),
+    }
+
+
+@router.post(
+    "/v1/webhooks/linkedin",
+    summary="LinkedIn Lead Gen Forms (Lead Sync): `X-LI-Signature` verified, answers read from the API",
+    responses={
+        **EXAMPLE_ANSWER,
+        **REFUSED,
+        503: {"description": "LinkedIn's API could not be read; LinkedIn retries the notification"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "type": "LEAD_ACTION",
+                        "leadAction": "CREATED",
+                        "occurredAt": 1764237600000,
+                        "leadType": "SPONSORED",
+                        "leadGenFormResponse": "urn:li:leadGenFormResponse:3f1a9c2e-...",
+                        "leadGenForm": "urn:li:versionedLeadGenForm:(urn:li:leadGenForm:123456,1)",
+                        "owner": {"sponsoredAccount": "urn:li:sponsoredAccount:507000001"},
+                    }
+                }
+            }
+        }
+    },
+)
+async def linkedin(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.linkedin_client_secret, "linkedin", "JOURNEYS_LINKEDIN_CLIENT_SECRET")
+    raw = await request.body()
+    _verified(
+        lambda: signatures.verify_linkedin_signature(request.headers.get("x-li-signature"), raw, secret)
+    )
+    payload = _json_object(raw)
+    try:
+        named = webhooks.linkedin_notification(payload)
+    except webhooks.PayloadError as exc:
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+        ) from exc
+    if named is None:
+        return {"received": 0, "ignored": True}
+    response_id, form_id = named
+    try:
+        response = await ctx.linkedin.form_response(response_id)
+        form = await ctx.linkedin.form(form_id)
+    except PermanentPlatformError as exc:
+        log.warning("LinkedIn lead %s not readable: %s", response_id, exc)
+        return {"received": 0, "ignored": True, "reason": str(exc)}
+    except PlatformError as exc:
+        raise HTTPException(
+            status_code=503,
+            detail=f"LinkedIn's API is unavailable ({exc}); nothing was recorded, retry later",
+        ) from exc
+    received_at = datetime.now(UTC)
+    return await _record(
+        ctx, lambda: [webhooks.linkedin_lead_event(payload, response, form, received_at, _new_id)]
+    )

@@ -11,8 +11,10 @@ import pytest
 from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
 from domain.ids import lead_id_for_email
 from domain.signatures import (
+    linkedin_challenge_response,
     sign_hub_signature,
     sign_hubspot_v3,
+    sign_linkedin,
     sign_standard_webhook,
     sign_timestamped_hmac,
 )
@@ -273,3 +275,44 @@ async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(
     assert body["journey"]["first_touch"]["source"] == "facebook"
     graph = [c for c in (await sandbox.get("/_calls", params={"provider": "facebook"})).json()["calls"]]
     assert graph[-1]["path"] == f"/v21.0/{submitted['leadgen_id']}"
+
+
+async def test_a_linkedin_lead_gen_form_is_read_from_the_api_and_becomes_a_lead(api, hooks, sandbox):
+    secret = DEV_WEBHOOK_SECRETS["JOURNEYS_LINKEDIN_CLIENT_SECRET"]
+    challenge = await hooks.get("/v1/webhooks/linkedin", params={**hooks.params, "challengeCode": "c-123"})
+    assert challenge.status_code == 200
+    assert challenge.json() == {
+        "challengeCode": "c-123",
+        "challengeResponse": linkedin_challenge_response("c-123", secret),
+    }
+
+    email = f"li.{uuid.uuid4().hex[:8]}@example-corp.com"
+    answers = {
+        "EMAIL": email,
+        "FIRST_NAME": "Alan",
+        "LAST_NAME": "Turing",
+        "COMPANY_NAME": "Bletchley",
+        "JOB_TITLE": "Head of Research",
+    }
+    submitted = (await sandbox.post("/_linkedin/leads", json={"answers": answers})).json()
+    raw = body_of(submitted["notification"])
+    headers = {"X-LI-Signature": sign_linkedin(raw, secret), "Content-Type": "application/json"}
+    await sandbox.put(
+        "/_faults/linkedin", json={"fail_next": 1, "fail_status": 429, "retry_after_seconds": 1}
+    )
+    assert (await hooks.post("/v1/webhooks/linkedin", content=raw, headers=headers)).status_code == 503
+    delivered = await hooks.post("/v1/webhooks/linkedin", content=raw, headers=headers)
+    assert delivered.status_code == 200 and delivered.json()["received"] == 1, delivered.text
+    replayed = await hooks.post("/v1/webhooks/linkedin", content=raw, headers=headers)
+    assert replayed.json()["duplicates"] == 1
+    forged = await hooks.post(
+        "/v1/webhooks/linkedin", content=raw, headers={**headers, "X-LI-Signature": "hmacsha256=00"}
+    )
+    assert forged.status_code == 401
+
+    body = await eventually(
+        api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["stage"] == "lead")
+    )
+    assert body["profile"]["company"] == "Bletchley" and body["profile"]["job_title"] == "Head of Research"
+    assert body["identities"]["linkedin_lead"] == [submitted["response_id"]]
+    assert body["journey"]["first_touch"]["source"] == "linkedin"

@@ -72,3 +72,19 @@ def test_standard_webhooks_round_trip_and_refusals():
         verify_standard_webhook("msg_1", str(NOW), signature, BODY, secret, now=NOW - 400)
     with pytest.raises(SignatureError, match="required"):
         verify_standard_webhook(None, str(NOW), signature, BODY, secret, now=NOW)
+
+
+def test_linkedin_signature_accepts_both_readings_of_the_docs_and_nothing_else():
+    import hashlib
+    import hmac as hmac_module
+
+    from domain.signatures import linkedin_challenge_response, sign_linkedin, verify_linkedin_signature
+
+    verify_linkedin_signature(sign_linkedin(BODY, "s"), BODY, "s")
+    prefixed_body = hmac_module.new(b"s", b"hmacsha256=" + BODY, hashlib.sha256).hexdigest()
+    verify_linkedin_signature(prefixed_body, BODY, "s")
+    with pytest.raises(SignatureError):
+        verify_linkedin_signature(sign_linkedin(BODY, "other"), BODY, "s")
+    with pytest.raises(SignatureError, match="required"):
+        verify_linkedin_signature(None, BODY, "s")
+    assert linkedin_challenge_response("c", "s") == hmac_module.new(b"s", b"c", hashlib.sha256).hexdigest()
