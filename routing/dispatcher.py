@@ -5,7 +5,8 @@ The request path only commits to PostgreSQL, so a 2xx costs one transaction; a t
 on the notification (and polls once a second as a backstop), claims pending outbox rows (safe
 across replicas: `FOR UPDATE SKIP LOCKED` and a lease), folds the rows for one lead into one
 signal-with-start, and marks them delivered. Rows whose delivery failed are retried after a
-pause; a crash leaves them pending until their lease ends. The workflow dedupes by event id, so at-least-once is enough.
+pause; a crash leaves them pending until their lease ends. The workflow dedupes by event id,
+so at-least-once is enough.
 """
 
 from __future__ import annotations
