@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import Authenticator
@@ -23,6 +24,7 @@ from api.routes import admin, codec, forms, health, leads, segment, webhooks
 from platforms.facebook import FacebookGraphClient
 from platforms.linkedin import LinkedInClient
 from routing.dispatcher import TemporalAvailability
+from runtime.metrics import API_REQUEST_SECONDS
 from runtime.settings import Settings
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
@@ -144,11 +146,36 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         # when a client sees slow answers.
         started = time.perf_counter()
         response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        spent = time.perf_counter() - started
+        response.headers["Server-Timing"] = f"app;dur={spent * 1000:.1f}"
+        route = request.scope.get("route")
+        API_REQUEST_SECONDS.labels(
+            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+        ).observe(spent)
         return response
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        summary="Prometheus metrics (admin key): events ingested, duplicates, 503s, request times",
+        responses={
+            200: {
+                "content": {
+                    "text/plain": {
+                        "example": 'journeys_events_ingested_total{source="segment",type="track"} 42.0'
+                    }
+                }
+            }
+        },
+    )
+    async def metrics(request: Request) -> Response:
+        await request.app.state.ctx.auth.require(request, "admin")
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for module in (health, forms, segment, webhooks, leads, admin, codec):
         app.include_router(module.router)
     # One span per request: the ASGI send/receive spans cost more than they tell.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,codec", exclude_spans=["receive", "send"])
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,codec,metrics", exclude_spans=["receive", "send"]
+    )
     return app

@@ -13,6 +13,7 @@ from domain.events import IncomingEvent
 from platforms.facebook import FacebookGraphClient
 from platforms.linkedin import LinkedInClient
 from routing.dispatcher import TemporalAvailability
+from runtime.metrics import EVENTS_DUPLICATE, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from runtime.settings import Settings
 from runtime.telemetry import current_trace_carrier
 from store.ingest import IngestStore, RecordResult
@@ -38,6 +39,7 @@ class AppContext:
     async def ingest(self, events: list[IncomingEvent]) -> list[RecordResult]:
         """Records events durably and queues them for their journeys; 503 if that cannot be promised."""
         if not self.availability.available:
+            INGEST_UNAVAILABLE.labels("temporal").inc()
             raise HTTPException(
                 status_code=503,
                 detail=f"Temporal is unavailable ({self.availability.reason}); {NOTHING_RECORDED}",
@@ -46,11 +48,17 @@ class AppContext:
         try:
             results = await self.ingest_store.record(events, trace=current_trace_carrier())
         except (SQLAlchemyError, OSError) as exc:
+            INGEST_UNAVAILABLE.labels("postgres").inc()
             raise HTTPException(
                 status_code=503,
                 detail=f"the database is unavailable ({type(exc).__name__}); {NOTHING_RECORDED}",
                 headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
             ) from exc
+        for event, result in zip(events, results, strict=True):
+            if result.duplicate:
+                EVENTS_DUPLICATE.labels(event.source).inc()
+            else:
+                EVENTS_INGESTED.labels(event.source, event.lead_event.type.value).inc()
         return results
 
 

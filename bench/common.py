@@ -36,7 +36,12 @@ async def local_stack(keep: Path | None = None) -> AsyncIterator[DevStack]:
             sandbox_port=free_port(),
             log_level="WARNING",
         )
-        stack = DevStack(settings, with_ui=False, durable=os.environ.get("BENCH_DURABLE", "1") == "1")
+        stack = DevStack(
+            settings,
+            with_ui=False,
+            worker_metrics_port=None,
+            durable=os.environ.get("BENCH_DURABLE", "1") == "1",
+        )
         progress("starting the stack (Temporal dev server, PostgreSQL, sandbox, worker, API) ...")
         await stack.start()
         try:

@@ -74,6 +74,8 @@ class DevStack:
     temporal: TemporalDevServer | None = None
     children: dict[str, ManagedProcess] = field(default_factory=dict)
     api_key: str = ""
+    # The worker's Temporal SDK metrics; None turns them off.
+    worker_metrics_port: int | None = 9464
     codec_keys: str = ""
     codec_ui_token: str = ""
 
@@ -108,6 +110,9 @@ class DevStack:
         # Dev-only webhook secrets, so the sandbox and curl can sign deliveries; production sets its own.
         for variable, value in DEV_WEBHOOK_SECRETS.items():
             env.setdefault(variable, value)
+        port = self.settings.worker_metrics_port or self.worker_metrics_port
+        if port is not None:
+            env["JOURNEYS_WORKER_METRICS_PORT"] = str(port)
         # Traces as JSON lines in logs/traces.jsonl, unless another exporter is asked for.
         env.setdefault("JOURNEYS_OTEL_EXPORTER", "file")
         return env

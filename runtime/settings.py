@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     outbox_sweep_seconds: float = 1.0
     log_level: str = "INFO"
     otel_exporter: Literal["none", "console", "file", "otlp"] = "none"
+    # The Temporal SDK's metrics (task latencies, slots, polls) on http://127.0.0.1:<port>/metrics.
+    worker_metrics_port: int | None = None
 
     @cached_property
     def data_path(self) -> Path:

@@ -8,6 +8,7 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from domain import search_attributes
 from runtime.codec import EncryptionCodec, parse_keys
@@ -31,9 +32,17 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
-async def connect(settings: Settings, *, address: str | None = None, lazy: bool = False) -> Client:
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime whose SDK metrics Prometheus can scrape on `port`."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+
+
+async def connect(
+    settings: Settings, *, address: str | None = None, lazy: bool = False, runtime: Runtime | None = None
+) -> Client:
     return await Client.connect(
         address or settings.temporal_address,
+        runtime=runtime,
         lazy=lazy,
         namespace=settings.temporal_namespace,
         data_converter=data_converter(settings),

@@ -20,7 +20,7 @@ from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
-from runtime.temporal import connect
+from runtime.temporal import connect, metrics_runtime
 from store.db import create_engine, session_factory
 from store.repository import LeadStore
 from workers.registry import WORKFLOWS, activity_functions
@@ -59,7 +59,8 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 timeout=httpx.Timeout(20.0, connect=5.0), limits=httpx.Limits(max_connections=100)
             )
         )
-        client = await connect(settings)
+        runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        client = await connect(settings, runtime=runtime)
         worker = Worker(
             client,
             task_queue=settings.temporal_task_queue,

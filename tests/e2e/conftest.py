@@ -22,7 +22,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevSt
         pg_port=free_port(),
         sandbox_port=free_port(),
     )
-    dev = DevStack(settings, durable=False, with_ui=False)
+    dev = DevStack(settings, durable=False, with_ui=False, worker_metrics_port=free_port())
     await dev.start()
     try:
         yield dev
