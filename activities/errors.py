@@ -6,9 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError
+
+
+def _count(exc: PlatformError, kind: str) -> None:
+    """`journeys_connector_errors` on the worker's metrics endpoint, by provider and kind."""
+    if not activity.in_activity():
+        return
+    activity.metric_meter().create_counter(
+        "journeys_connector_errors", "Platform calls that failed, by provider and kind"
+    ).add(1, {"provider": exc.provider, "kind": kind})
 
 
 @asynccontextmanager
@@ -16,6 +26,7 @@ async def platform_errors() -> AsyncIterator[None]:
     try:
         yield
     except RateLimitedError as exc:
+        _count(exc, "rate_limited")
         raise ApplicationError(
             str(exc),
             {"provider": exc.provider, "status": exc.status},
@@ -23,6 +34,7 @@ async def platform_errors() -> AsyncIterator[None]:
             next_retry_delay=timedelta(seconds=max(exc.retry_after, 0.1)),
         ) from exc
     except PermanentPlatformError as exc:
+        _count(exc, "rejected")
         raise ApplicationError(
             str(exc),
             {"provider": exc.provider, "status": exc.status},
@@ -30,6 +42,7 @@ async def platform_errors() -> AsyncIterator[None]:
             non_retryable=True,
         ) from exc
     except PlatformError as exc:
+        _count(exc, "unavailable")
         raise ApplicationError(
             str(exc), {"provider": exc.provider, "status": exc.status}, type="PlatformUnavailable"
         ) from exc

@@ -113,6 +113,8 @@ class DevStack:
         port = self.settings.worker_metrics_port or self.worker_metrics_port
         if port is not None:
             env["JOURNEYS_WORKER_METRICS_PORT"] = str(port)
+        # `dev` echoes the children's logs to a console: text reads better there.
+        env.setdefault("JOURNEYS_LOG_FORMAT", "text")
         # Traces as JSON lines in logs/traces.jsonl, unless another exporter is asked for.
         env.setdefault("JOURNEYS_OTEL_EXPORTER", "file")
         return env

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
     outbox_sweep_seconds: float = 1.0
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
     otel_exporter: Literal["none", "console", "file", "otlp"] = "none"
     # The Temporal SDK's metrics (task latencies, slots, polls) on http://127.0.0.1:<port>/metrics.
     worker_metrics_port: int | None = None

@@ -25,6 +25,8 @@ async def test_api_and_worker_metrics(stack: DevStack, api):
         ingested_before = sample(before, "journeys_events_ingested_total", source="segment", type="track")
     except AssertionError:
         ingested_before = 0.0
+    async with httpx.AsyncClient(base_url=stack.settings.sandbox_url) as sandbox:
+        await sandbox.put("/_faults/hubspot", json={"fail_next": 1, "fail_status": 503})
     user = f"u-{uuid.uuid4().hex[:8]}"
     message = {"userId": user, "event": "Metered", "messageId": f"m-{uuid.uuid4()}"}
     await api.post("/v1/track", json=message)
@@ -51,4 +53,5 @@ async def test_api_and_worker_metrics(stack: DevStack, api):
         assert (await anonymous.get(f"{stack.settings.api_url}/metrics")).status_code == 401
         worker = await anonymous.get(f"http://127.0.0.1:{stack.worker_metrics_port}/metrics")
     assert worker.status_code == 200
-    assert "temporal_activity_execution_latency" in worker.text or "temporal_workflow_task" in worker.text
+    assert "temporal_workflow_task" in worker.text, "the SDK's own metrics"
+    assert "journeys_connector_errors{" in worker.text and 'provider="hubspot"' in worker.text
