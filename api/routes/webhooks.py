@@ -48,6 +48,12 @@ def _json(raw: bytes) -> Any:
         ) from exc
 
 
+def _unprocessable(exc: webhooks.PayloadError) -> HTTPException:
+    return HTTPException(
+        status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+    )
+
+
 def _json_object(raw: bytes) -> dict[str, Any]:
     payload = _json(raw)
     if not isinstance(payload, dict):
@@ -80,9 +86,7 @@ async def _record(ctx: AppContext, mapped: Callable[[], list[IncomingEvent]]) ->
     try:
         events = mapped()
     except webhooks.PayloadError as exc:
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-        ) from exc
+        raise _unprocessable(exc) from exc
     if not events:
         return {"received": 0, "ignored": True}
     results = await ctx.ingest(events)
@@ -358,9 +362,7 @@ async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict
     try:
         changes = webhooks.facebook_leadgen_ids(payload)
     except webhooks.PayloadError as exc:
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-        ) from exc
+        raise _unprocessable(exc) from exc
     received_at = datetime.now(UTC)
     leads: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for change in changes:
@@ -445,9 +447,7 @@ async def linkedin(request: Request, ctx: AppContext = Depends(context)) -> dict
     try:
         named = webhooks.linkedin_notification(payload)
     except webhooks.PayloadError as exc:
-        raise HTTPException(
-            status_code=422, detail=[{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-        ) from exc
+        raise _unprocessable(exc) from exc
     if named is None:
         return {"received": 0, "ignored": True}
     response_id, form_id = named
