@@ -189,6 +189,20 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_new(root: Path, name: str) -> int:
+    from cli.scaffold import ScaffoldError, scaffold
+
+    try:
+        written = scaffold(root.resolve(), name)
+    except ScaffoldError as exc:
+        print(f"journeys new: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path.relative_to(root.resolve())}")
+    print(f"next: .venv/bin/pytest tests/workflows/test_{name}.py")
+    return 0
+
+
 COMMANDS = {
     "dev": (cmd_dev, "run everything on embedded defaults (Temporal, PostgreSQL, sandbox, worker, API)"),
     "worker": (cmd_worker, "run a worker"),
@@ -218,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     key_actions.add_parser("list", help="list keys")
     revoke = key_actions.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
+    new = sub.add_parser("new", help="make a new journey: models, workflow, activities, test, registration")
+    new.add_argument("name", help="snake_case, e.g. webinar_followup")
+    new.add_argument("--root", type=Path, default=Path.cwd(), help="the project's root (default: here)")
     args = parser.parse_args(argv)
+    if args.command == "new":
+        return cmd_new(args.root, args.name)
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     _logging(settings)
     if args.command == "keys":

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-PROVIDERS = ("hubspot", "klaviyo", "facebook", "linkedin")
+PROVIDERS = ("hubspot", "klaviyo", "facebook", "linkedin", "webhook")
 LOGGED_HEADERS = ("idempotency-key", "content-type", "revision", "accept", "user-agent", "traceparent")
 
 
@@ -240,8 +240,10 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             call.update(status=injected.status_code, fault=True)
             state.log(call)
             return injected
-        handler: HubSpot | Klaviyo | Facebook | LinkedIn
-        if provider == "linkedin":
+        handler: HubSpot | Klaviyo | Facebook | LinkedIn | WebhookSink
+        if provider == "webhook":
+            handler = WebhookSink(state, request, call["path"], body)
+        elif provider == "linkedin":
             handler = LinkedIn(state, request, call["path"], body)
         elif provider == "hubspot":
             handler = HubSpot(state, request, call["path"], body)
@@ -576,3 +578,15 @@ class LinkedIn:
                     return JSONResponse(found)
                 return self.error(404, f"Not found: {parts[2]}", "NOT_FOUND")
         return self.error(404, f"No resource for {self.request.method} {self.path}", "NOT_FOUND")
+
+
+class WebhookSink:
+    """Any outbound webhook: accepted and logged, so journeys can post to `/webhook/<name>`."""
+
+    def __init__(self, state: SandboxState, request: Request, path: str, body: Any) -> None:
+        self.request = request
+
+    def answer(self) -> Response:
+        if self.request.method not in ("POST", "PUT"):
+            return JSONResponse({"error": "webhooks are POSTed"}, status_code=405)
+        return Response(status_code=202)

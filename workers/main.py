@@ -14,16 +14,12 @@ import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from temporalio.worker import Worker
 
-from activities.crm import CrmActivities
-from activities.email import EmailActivities
-from platforms.hubspot import HubSpotClient
-from platforms.klaviyo import KlaviyoClient
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
 from runtime.temporal import connect, metrics_runtime
 from store.db import create_engine, session_factory
 from store.repository import LeadStore
-from workers.registry import WORKFLOWS, activity_functions
+from workers.registry import WORKFLOWS, Dependencies, all_activities
 
 log = logging.getLogger("journeys.worker")
 
@@ -31,21 +27,10 @@ log = logging.getLogger("journeys.worker")
 def build_activities(
     settings: Settings, http: httpx.AsyncClient, store: LeadStore
 ) -> list[Callable[..., Any]]:
-    """The activities with their clients, pointed where the settings say (sandbox or platforms)."""
+    """Every registered journey's activities, with their clients pointed where the settings say."""
     # Each call to a platform is a client span in the activity's trace.
     HTTPXClientInstrumentor().instrument_client(http)
-    hubspot = HubSpotClient(
-        http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value()
-    )
-    klaviyo = KlaviyoClient(
-        http,
-        base_url=settings.klaviyo_url,
-        api_key=settings.klaviyo_api_key.get_secret_value(),
-        revision=settings.klaviyo_revision,
-    )
-    crm = CrmActivities(hubspot, store)
-    email = EmailActivities(klaviyo, store, default_welcome_list=settings.klaviyo_welcome_list_id)
-    return activity_functions(crm, email)
+    return all_activities(Dependencies(settings=settings, http=http, store=store))
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
