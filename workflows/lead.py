@@ -101,8 +101,9 @@ class LeadWorkflow:
 
     @workflow.signal(name=EVENTS_SIGNAL)
     def events(self, recorded: EventsRecorded) -> None:
-        # The outbox delivers at least once; an event is folded once.
-        for event in recorded.events:
+        # The outbox delivers at least once; an event is folded once. A signal can carry events
+        # in any order (a backfill, a merge, a batch): folded in the order they happened.
+        for event in sorted(recorded.events, key=lambda e: e.occurred_at):
             if self._state.has_seen(event.event_id):
                 continue
             self._state.remember(event.event_id)

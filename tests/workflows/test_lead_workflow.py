@@ -230,3 +230,18 @@ async def test_a_merged_lead_ends_its_run(time_skipping_env, worker, platforms):
     await handle.signal(LeadWorkflow.merged_into, LeadMerged(into_lead_id="other"))
     final = await handle.result()
     assert final.merged_into == "other" and final.activity.page_views == 1
+
+
+async def test_events_in_one_signal_are_folded_in_the_order_they_happened(
+    time_skipping_env, worker, platforms
+):
+    views = [
+        page("late", START + timedelta(hours=4)),
+        page("early", START),
+        page("middle", START + timedelta(minutes=10)),
+    ]
+    handle = await signal_with_start(time_skipping_env.client, str(uuid.uuid4()), views, worker)
+    await until(lambda: _state_has(handle, lambda s: s.activity.page_views == 3))
+    state = await state_of(handle)
+    assert state.activity.sessions == 2
+    assert [t.event_id for t in state.timeline] == ["early", "middle", "late"]
