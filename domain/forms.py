@@ -26,6 +26,8 @@ STANDARD_FIELDS = (
     "consent",
     "anonymous_id",
 )
+# The submission fields that are also the lead's profile columns.
+PROFILE_FIELDS = ("first_name", "last_name", "company", "job_title", "phone", "lead_source")
 _CUSTOM_FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_CUSTOM_FIELDS = 20
 

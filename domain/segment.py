@@ -77,9 +77,6 @@ class SegmentMessage(BaseModel):
         merged.update(self.traits)
         return merged
 
-    def page_properties(self) -> dict[str, Any]:
-        return self.properties
-
 
 def _problems(message: SegmentMessage) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []

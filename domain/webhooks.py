@@ -196,9 +196,7 @@ def calendly_events(payload: dict[str, Any], received_at: datetime, new_id: NewI
                 "meeting_end": scheduled.get("end_time"),
                 "scheduled_event": scheduled.get("uri"),
                 "invitee": uri,
-                "canceled_by": (invitee.get("cancellation") or {}).get("canceled_by")
-                if isinstance(invitee.get("cancellation"), dict)
-                else None,
+                "canceled_by": _sub(invitee, "cancellation").get("canceled_by"),
             },
             touch=Touch(
                 source=tracking.get("utm_source"),
@@ -284,10 +282,8 @@ def resend_events(
             properties={
                 "email_id": data.get("email_id"),
                 "url": click.get("link"),
-                "bounce_type": (data.get("bounce") or {}).get("type")
-                if isinstance(data.get("bounce"), dict)
-                else None,
-                "tags": data.get("tags") if isinstance(data.get("tags"), dict) else None,
+                "bounce_type": _sub(data, "bounce").get("type"),
+                "tags": _sub(data, "tags") or None,
             },
         )
     ]

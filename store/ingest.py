@@ -7,7 +7,6 @@ it is committed (and the API may answer 2xx) or none of it is.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.events import IncomingEvent
+from domain.forms import PROFILE_FIELDS
 from domain.ids import email_hash, lead_id_for_email, lead_id_for_user, lead_workflow_id
 from domain.lead import EVENTS_SIGNAL, MERGED_SIGNAL, LeadMerged, LeadWorkflowInput
 from store.db import SessionFactory
@@ -24,7 +24,6 @@ from store.models import Account, Event, FormSubmission, Identity, Lead, OutboxM
 
 LEAD_SIGNAL = "lead.signal"
 OUTBOX_CHANNEL = "journeys_outbox"
-PROFILE_COLUMNS = ("first_name", "last_name", "company", "job_title", "phone", "lead_source")
 BACKFILL_LIMIT = 1000
 
 
@@ -259,7 +258,7 @@ class _Transaction:
 
     async def update_profile(self, lead_id: str, event: IncomingEvent) -> None:
         values: dict[str, Any] = {"updated_at": func.now()}
-        for column in PROFILE_COLUMNS:
+        for column in PROFILE_FIELDS:
             if event.profile.get(column) is not None:
                 values[column] = event.profile[column]
         if event.traits:
@@ -412,7 +411,3 @@ def _event_row(event: IncomingEvent, lead_id: str | None, lead_event: dict[str, 
         "payload": event.payload,
         "lead_event": lead_event,
     }
-
-
-def new_event_id() -> str:
-    return str(uuid.uuid4())

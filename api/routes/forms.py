@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from api.context import AppContext, context
 from domain.events import EventType, IncomingEvent, LeadEvent, Touch
 from domain.forms import (
+    PROFILE_FIELDS,
     FieldError,
     FormDefinition,
     NormalizedSubmission,
@@ -63,6 +64,43 @@ def _field_errors(errors: list[FieldError]) -> JSONResponse:
     )
 
 
+def _form_event(
+    form: FormDefinition,
+    kind: EventType,
+    fields: NormalizedSubmission,
+    *,
+    event_id: str,
+    idempotency_key: str | None,
+    properties: dict[str, Any],
+    profile_fields: tuple[str, ...],
+    payload: dict[str, Any],
+    **lead_event: Any,
+) -> IncomingEvent:
+    """A form's event: deduped on the client's Idempotency-Key, else unique."""
+    now = datetime.now(UTC)
+    return IncomingEvent(
+        source=f"form:{form.form_id}",
+        message_id=idempotency_key or event_id,
+        lead_event=LeadEvent(
+            event_id=event_id,
+            type=kind,
+            source="form",
+            occurred_at=now,
+            name=form.name,
+            properties=properties,
+            touch=_touch(fields),
+            form_id=form.form_id,
+            email_hash=email_hash(fields.email),
+            **lead_event,
+        ),
+        received_at=now,
+        payload=payload,
+        anonymous_id=fields.anonymous_id,
+        email=fields.email,
+        profile={name: getattr(fields, name) for name in profile_fields},
+    )
+
+
 def _touch(submission: NormalizedSubmission) -> Touch:
     return Touch(source=submission.utm_source, medium=submission.utm_medium, campaign=submission.utm_campaign)
 
@@ -100,45 +138,28 @@ async def submit_form(
     submission, errors = validate_submission(form, fields)
     if submission is None:
         return _field_errors(errors)
-    now = datetime.now(UTC)
     submission_id = str(uuid.uuid4())
-    event = IncomingEvent(
-        source=f"form:{form_id}",
-        message_id=idempotency_key or submission_id,
-        lead_event=LeadEvent(
-            event_id=submission_id,
-            type=EventType.FORM_SUBMITTED,
-            source="form",
-            occurred_at=now,
-            name=form.name,
-            properties={
-                "form_id": form_id,
-                "lead_source": submission.lead_source,
-                **submission.custom_fields,
-            },
-            touch=_touch(submission),
-            submission_id=submission_id,
-            form_id=form_id,
-            consent=submission.consent,
-            welcome_list=form.welcome_list,
-            email_hash=email_hash(submission.email),
-        ),
-        received_at=now,
-        payload=submission.model_dump(mode="json"),
-        anonymous_id=submission.anonymous_id,
-        email=submission.email,
-        profile={
-            k: getattr(submission, k)
-            for k in ("first_name", "last_name", "company", "job_title", "phone", "lead_source")
-        },
+    fields_json = submission.model_dump(mode="json")
+    event = _form_event(
+        form,
+        EventType.FORM_SUBMITTED,
+        submission,
+        event_id=submission_id,
+        idempotency_key=idempotency_key,
+        properties={"form_id": form_id, "lead_source": submission.lead_source, **submission.custom_fields},
+        profile_fields=PROFILE_FIELDS,
+        payload=fields_json,
+        submission_id=submission_id,
         consent=submission.consent,
-        submission={
-            "submission_id": submission_id,
-            "form_id": form_id,
-            "idempotency_key": idempotency_key,
-            "fields": submission.model_dump(mode="json"),
-        },
+        welcome_list=form.welcome_list,
     )
+    event.consent = submission.consent
+    event.submission = {
+        "submission_id": submission_id,
+        "form_id": form_id,
+        "idempotency_key": idempotency_key,
+        "fields": fields_json,
+    }
     (result,) = await ctx.ingest([event])
     assert result.lead_id is not None
     return JSONResponse(
@@ -172,30 +193,17 @@ async def abandon_form(
     partial, errors = validate_partial(form, fields)
     if partial is None:
         return _field_errors(errors)
-    now = datetime.now(UTC)
-    event_id = str(uuid.uuid4())
     completed = sorted(k for k, v in partial.model_dump().items() if v not in (None, False, {}))
-    event = IncomingEvent(
-        source=f"form:{form_id}",
-        message_id=idempotency_key or event_id,
-        lead_event=LeadEvent(
-            event_id=event_id,
-            type=EventType.FORM_ABANDONED,
-            source="form",
-            occurred_at=now,
-            name=form.name,
-            properties={"form_id": form_id, "fields_completed": completed},
-            touch=_touch(partial),
-            form_id=form_id,
-            email_hash=email_hash(partial.email),
-        ),
-        received_at=now,
+    event = _form_event(
+        form,
+        EventType.FORM_ABANDONED,
+        partial,
+        event_id=str(uuid.uuid4()),
+        idempotency_key=idempotency_key,
+        properties={"form_id": form_id, "fields_completed": completed},
+        # A half-filled form does not (re)attribute the lead.
+        profile_fields=tuple(f for f in PROFILE_FIELDS if f != "lead_source"),
         payload=partial.model_dump(mode="json"),
-        anonymous_id=partial.anonymous_id,
-        email=partial.email,
-        profile={
-            k: getattr(partial, k) for k in ("first_name", "last_name", "company", "job_title", "phone")
-        },
     )
     (result,) = await ctx.ingest([event])
     assert result.lead_id is not None
