@@ -50,6 +50,17 @@ def signal_message(
     )
 
 
+async def _select_in(
+    session: AsyncSession, columns: tuple[Any, ...], key: tuple[Any, ...], keys: list[tuple[str, str]]
+) -> list[Any]:
+    """Rows whose `key` columns are among `keys`, asked 500 keys at a time."""
+    rows: list[Any] = []
+    for start in range(0, len(keys), 500):
+        result = await session.execute(select(*columns).where(tuple_(*key).in_(keys[start : start + 500])))
+        rows.extend(result.all())
+    return rows
+
+
 class _Transaction:
     def __init__(self, session: AsyncSession, trace: dict[str, str]) -> None:
         self.session = session
@@ -78,15 +89,9 @@ class _Transaction:
             return
         for key in wanted:
             self.identities[key] = None
-        keys = list(wanted)
-        for start in range(0, len(keys), 500):
-            rows = await self.session.execute(
-                select(Identity.kind, Identity.value, Identity.lead_id).where(
-                    tuple_(Identity.kind, Identity.value).in_(keys[start : start + 500])
-                )
-            )
-            for kind, value, lead_id in rows:
-                self.identities[(kind, value)] = lead_id
+        columns = (Identity.kind, Identity.value, Identity.lead_id)
+        for kind, value, lead_id in await _select_in(self.session, columns, columns[:2], list(wanted)):
+            self.identities[(kind, value)] = lead_id
 
     def is_simple(self, event: IncomingEvent) -> bool:
         """Changes no identity and no profile: its lead (or its being anonymous) is already known."""
@@ -369,16 +374,9 @@ class IngestStore:
         self, tx: _Transaction, events: list[IncomingEvent]
     ) -> dict[tuple[str, str], tuple[str, str | None]]:
         keys = list({(e.source, e.message_id) for e in events})
-        seen: dict[tuple[str, str], tuple[str, str | None]] = {}
-        for start in range(0, len(keys), 500):
-            rows = await tx.session.execute(
-                select(Event.source, Event.message_id, Event.event_id, Event.lead_id).where(
-                    tuple_(Event.source, Event.message_id).in_(keys[start : start + 500])
-                )
-            )
-            for source, message_id, known_event, known_lead in rows:
-                seen[(source, message_id)] = (known_event, known_lead)
-        return seen
+        columns = (Event.source, Event.message_id, Event.event_id, Event.lead_id)
+        rows = await _select_in(tx.session, columns, columns[:2], keys)
+        return {(source, message_id): (event_id, lead_id) for source, message_id, event_id, lead_id in rows}
 
     async def _resolve(self, tx: _Transaction, event: IncomingEvent) -> str | None:
         lead_id: str | None
