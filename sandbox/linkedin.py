@@ -1,0 +1,40 @@
+"""LinkedIn Lead Sync reads as the sandbox answers it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from sandbox.core import ProviderHandler, SandboxState, now_iso, register
+
+
+@register("linkedin")
+class LinkedIn(ProviderHandler):
+    """LinkedIn Lead Sync reads: form responses and forms, as `/rest/...` with a bearer token."""
+
+    def error(self, status: int, message: str, code: str) -> Response:
+        return JSONResponse(
+            {"status": status, "serviceErrorCode": 100, "code": code, "message": message}, status_code=status
+        )
+
+    def answer(self) -> Response:
+        if not self.request.headers.get("authorization", "").startswith("Bearer "):
+            return self.error(401, "Empty oauth2 access token", "EMPTY_ACCESS_TOKEN")
+        if not self.request.headers.get("linkedin-version"):
+            return self.error(
+                400,
+                "A version must be present. Please specify a version by adding the LinkedIn-Version header.",
+                "VERSION_MISSING",
+            )
+        parts = self.path.strip("/").split("/")
+        if self.request.method == "GET" and len(parts) == 3 and parts[0] == "rest":
+            table = {"leadFormResponses": "linkedin_responses", "leadForms": "linkedin_forms"}.get(parts[1])
+            if table is not None:
+                found = self.state.table(table).get(parts[2])
+                if found is not None:
+                    return JSONResponse(found)
+                return self.error(404, f"Not found: {parts[2]}", "NOT_FOUND")
+        return self.error(404, f"No resource for {self.request.method} {self.path}", "NOT_FOUND")
