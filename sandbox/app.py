@@ -30,7 +30,7 @@ from sandbox import (  # noqa: F401  (each module registers its provider)
     meta,
     salesforce,
     slack,
-    webhook,
+    webhook as webhook_sink,
 )
 from sandbox.calllog import render_call_log
 from sandbox.core import HANDLERS, Faults, ProviderHandler, SandboxState, now_iso

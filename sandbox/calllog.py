@@ -37,7 +37,7 @@ def render_call_log(calls: list[dict[str, Any]], providers: list[str], selected:
             "<tr>"
             f"<td>{call.get('seq')}</td><td>{html.escape(str(call.get('time', ''))[11:23])}</td>"
             f"<td>{html.escape(call.get('provider', ''))}</td>"
-            f"<td><code>{html.escape(call.get('method', ''))} {html.escape(call.get('path', '') + query)}</code></td>"
+            f"<td><code>{html.escape(call.get('method', '') + ' ' + call.get('path', '') + query)}</code></td>"
             f'<td class="{_status_class(call)}">{call.get("status", "")}'
             f"{' (injected)' if call.get('fault') else ''}</td>"
             f'<td class="effect">{html.escape(effect)} {html.escape(target)}</td>'

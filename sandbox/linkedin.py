@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from sandbox.core import ProviderHandler, SandboxState, now_iso, register
+from sandbox.core import ProviderHandler, register
 
 
 @register("linkedin")
