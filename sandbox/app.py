@@ -9,6 +9,7 @@ nothing of the product's: it stands in for the outside world.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import json
 import uuid
@@ -20,7 +21,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-from sandbox import (  # noqa: F401  (each module registers its provider)
     ga4,
     google_calendar,
     hubspot,
@@ -36,6 +36,14 @@ from sandbox.calllog import render_call_log
 from sandbox.core import HANDLERS, Faults, ProviderHandler, SandboxState, now_iso
 
 __all__ = ["Faults", "create_app"]
+
+# Each module registers its provider's handler when imported.
+PROVIDER_MODULES = (
+    "hubspot", "salesforce", "klaviyo", "kit", "slack", "google_calendar", "ga4", "meta", "linkedin",
+    "webhook",
+)
+for _module in PROVIDER_MODULES:
+    importlib.import_module(f"sandbox.{_module}")
 
 LOGGED_HEADERS = (
     "idempotency-key",

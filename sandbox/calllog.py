@@ -32,12 +32,13 @@ def render_call_log(calls: list[dict[str, Any]], providers: list[str], selected:
         body = json.dumps(call.get("body"), indent=2, default=str)
         query = f"?{call['query']}" if call.get("query") else ""
         effect = call.get("effect", "")
+        request = f"{call.get('method', '')} {call.get('path', '')}{query}"
         target = " ".join(str(call.get(k, "")) for k in ("object_type", "object_id")).strip()
         rows.append(
             "<tr>"
             f"<td>{call.get('seq')}</td><td>{html.escape(str(call.get('time', ''))[11:23])}</td>"
             f"<td>{html.escape(call.get('provider', ''))}</td>"
-            f"<td><code>{html.escape(call.get('method', '') + ' ' + call.get('path', '') + query)}</code></td>"
+            f"<td><code>{html.escape(request)}</code></td>"
             f'<td class="{_status_class(call)}">{call.get("status", "")}'
             f"{' (injected)' if call.get('fault') else ''}</td>"
             f'<td class="effect">{html.escape(effect)} {html.escape(target)}</td>'
