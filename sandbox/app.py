@@ -21,17 +21,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
-    ga4,
-    google_calendar,
-    hubspot,
-    kit,
-    klaviyo,
-    linkedin,
-    meta,
-    salesforce,
-    slack,
-    webhook as webhook_sink,
-)
 from sandbox.calllog import render_call_log
 from sandbox.core import HANDLERS, Faults, ProviderHandler, SandboxState, now_iso
 
@@ -39,7 +28,15 @@ __all__ = ["Faults", "create_app"]
 
 # Each module registers its provider's handler when imported.
 PROVIDER_MODULES = (
-    "hubspot", "salesforce", "klaviyo", "kit", "slack", "google_calendar", "ga4", "meta", "linkedin",
+    "hubspot",
+    "salesforce",
+    "klaviyo",
+    "kit",
+    "slack",
+    "google_calendar",
+    "ga4",
+    "meta",
+    "linkedin",
     "webhook",
 )
 for _module in PROVIDER_MODULES:
