@@ -1,9 +1,14 @@
-"""What the platform activities share: the contact details a form submission left in PostgreSQL."""
+"""What the connector activities share: the lead's details from PostgreSQL, turned into what a
+platform needs, at the last moment so no PII enters a workflow history."""
 
 from __future__ import annotations
 
+import string
+from typing import Any
+
 from temporalio.exceptions import ApplicationError
 
+from platforms.ports import Person
 from store.models import FormSubmission, Lead
 from store.repository import LeadStore
 
@@ -21,3 +26,53 @@ async def submission_contact(
     if lead.email is None:
         raise ApplicationError(f"lead {lead_id} has no email", type="NotFound", non_retryable=True)
     return lead, submission, lead.email
+
+
+async def lead_with_email(store: LeadStore, lead_id: str) -> tuple[Lead, str]:
+    """The lead and its email; NotFound (not retried) when erased, merged away or anonymous."""
+    lead = await store.get_lead(lead_id)
+    if lead is not None and lead.merged_into:
+        lead = await store.get_lead(lead.merged_into)
+    if lead is None:
+        raise ApplicationError(f"lead {lead_id} not found (erased?)", type="NotFound", non_retryable=True)
+    if lead.email is None:
+        raise ApplicationError(f"lead {lead_id} has no email", type="NotFound", non_retryable=True)
+    return lead, lead.email
+
+
+def person_of(lead: Lead, email: str, **overrides: Any) -> Person:
+    fields = lead.custom_fields or {}
+    return Person(
+        email=email,
+        lead_id=lead.lead_id,
+        first_name=lead.first_name,
+        last_name=lead.last_name,
+        company=lead.company,
+        job_title=lead.job_title,
+        phone=lead.phone,
+        country=fields.get("country"),
+        lead_source=lead.lead_source,
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def personalize(text: str, lead: Lead | None) -> str:
+    """Fills `{first_name}`, `{company}` and friends from the profile; unknown names become blank."""
+    if lead is None or "{" not in text:
+        return text
+    name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
+    values = _Blank(
+        first_name=lead.first_name or "",
+        last_name=lead.last_name or "",
+        name=name or (lead.email or ""),
+        company=lead.company or "",
+        job_title=lead.job_title or "",
+        email=lead.email or "",
+        lead_id=lead.lead_id,
+    )
+    return string.Formatter().vformat(text, (), values)

@@ -1,40 +1,136 @@
+"""CRM activities: whichever CRM the deployment chose (`JOURNEYS_CRM_PROVIDER`), through `CrmPort`."""
+
 from __future__ import annotations
 
 from temporalio import activity
 
-from activities.contacts import submission_contact
-from activities.errors import platform_errors
+from activities.contacts import lead_with_email, person_of, personalize, submission_contact
+from activities.errors import connector_step
+from domain.connectors import (
+    CrmDealInput,
+    CrmMeetingInput,
+    CrmNoteInput,
+    CrmTaskInput,
+    SyncPersonInput,
+    WriteResult,
+)
 from domain.lead import UpsertContactInput, UpsertContactResult
-from platforms.hubspot import HubSpotClient
+from platforms.ports import CrmPort, Deal, Meeting, Note, Task
+from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 
 
 class CrmActivities:
-    def __init__(self, hubspot: HubSpotClient, store: LeadStore) -> None:
-        self._hubspot = hubspot
+    def __init__(self, crm: CrmPort, store: LeadStore, stats: ConnectorStatsRecorder | None = None) -> None:
+        self._crm = crm
         self._store = store
+        self._stats = stats
+
+    async def _contact_id(self, lead_id: str) -> str | None:
+        ids = (await self._store.identities(lead_id)).get(f"{self._crm.provider}_contact")
+        return ids[-1] if ids else None
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
+        """The contact from a form submission, with the submission's source and campaign."""
         lead, submission, email = await submission_contact(self._store, data.submission_id, data.lead_id)
-        properties = {
-            "firstname": lead.first_name,
-            "lastname": lead.last_name,
-            "company": lead.company,
-            "jobtitle": lead.job_title,
-            "phone": lead.phone,
-            "lifecyclestage": data.lifecycle_stage.value,
-            "journeys_lead_id": data.lead_id,
+        extra = {
             "journeys_lead_source": submission.fields.get("lead_source"),
             "journeys_utm_source": submission.fields.get("utm_source"),
             "journeys_utm_medium": submission.fields.get("utm_medium"),
             "journeys_utm_campaign": submission.fields.get("utm_campaign"),
         }
-        async with platform_errors():
-            contact = await self._hubspot.upsert_contact(
-                email,
-                {k: v for k, v in properties.items() if v is not None},
-                idempotency_key=data.idempotency_key,
-            )
-        await self._store.link_identity("hubspot_contact", contact.id, data.lead_id)
-        return UpsertContactResult(contact_id=contact.id, created=contact.created)
+        person = person_of(
+            lead,
+            email,
+            lifecycle_stage=data.lifecycle_stage.value,
+            properties={k: str(v) for k, v in extra.items() if v is not None},
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.upsert_contact"):
+            written = await self._crm.upsert_person(person, idempotency_key=data.idempotency_key)
+        await self._store.link_identity(f"{self._crm.provider}_contact", written.id, data.lead_id)
+        return UpsertContactResult(contact_id=written.id, created=written.created)
+
+    @activity.defn(name="crm.sync_person")
+    async def sync_person(self, data: SyncPersonInput) -> WriteResult:
+        """Profile, lifecycle stage, score and owner: pushed the moment they change."""
+        lead, email = await lead_with_email(self._store, data.lead_id)
+        properties = dict(data.properties)
+        if data.score_band:
+            properties["journeys_score_band"] = data.score_band
+        person = person_of(
+            lead,
+            email,
+            lifecycle_stage=data.lifecycle_stage,
+            lead_score=data.lead_score,
+            owner_id=data.owner_id,
+            properties=properties,
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.sync_person"):
+            written = await self._crm.upsert_person(person, idempotency_key=data.idempotency_key)
+        await self._store.link_identity(f"{self._crm.provider}_contact", written.id, lead.lead_id)
+        return written
+
+    @activity.defn(name="crm.create_task")
+    async def create_task(self, data: CrmTaskInput) -> WriteResult:
+        lead, _ = await lead_with_email(self._store, data.lead_id)
+        task = Task(
+            subject=personalize(data.subject, lead),
+            body=personalize(data.body, lead),
+            due_at=data.due_at,
+            owner_id=data.owner_id,
+            person_id=await self._contact_id(lead.lead_id),
+            priority=data.priority,
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.create_task"):
+            return await self._crm.create_task(task, idempotency_key=data.idempotency_key)
+
+    @activity.defn(name="crm.add_note")
+    async def add_note(self, data: CrmNoteInput) -> WriteResult:
+        lead, _ = await lead_with_email(self._store, data.lead_id)
+        note = Note(
+            body=personalize(data.body, lead),
+            occurred_at=data.occurred_at,
+            person_id=await self._contact_id(lead.lead_id),
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.add_note"):
+            return await self._crm.add_note(note, idempotency_key=data.idempotency_key)
+
+    @activity.defn(name="crm.upsert_deal")
+    async def upsert_deal(self, data: CrmDealInput) -> WriteResult:
+        lead, _ = await lead_with_email(self._store, data.lead_id)
+        deal = Deal(
+            key=data.deal_key,
+            name=personalize(data.name, lead),
+            stage=data.stage,
+            amount=data.amount,
+            currency=data.currency,
+            owner_id=data.owner_id,
+            person_id=await self._contact_id(lead.lead_id),
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.upsert_deal"):
+            return await self._crm.upsert_deal(deal, idempotency_key=data.idempotency_key)
+
+    @activity.defn(name="crm.log_meeting")
+    async def log_meeting(self, data: CrmMeetingInput) -> WriteResult:
+        lead, _ = await lead_with_email(self._store, data.lead_id)
+        meeting = Meeting(
+            subject=personalize(data.subject, lead),
+            start=data.start,
+            end=data.end,
+            description=personalize(data.description, lead),
+            owner_id=data.owner_id,
+            person_id=await self._contact_id(lead.lead_id),
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.log_meeting"):
+            return await self._crm.log_meeting(meeting, idempotency_key=data.idempotency_key)
+
+    def all(self) -> list[object]:
+        return [
+            self.upsert_contact,
+            self.sync_person,
+            self.create_task,
+            self.add_note,
+            self.upsert_deal,
+            self.log_meeting,
+        ]

@@ -1,19 +1,38 @@
+"""Email platform activities: whichever platform the deployment chose, through `EmailPort`."""
+
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.contacts import submission_contact
-from activities.errors import platform_errors
+from activities.contacts import lead_with_email, person_of, submission_contact
+from activities.errors import connector_step
+from domain.connectors import (
+    ListMembershipInput,
+    SendEmailInput,
+    SuppressInput,
+    SyncPersonInput,
+    WriteResult,
+)
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult
-from platforms.klaviyo import KlaviyoClient
+from platforms.ports import EmailMessage, EmailPort
+from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 
 
 class EmailActivities:
-    def __init__(self, klaviyo: KlaviyoClient, store: LeadStore, *, default_welcome_list: str) -> None:
-        self._klaviyo = klaviyo
+    def __init__(
+        self,
+        email: EmailPort,
+        store: LeadStore,
+        *,
+        default_welcome_list: str,
+        stats: ConnectorStatsRecorder | None = None,
+    ) -> None:
+        self._email = email
         self._store = store
         self._default_welcome_list = default_welcome_list
+        self._stats = stats
 
     @activity.defn(name="email.enroll_welcome")
     async def enroll_welcome(self, data: EnrollWelcomeInput) -> EnrollWelcomeResult:
@@ -22,33 +41,79 @@ class EmailActivities:
         Without marketing consent the profile is kept up to date but never subscribed.
         """
         lead, submission, email = await submission_contact(self._store, data.submission_id, data.lead_id)
-        attributes = {
-            "first_name": lead.first_name,
-            "last_name": lead.last_name,
-            "organization": lead.company,
-            "title": lead.job_title,
-            "phone_number": lead.phone,
-        }
-        properties = {
-            "journeys_lead_id": data.lead_id,
+        extra = {
             "lead_source": submission.fields.get("lead_source"),
             "utm_campaign": submission.fields.get("utm_campaign"),
         }
-        async with platform_errors():
-            profile = await self._klaviyo.upsert_profile(
-                email,
-                {k: v for k, v in attributes.items() if v is not None},
-                {k: v for k, v in properties.items() if v is not None},
-                idempotency_key=f"{data.idempotency_key}:profile",
+        person = person_of(lead, email, properties={k: str(v) for k, v in extra.items() if v is not None})
+        async with connector_step(self._stats, self._email.provider, "email.enroll_welcome"):
+            profile = await self._email.upsert_profile(
+                person, idempotency_key=f"{data.idempotency_key}:profile"
             )
             if not lead.consent:
                 return EnrollWelcomeResult(
                     profile_id=profile.id, enrolled=False, skipped_reason="no marketing consent"
                 )
-            await self._klaviyo.subscribe_to_list(
+            await self._email.add_to_list(
                 email,
                 data.list_id or self._default_welcome_list,
-                source=f"form:{submission.form_id}",
                 idempotency_key=f"{data.idempotency_key}:subscribe",
             )
         return EnrollWelcomeResult(profile_id=profile.id, enrolled=True)
+
+    @activity.defn(name="email.sync_profile")
+    async def sync_profile(self, data: SyncPersonInput) -> WriteResult:
+        """Score, band and stage as profile properties: the platform's segments are built on them."""
+        lead, email = await lead_with_email(self._store, data.lead_id)
+        properties = dict(data.properties)
+        if data.score_band:
+            properties["journeys_score_band"] = data.score_band
+        person = person_of(
+            lead,
+            email,
+            lifecycle_stage=data.lifecycle_stage,
+            lead_score=data.lead_score,
+            properties=properties,
+        )
+        async with connector_step(self._stats, self._email.provider, "email.sync_profile"):
+            return await self._email.upsert_profile(person, idempotency_key=data.idempotency_key)
+
+    @activity.defn(name="email.set_list_membership")
+    async def set_list_membership(self, data: ListMembershipInput) -> WriteResult:
+        lead, email = await lead_with_email(self._store, data.lead_id)
+        async with connector_step(self._stats, self._email.provider, "email.set_list_membership"):
+            if data.member:
+                if not lead.consent:
+                    # Subscribing is a consent decision: without it the journey must not add the lead.
+                    raise ApplicationError(
+                        f"lead {lead.lead_id} has no marketing consent", type="NoConsent", non_retryable=True
+                    )
+                return await self._email.add_to_list(
+                    email, data.list_id, idempotency_key=data.idempotency_key
+                )
+            return await self._email.remove_from_list(
+                email, data.list_id, idempotency_key=data.idempotency_key
+            )
+
+    @activity.defn(name="email.send")
+    async def send(self, data: SendEmailInput) -> WriteResult:
+        """One sequence email, at most once per idempotency key (see each platform's mechanism)."""
+        _, email = await lead_with_email(self._store, data.lead_id)
+        message = EmailMessage(
+            to=email,
+            template_id=data.template_id,
+            variables=data.variables,
+            sequence_id=data.sequence_id,
+            step_id=data.step_id,
+        )
+        async with connector_step(self._stats, self._email.provider, "email.send"):
+            return await self._email.send_email(message, idempotency_key=data.idempotency_key)
+
+    @activity.defn(name="email.suppress")
+    async def suppress(self, data: SuppressInput) -> WriteResult:
+        _, email = await lead_with_email(self._store, data.lead_id)
+        async with connector_step(self._stats, self._email.provider, "email.suppress"):
+            return await self._email.suppress(email, data.reason, idempotency_key=data.idempotency_key)
+
+    def all(self) -> list[object]:
+        return [self.enroll_welcome, self.sync_profile, self.set_list_membership, self.send, self.suppress]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -10,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError
+from store.health import ConnectorStatsRecorder
 
 
 def _count(exc: PlatformError, kind: str) -> None:
@@ -46,3 +48,27 @@ async def platform_errors() -> AsyncIterator[None]:
         raise ApplicationError(
             str(exc), {"provider": exc.provider, "status": exc.status}, type="PlatformUnavailable"
         ) from exc
+
+
+_OUTCOME_OF_TYPE = {"RateLimited": "rate_limited", "PlatformRejected": "rejected", "NotFound": "rejected"}
+
+
+@asynccontextmanager
+async def connector_step(
+    stats: ConnectorStatsRecorder | None, provider: str, operation: str
+) -> AsyncIterator[None]:
+    """One connector activity attempt: typed errors, and its outcome counted for integration health."""
+    started = time.perf_counter()
+    outcome = "ok"
+    try:
+        async with platform_errors():
+            yield
+    except ApplicationError as exc:
+        outcome = _OUTCOME_OF_TYPE.get(exc.type or "", "unavailable")
+        raise
+    except BaseException:
+        outcome = "unavailable"
+        raise
+    finally:
+        if stats is not None:
+            stats.record(provider, operation, "sync", outcome, (time.perf_counter() - started) * 1000)

@@ -16,6 +16,7 @@ from routing.dispatcher import TemporalAvailability
 from runtime.metrics import EVENTS_DUPLICATE, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from runtime.settings import Settings
 from runtime.telemetry import current_trace_carrier
+from store.db import SessionFactory
 from store.ingest import IngestStore, RecordResult
 from store.keys import KeyStore
 from store.repository import LeadStore
@@ -35,6 +36,7 @@ class AppContext:
     availability: TemporalAvailability
     facebook: FacebookGraphClient
     linkedin: LinkedInClient
+    sessions: SessionFactory
 
     async def ingest(self, events: list[IncomingEvent]) -> list[RecordResult]:
         """Records events durably and queues them for their journeys; 503 if that cannot be promised."""

@@ -17,13 +17,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-
-class WriteResult(BaseModel):
-    provider: str
-    object_type: str
-    id: str
-    # False when the write found an earlier write of the same key (or the same natural key).
-    created: bool = True
+# Re-exported: the clients import it from here with the ports.
+from domain.connectors import WriteResult as WriteResult
 
 
 class Person(BaseModel):

@@ -135,3 +135,29 @@ class Erasure(Base):
     requested_by: Mapped[str] = mapped_column(String(64))
     events: Mapped[int] = mapped_column(Integer)
     identities: Mapped[int] = mapped_column(Integer)
+
+
+class ConnectorRateLimit(Base):
+    """GCRA state of one throttle key: the time the next request would be on schedule."""
+
+    __tablename__ = "connector_rate_limits"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tat: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConnectorStat(Base):
+    """One minute of one operation: `kind` is `call` (one HTTP request) or `sync` (one activity)."""
+
+    __tablename__ = "connector_stats"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    ok: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+    unavailable: Mapped[int] = mapped_column(Integer, default=0)
+    total_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    max_ms: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,0 +1,47 @@
+"""Chat notifications (Slack) through `ChatPort`: sales alerts, escalations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import activity
+
+from activities.contacts import personalize
+from activities.errors import connector_step
+from domain.connectors import ChatNotifyInput, WriteResult
+from platforms.ports import ChatMessage, ChatPort
+from store.health import ConnectorStatsRecorder
+from store.models import Lead
+from store.repository import LeadStore
+
+
+def _personalize_blocks(value: Any, lead: Lead | None) -> Any:
+    if isinstance(value, str):
+        return personalize(value, lead)
+    if isinstance(value, list):
+        return [_personalize_blocks(v, lead) for v in value]
+    if isinstance(value, dict):
+        return {k: _personalize_blocks(v, lead) for k, v in value.items()}
+    return value
+
+
+class NotifyActivities:
+    def __init__(self, chat: ChatPort, store: LeadStore, stats: ConnectorStatsRecorder | None = None) -> None:
+        self._chat = chat
+        self._store = store
+        self._stats = stats
+
+    @activity.defn(name="notify.post_message")
+    async def post_message(self, data: ChatNotifyInput) -> WriteResult:
+        lead = await self._store.get_lead(data.lead_id) if data.lead_id else None
+        blocks = _personalize_blocks(data.blocks, lead) if data.blocks else None
+        message = ChatMessage(
+            channel=data.channel,
+            text=personalize(data.text, lead),
+            blocks=blocks,
+        )
+        async with connector_step(self._stats, self._chat.provider, "notify.post_message"):
+            return await self._chat.post_message(message, idempotency_key=data.idempotency_key)
+
+    def all(self) -> list[object]:
+        return [self.post_message]

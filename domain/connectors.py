@@ -1,0 +1,133 @@
+"""What journeys ask of the connector activities, and what they get back.
+
+Inputs name the lead by id: the activity reads the contact details from PostgreSQL, so no email
+address or name ever enters a workflow history. Text meant for people (a chat alert, a task)
+may carry `{first_name}`, `{last_name}`, `{name}`, `{company}`, `{job_title}`, `{email}` and
+`{lead_id}`: they are filled in by the activity, at the last moment, from the profile.
+Every write carries an idempotency key built by `domain.ids.idempotency_key` from the workflow id
+and the step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class WriteResult(BaseModel):
+    provider: str
+    object_type: str
+    id: str
+    # False when the write found an earlier write of the same key (or the same natural key).
+    created: bool = True
+
+
+class SyncPersonInput(BaseModel):
+    """Pushes the profile and, when given, the stage, score and owner: the CRM's lead properties,
+    or the email platform's segmentation properties."""
+
+    lead_id: str
+    idempotency_key: str
+    lifecycle_stage: str | None = None
+    lead_score: int | None = None
+    score_band: str | None = None
+    owner_id: str | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class CrmTaskInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    subject: str
+    body: str = ""
+    due_at: datetime
+    owner_id: str | None = None
+    priority: Literal["LOW", "MEDIUM", "HIGH"] = "MEDIUM"
+
+
+class CrmNoteInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    body: str
+    occurred_at: datetime
+
+
+class CrmDealInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    deal_key: str
+    name: str
+    stage: str
+    amount: float | None = None
+    currency: str | None = None
+    owner_id: str | None = None
+
+
+class CrmMeetingInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    subject: str
+    start: datetime
+    end: datetime
+    description: str = ""
+    owner_id: str | None = None
+
+
+class ListMembershipInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    list_id: str
+    member: bool = True
+
+
+class SendEmailInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    template_id: str
+    variables: dict[str, Any] = Field(default_factory=dict)
+    sequence_id: str | None = None
+    step_id: str | None = None
+
+
+class SuppressInput(BaseModel):
+    lead_id: str
+    idempotency_key: str
+    reason: Literal["unsubscribed", "bounced", "spam_complaint", "manual"]
+
+
+class ChatNotifyInput(BaseModel):
+    idempotency_key: str
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    lead_id: str | None = None
+
+
+class CalendarEventInput(BaseModel):
+    idempotency_key: str
+    lead_id: str
+    summary: str
+    description: str = ""
+    start: datetime
+    end: datetime
+    time_zone: str = "UTC"
+    calendar_id: str = "primary"
+    extra_attendees: list[str] = Field(default_factory=list)
+
+
+class AnalyticsEventInput(BaseModel):
+    idempotency_key: str
+    client_id: str
+    lead_id: str | None = None
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+class WebhookDeliveryInput(BaseModel):
+    idempotency_key: str
+    url: str
+    event_type: str
+    payload: dict[str, Any]

@@ -1,0 +1,80 @@
+"""Rate limits as GCRA (the generic cell rate algorithm): one timestamp per key says when the next
+request is on schedule; a request may run early by at most `burst` intervals.
+
+`limit_for` finds a key's limit by the key itself, then `provider:*`, then the provider, so
+`slack:C0123` is held to Slack's per-channel limit. `LocalThrottle` keeps the timestamps in memory
+(one process); `store.ratelimit.PostgresThrottle` keeps them in PostgreSQL so that all workers
+together stay under the platform's limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+from platforms.errors import RateLimitedError
+
+
+class RateLimit(BaseModel):
+    per_second: float = Field(gt=0)
+    burst: int = Field(1, ge=1)
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.per_second
+
+    @property
+    def tolerance(self) -> float:
+        """How far ahead of now the schedule may run before a request has to wait."""
+        return (self.burst - 1) * self.interval
+
+
+# Each platform's published limit, with headroom; a deployment overrides them with
+# JOURNEYS_RATE_LIMITS (JSON), e.g. for a HubSpot Professional portal's 190 per 10 s.
+DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
+    # 100 requests per rolling 10 s per private app: at most 10 + 9 x 10 = 100 in any 10 s.
+    "hubspot": RateLimit(per_second=9, burst=10),
+    # CRM search has its own, lower limit.
+    "hubspot:search": RateLimit(per_second=4, burst=1),
+    # Salesforce counts requests per 24 h per org; this spreads a daily 100,000 with room for bursts.
+    "salesforce": RateLimit(per_second=5, burst=25),
+    # Klaviyo's per-endpoint steady limits (burst limits are higher).
+    "klaviyo": RateLimit(per_second=10, burst=10),
+    "klaviyo:profiles": RateLimit(per_second=11, burst=75),
+    "klaviyo:events": RateLimit(per_second=58, burst=350),
+    # Kit: 120 requests per rolling 60 s per API key.
+    "kit": RateLimit(per_second=1.9, burst=6),
+    # chat.postMessage: about one message per second per channel.
+    "slack:*": RateLimit(per_second=1, burst=1),
+    "google": RateLimit(per_second=10, burst=10),
+}
+
+
+def limit_for(limits: Mapping[str, RateLimit], key: str) -> RateLimit | None:
+    provider = key.split(":", 1)[0]
+    return limits.get(key) or limits.get(f"{provider}:*") or limits.get(provider)
+
+
+class LocalThrottle:
+    """GCRA in memory: right for one process (tests, a single worker)."""
+
+    def __init__(self, limits: Mapping[str, RateLimit] | None = None, *, max_wait: float = 30.0) -> None:
+        self._limits = dict(DEFAULT_RATE_LIMITS if limits is None else limits)
+        self._max_wait = max_wait
+        self._schedule: dict[str, float] = {}
+
+    async def acquire(self, key: str) -> None:
+        limit = limit_for(self._limits, key)
+        if limit is None:
+            return
+        now = time.monotonic()
+        scheduled = max(self._schedule.get(key, now), now) + limit.interval
+        wait = scheduled - now - limit.interval - limit.tolerance
+        if wait > self._max_wait:
+            raise RateLimitedError(key.split(":", 1)[0], f"{key}: over the shared limit", retry_after=wait)
+        self._schedule[key] = scheduled
+        if wait > 0:
+            await asyncio.sleep(wait)
