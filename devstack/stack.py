@@ -119,12 +119,14 @@ class DevStack:
         env.setdefault("JOURNEYS_OTEL_EXPORTER", "file")
         return env
 
-    def _python_child(self, name: str, *args: str, niceness: int = 0) -> ManagedProcess:
+    def _python_child(
+        self, name: str, *args: str, niceness: int = 0, extra_env: dict[str, str] | None = None
+    ) -> ManagedProcess:
         return ManagedProcess(
             name,
             [sys.executable, "-m", "cli.main", *args],
             log_file=self.log_dir / f"{name}.log",
-            env=self.child_env(),
+            env={**self.child_env(), **(extra_env or {})},
             echo=self.echo,
             stop_signal=signal.SIGTERM,
             niceness=niceness,
@@ -185,10 +187,13 @@ class DevStack:
             lambda: _http_ok(f"{self.settings.api_url}/healthz"), timeout=60, what="API", process=api
         )
 
-    async def restart_worker(self, *, kill: bool = True) -> None:
+    async def restart_worker(self, *, kill: bool = True, extra_env: dict[str, str] | None = None) -> None:
+        """`extra_env` (e.g. another CRM provider) holds until the next restart without it."""
         worker = self.children["worker"]
         await (worker.kill() if kill else worker.stop())
-        replacement = self._python_child("worker", "worker", niceness=JOURNEY_NICENESS)
+        replacement = self._python_child(
+            "worker", "worker", niceness=JOURNEY_NICENESS, extra_env=extra_env
+        )
         self.children["worker"] = replacement
         await replacement.start()
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 
 class WriteResult(BaseModel):
@@ -131,3 +131,73 @@ class WebhookDeliveryInput(BaseModel):
     url: str
     event_type: str
     payload: dict[str, Any]
+
+
+# What a connector-steps run may ask for, and the input each activity takes.
+STEP_INPUTS: dict[str, type[BaseModel]] = {
+    "crm.sync_person": SyncPersonInput,
+    "crm.create_task": CrmTaskInput,
+    "crm.add_note": CrmNoteInput,
+    "crm.upsert_deal": CrmDealInput,
+    "crm.log_meeting": CrmMeetingInput,
+    "email.sync_profile": SyncPersonInput,
+    "email.set_list_membership": ListMembershipInput,
+    "email.send": SendEmailInput,
+    "email.suppress": SuppressInput,
+    "notify.post_message": ChatNotifyInput,
+    "calendar.create_event": CalendarEventInput,
+    "analytics.send_event": AnalyticsEventInput,
+    "webhook.deliver": WebhookDeliveryInput,
+}
+CONNECTOR_STEPS_WORKFLOW_TYPE = "connector.steps"
+
+
+class ConnectorStep(BaseModel):
+    activity: str
+    # The activity's input without `lead_id` and `idempotency_key`: the run fills both in.
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConnectorStepsInput(BaseModel):
+    """Connector writes for one lead, each exactly once: re-syncs, backfills, one-off pushes.
+
+    `request_id` is the caller's key for the whole request: the same request twice is one run.
+    """
+
+    lead_id: str
+    request_id: str = Field(min_length=1, max_length=128)
+    steps: list[ConnectorStep] = Field(min_length=1, max_length=50)
+    parallel: bool = False
+    step_timeout_seconds: int = Field(30, ge=1, le=600)
+
+    @model_validator(mode="after")
+    def _steps_are_valid(self) -> ConnectorStepsInput:
+        for n, step in enumerate(self.steps):
+            model = STEP_INPUTS.get(step.activity)
+            if model is None:
+                raise ValueError(
+                    f"steps[{n}].activity: unknown {step.activity!r}; one of {sorted(STEP_INPUTS)}"
+                )
+            try:
+                model.model_validate({**step.input, "lead_id": self.lead_id, "idempotency_key": "check"})
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                raise ValueError(f"steps[{n}].input ({step.activity}): {problems}") from None
+        return self
+
+
+class StepOutcome(BaseModel):
+    activity: str
+    status: Literal["done", "failed", "skipped"]
+    result: WriteResult | None = None
+    error: str | None = None
+
+
+class ConnectorStepsResult(BaseModel):
+    outcomes: list[StepOutcome]
+
+
+def connector_steps_workflow_id(lead_id: str, request_id: str) -> str:
+    return f"connector-steps-{lead_id}-{request_id}"

@@ -7,6 +7,11 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from domain.connectors import (
+    CONNECTOR_STEPS_WORKFLOW_TYPE,
+    ConnectorStepsInput,
+    connector_steps_workflow_id,
+)
 from domain.ids import lead_workflow_id
 from domain.lead import (
     EVENTS_SIGNAL,
@@ -35,6 +40,11 @@ def _lead_id(data: BaseModel) -> str:
     return lead_workflow_id(data.lead_id)
 
 
+def _connector_steps_id(data: BaseModel) -> str:
+    assert isinstance(data, ConnectorStepsInput)
+    return connector_steps_workflow_id(data.lead_id, data.request_id)
+
+
 JOURNEYS: dict[str, JourneySpec] = {
     "lead": JourneySpec(
         workflow_type=LEAD_WORKFLOW_TYPE,
@@ -43,6 +53,11 @@ JOURNEYS: dict[str, JourneySpec] = {
         signals={EVENTS_SIGNAL: EventsRecorded, MERGED_SIGNAL: LeadMerged},
         state_query=LEAD_STATE_QUERY,
         state_model=LeadState,
+    ),
+    "connector_steps": JourneySpec(
+        workflow_type=CONNECTOR_STEPS_WORKFLOW_TYPE,
+        input_model=ConnectorStepsInput,
+        workflow_id=_connector_steps_id,
     ),
 }
 BY_WORKFLOW_TYPE = {spec.workflow_type: spec for spec in JOURNEYS.values()}

@@ -61,7 +61,6 @@ from platforms.errors import (
     PlatformError,
     RateLimitedError,
     TransientPlatformError,
-    parse_retry_after,
 )
 from platforms.ports import ChatMessage, WriteResult
 
@@ -245,10 +244,6 @@ class SlackWebhookClient(_SlackErrors):
         super().__init__(http, base_url=base_url, throttle=throttle, observer=observer)
         self._webhook_url = webhook_url
         self._channel_webhooks = dict(channel_webhooks or {})
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        value = response.headers.get("Retry-After")
-        return parse_retry_after(value) if value else None
 
     async def post_message(self, message: ChatMessage, *, idempotency_key: str) -> WriteResult:
         url = self._channel_webhooks.get(message.channel, self._webhook_url)

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from platforms.throttle import DEFAULT_RATE_LIMITS, RateLimit
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,6 +49,36 @@ class Settings(BaseSettings):
     klaviyo_api_key: SecretStr = SecretStr("pk_sandbox_klaviyo")
     klaviyo_revision: str = "2025-01-15"
     klaviyo_welcome_list_id: str = "WELCOME"
+
+    # Which platform serves each port; every default points at the sandbox unless a URL is set.
+    crm_provider: Literal["hubspot", "salesforce"] = "hubspot"
+    email_provider: Literal["klaviyo", "hubspot", "kit"] = "klaviyo"
+    chat_provider: Literal["slack", "slack_webhook"] = "slack"
+    salesforce_base_url: str | None = None
+    salesforce_client_id: SecretStr = SecretStr("sandbox-salesforce-client")
+    salesforce_client_secret: SecretStr = SecretStr("sandbox-salesforce-secret")
+    salesforce_api_version: str = "v62.0"
+    salesforce_person_object: Literal["Lead", "Contact"] = "Lead"
+    kit_base_url: str | None = None
+    kit_api_key: SecretStr = SecretStr("kit_sandbox_key")
+    slack_base_url: str | None = None
+    slack_bot_token: SecretStr = SecretStr("xoxb-sandbox-token")
+    slack_webhook_url: str | None = None
+    slack_sales_channel: str = "C0SALESALERT"
+    google_calendar_base_url: str | None = None
+    google_token_url: str | None = None
+    google_client_id: SecretStr = SecretStr("sandbox-google-client")
+    google_client_secret: SecretStr = SecretStr("sandbox-google-secret")
+    google_refresh_token: SecretStr = SecretStr("sandbox-google-refresh")
+    ga4_base_url: str | None = None
+    ga4_measurement_id: str = "G-SANDBOX01"
+    ga4_api_secret: SecretStr = SecretStr("sandbox-ga4-secret")
+    # Signs outbound webhooks (Standard Webhooks): `whsec_` and a base64 key.
+    outbound_webhook_secret: SecretStr = SecretStr("whsec_c2FuZGJveC1vdXRib3VuZC13ZWJob29rLWtleQ==")
+    # Overrides of platforms.throttle.DEFAULT_RATE_LIMITS, as JSON: {"hubspot": {"per_second": 19, "burst": 19}}.
+    rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
+    # A call that would wait longer than this for its slot is retried later by Temporal instead.
+    rate_limit_max_wait_seconds: float = 20.0
 
     # Webhook secrets, one per provider; a provider without one refuses its webhooks.
     stripe_webhook_secret: SecretStr | None = None
@@ -89,6 +121,41 @@ class Settings(BaseSettings):
     @property
     def klaviyo_url(self) -> str:
         return self.klaviyo_base_url or f"{self.sandbox_url}/klaviyo"
+
+    def _platform(self, configured: str | None, path: str) -> str:
+        return configured or f"{self.sandbox_url}/{path}"
+
+    @property
+    def salesforce_url(self) -> str:
+        return self._platform(self.salesforce_base_url, "salesforce")
+
+    @property
+    def kit_url(self) -> str:
+        return self._platform(self.kit_base_url, "kit")
+
+    @property
+    def slack_url(self) -> str:
+        return self._platform(self.slack_base_url, "slack")
+
+    @property
+    def slack_incoming_webhook_url(self) -> str:
+        return self.slack_webhook_url or f"{self.sandbox_url}/slack/services/T0SANDBOX/B0SANDBOX/sandboxhook"
+
+    @property
+    def google_calendar_url(self) -> str:
+        return self._platform(self.google_calendar_base_url, "google")
+
+    @property
+    def google_oauth_token_url(self) -> str:
+        return self.google_token_url or f"{self.sandbox_url}/google/token"
+
+    @property
+    def ga4_url(self) -> str:
+        return self._platform(self.ga4_base_url, "ga4")
+
+    @property
+    def effective_rate_limits(self) -> dict[str, RateLimit]:
+        return {**DEFAULT_RATE_LIMITS, **self.rate_limits}
 
     @property
     def linkedin_url(self) -> str:

@@ -216,7 +216,8 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         response = await answered if inspect.isawaitable(answered) else answered
         call.update(status=response.status_code, fault=False)
         state.log(call)
-        if request.method != "GET" and response.status_code < 300:
+        # Only writes (calls that changed a record) are held: token fetches and reads pass.
+        if call.get("effect") and response.status_code < 300:
             held_ms = _take_hold(faults, state)
             if held_ms:
                 await asyncio.sleep(held_ms / 1000)

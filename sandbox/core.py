@@ -45,8 +45,9 @@ class Faults(BaseModel):
     latency_ms: int = Field(0, ge=0, le=120_000)
     fail_next: int = Field(0, ge=0, description="the next N calls fail with `fail_status`")
     fail_status: int = Field(503, ge=400, le=599)
-    # A write is applied and logged, then the answer is held this long: a client timing out here has
-    # had its write accepted without hearing so, the case exactly-once writes must survive.
+    # A write (a call that marked an effect) is applied and logged, then its answer is held this
+    # long: a client timing out here had its write accepted without hearing so, the case
+    # exactly-once writes must survive.
     hold_after_write_ms: int = Field(0, ge=0, le=600_000)
     # Only the next N accepted writes are held (0: every write while hold_after_write_ms is set).
     hold_next: int = Field(0, ge=0)

@@ -14,10 +14,13 @@ import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from temporalio.worker import Worker
 
+from platforms.base import Throttle
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
 from runtime.temporal import connect, metrics_runtime
 from store.db import create_engine, session_factory
+from store.health import ConnectorStatsRecorder
+from store.ratelimit import PostgresThrottle
 from store.repository import LeadStore
 from workers.registry import WORKFLOWS, Dependencies, all_activities
 
@@ -25,12 +28,19 @@ log = logging.getLogger("journeys.worker")
 
 
 def build_activities(
-    settings: Settings, http: httpx.AsyncClient, store: LeadStore
+    settings: Settings,
+    http: httpx.AsyncClient,
+    store: LeadStore,
+    *,
+    throttle: Throttle | None = None,
+    stats: ConnectorStatsRecorder | None = None,
 ) -> list[Callable[..., Any]]:
     """Every registered journey's activities, with their clients pointed where the settings say."""
     # Each call to a platform is a client span in the activity's trace.
     HTTPXClientInstrumentor().instrument_client(http)
-    return all_activities(Dependencies(settings=settings, http=http, store=store))
+    return all_activities(
+        Dependencies(settings=settings, http=http, store=store, throttle=throttle, stats=stats)
+    )
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -38,7 +48,20 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     async with AsyncExitStack() as stack:
         engine = create_engine(settings.effective_database_url)
         stack.push_async_callback(engine.dispose)
-        store = LeadStore(session_factory(engine))
+        sessions = session_factory(engine)
+        store = LeadStore(sessions)
+        throttle = PostgresThrottle(
+            sessions, settings.effective_rate_limits, max_wait=settings.rate_limit_max_wait_seconds
+        )
+        stats = ConnectorStatsRecorder(sessions)
+        stats_stop = asyncio.Event()
+        stats_task = asyncio.create_task(stats.run(stats_stop))
+
+        async def stop_stats() -> None:
+            stats_stop.set()
+            await stats_task
+
+        stack.push_async_callback(stop_stats)
         http = await stack.enter_async_context(
             httpx.AsyncClient(
                 timeout=httpx.Timeout(20.0, connect=5.0), limits=httpx.Limits(max_connections=100)
@@ -50,7 +73,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             client,
             task_queue=settings.temporal_task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(settings, http, store),
+            activities=build_activities(settings, http, store, throttle=throttle, stats=stats),
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
         log.info(

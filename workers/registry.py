@@ -11,12 +11,17 @@ from typing import Any
 
 import httpx
 
+from activities.analytics import AnalyticsActivities, WebhookActivities
+from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
-from platforms.hubspot import HubSpotClient
-from platforms.klaviyo import KlaviyoClient
+from activities.notify import NotifyActivities
+from platforms.base import Throttle
 from runtime.settings import Settings
+from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
+from workers.connectors import build_connectors
+from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.lead import LeadWorkflow
 
 # journeys new: imports
@@ -24,36 +29,43 @@ from workflows.lead import LeadWorkflow
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What activities may be built with: settings, the shared HTTP client, the store."""
+    """What activities may be built with: settings, the shared HTTP client, the store, and the
+    throttle and stats recorder every platform client shares."""
 
     settings: Settings
     http: httpx.AsyncClient
     store: LeadStore
+    throttle: Throttle | None = None
+    stats: ConnectorStatsRecorder | None = None
 
 
-def lead_activities(deps: Dependencies) -> list[Callable[..., Any]]:
-    settings = deps.settings
-    hubspot = HubSpotClient(
-        deps.http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value()
-    )
-    klaviyo = KlaviyoClient(
-        deps.http,
-        base_url=settings.klaviyo_url,
-        api_key=settings.klaviyo_api_key.get_secret_value(),
-        revision=settings.klaviyo_revision,
-    )
-    crm = CrmActivities(hubspot, deps.store)
-    email = EmailActivities(klaviyo, deps.store, default_welcome_list=settings.klaviyo_welcome_list_id)
-    return [crm.upsert_contact, email.enroll_welcome]
+def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """Every port's activities, each over the provider the settings chose."""
+    ports = build_connectors(deps.settings, deps.http, throttle=deps.throttle, observer=deps.stats)
+    groups: list[Any] = [
+        CrmActivities(ports.crm, deps.store, deps.stats),
+        EmailActivities(
+            ports.email,
+            deps.store,
+            default_welcome_list=deps.settings.klaviyo_welcome_list_id,
+            stats=deps.stats,
+        ),
+        NotifyActivities(ports.chat, deps.store, deps.stats),
+        CalendarActivities(ports.calendar, deps.store, deps.stats),
+        AnalyticsActivities(ports.analytics, deps.stats),
+        WebhookActivities(ports.webhooks, deps.stats),
+    ]
+    return [function for group in groups for function in group.all()]
 
 
 WORKFLOWS: list[type] = [
     LeadWorkflow,
+    ConnectorStepsWorkflow,
     # journeys new: workflows
 ]
 
 ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
-    lead_activities,
+    connector_activities,
     # journeys new: activities
 ]
 

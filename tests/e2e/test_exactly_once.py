@@ -1,0 +1,167 @@
+"""Exactly-once writes under a worker crash.
+
+Each platform accepts a write and then holds its answer; the worker is killed (SIGKILL) while
+it waits. The replacement worker retries every step with the same idempotency key, and each
+platform's log shows exactly one write that created something: the retry found it through the
+platform's own mechanism (natural key, client-chosen id, unique id, read before the write).
+"""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.stack import DevStack
+from domain.connectors import ConnectorStepsResult, connector_steps_workflow_id
+from domain.ids import lead_id_for_email
+from runtime.temporal import connect
+from tests.e2e.test_form_slice import demo_form, new_email
+
+pytestmark = pytest.mark.e2e
+
+HOLD_MS = 120_000
+# The writes whose creation must be exactly once, and the operations that create them.
+CREATING = {
+    ("hubspot", "POST", "/crm/v3/objects/tasks"),
+    ("hubspot", "POST", "/crm/v3/objects/deals/batch/upsert"),
+    ("salesforce", "POST", "/services/data/v62.0/sobjects/Task"),
+    ("klaviyo", "POST", "/api/events"),
+    ("slack", "POST", "/api/chat.postMessage"),
+    ("google", "POST", "/calendar/v3/calendars/primary/events"),
+    ("webhook", "POST", "/crm-mirror"),
+}
+
+
+def steps(sandbox_url: str) -> list[dict[str, Any]]:
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    return [
+        {
+            "activity": "crm.create_task",
+            "input": {"subject": "Call {name} at {company}", "due_at": start.isoformat(), "priority": "HIGH"},
+        },
+        {
+            "activity": "crm.upsert_deal",
+            "input": {
+                "deal_key": f"deal-{uuid.uuid4().hex[:8]}",
+                "name": "{company} pilot",
+                "stage": "qualified",
+            },
+        },
+        {"activity": "email.send", "input": {"template_id": "nurture-1", "variables": {"topic": "pricing"}}},
+        {
+            "activity": "notify.post_message",
+            "input": {"channel": "C0SALESALERT", "text": "New MQL: {name} ({company})"},
+        },
+        {
+            "activity": "calendar.create_event",
+            "input": {
+                "summary": "Intro call with {company}",
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=30)).isoformat(),
+            },
+        },
+        {
+            "activity": "webhook.deliver",
+            "input": {
+                "url": f"{sandbox_url}/webhook/crm-mirror",
+                "event_type": "lead.qualified",
+                "payload": {"stage": "mql"},
+            },
+        },
+    ]
+
+
+async def _calls(sandbox: httpx.AsyncClient, since: int) -> list[dict[str, Any]]:
+    return (await sandbox.get("/_calls", params={"since": since})).json()["calls"]
+
+
+async def _wait(predicate, what: str, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = await predicate()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("env", "held"),
+    [
+        ({}, ["hubspot", "klaviyo", "slack", "google", "webhook"]),
+        ({"JOURNEYS_CRM_PROVIDER": "salesforce", "JOURNEYS_EMAIL_PROVIDER": "kit"}, ["salesforce"]),
+    ],
+    ids=["hubspot-klaviyo-slack-google-webhook", "salesforce-kit"],
+)
+async def test_a_worker_killed_after_the_platform_accepted_leaves_exactly_one_write(
+    stack: DevStack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient, env: dict[str, str], held: list[str]
+):
+    await stack.restart_worker(kill=False, extra_env=env)
+    email = new_email()
+    assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
+    lead_id = lead_id_for_email(email)
+    await _wait(lambda: _lead_synced(api, lead_id), "the form to reach the platforms")
+    since = (await sandbox.get("/_calls")).json()["calls"][-1]["seq"]
+    for provider in held:
+        faults = {"hold_after_write_ms": HOLD_MS, "hold_next": 1}
+        assert (await sandbox.put(f"/_faults/{provider}", json=faults)).status_code == 200
+
+    request_id = uuid.uuid4().hex[:12]
+    started = await api.post(
+        "/v1/journeys/connector_steps",
+        json={
+            "lead_id": lead_id,
+            "request_id": request_id,
+            "steps": steps(stack.settings.sandbox_url),
+            "parallel": True,
+            "step_timeout_seconds": 5,
+        },
+    )
+    assert started.status_code == 201, started.text
+
+    async def every_held_write_accepted() -> bool:
+        calls = await _calls(sandbox, since)
+        accepted = {c["provider"] for c in calls if c.get("effect") and c["status"] < 300}
+        return set(held) <= accepted
+
+    await _wait(every_held_write_accepted, f"writes to {held} to be accepted")
+    await stack.restart_worker(kill=True, extra_env=env)
+
+    client = await connect(stack.settings)
+    handle = client.get_workflow_handle(connector_steps_workflow_id(lead_id, request_id))
+    result = await asyncio.wait_for(handle.result(result_type=ConnectorStepsResult), timeout=90)
+    failed = [o for o in result.outcomes if o.status != "done"]
+    assert not failed, failed
+
+    calls = await _calls(sandbox, since)
+    for provider in held:
+        assert any(c["provider"] == provider and c.get("fault") is False for c in calls)
+    creating = [c for c in calls if (c["provider"], c["method"], c["path"]) in CREATING and c["status"] < 300]
+    by_target: dict[tuple[str, str], list[str]] = {}
+    for call in creating:
+        by_target.setdefault((call["provider"], call["path"]), []).append(call.get("effect", "?"))
+    assert by_target, calls
+    for (provider, path), effects in by_target.items():
+        assert effects.count("created") == 1, f"{provider} {path}: {effects}"
+    # The crash did make the new worker go back to each held platform (else this proves nothing):
+    # after the held write, the same provider was called again, to write or to look.
+    for provider in held:
+        mine = [c for c in calls if c["provider"] == provider and not c.get("fault")]
+        first_write = next(n for n, c in enumerate(mine) if c.get("effect") and c["status"] < 300)
+        assert len(mine) > first_write + 1, f"{provider} was not retried: {mine}"
+    for outcome in result.outcomes:
+        assert outcome.result is not None and outcome.result.id
+
+
+async def _lead_synced(api: httpx.AsyncClient, lead_id: str) -> bool:
+    """The form's CRM and email writes are done (else the holds below would catch them)."""
+    lead = await api.get(f"/v1/leads/{lead_id}")
+    if lead.status_code != 200:
+        return False
+    journey = lead.json()["journey"] or {}
+    return bool(journey.get("crm_contact_id") and journey.get("welcome_enrolled"))

@@ -1,0 +1,99 @@
+"""The connectors a worker's activities use: one client per port, chosen by the settings.
+
+Every client shares the worker's HTTP client, the throttle (PostgreSQL-backed, so every worker
+draws from the same buckets) and the stats recorder behind integration health.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from platforms.base import CallObserver, Throttle
+from platforms.ga4 import GA4Client
+from platforms.google_calendar import GoogleCalendarClient
+from platforms.hubspot import HubSpotClient
+from platforms.kit import KitClient
+from platforms.klaviyo import KlaviyoClient
+from platforms.outbound_webhook import OutboundWebhookClient
+from platforms.ports import AnalyticsPort, CalendarPort, ChatPort, CrmPort, EmailPort, WebhookPort
+from platforms.salesforce import SalesforceClient
+from platforms.slack import SlackClient, SlackWebhookClient
+from runtime.settings import Settings
+
+
+@dataclass(frozen=True)
+class Connectors:
+    crm: CrmPort
+    email: EmailPort
+    chat: ChatPort
+    calendar: CalendarPort
+    analytics: AnalyticsPort
+    webhooks: WebhookPort
+
+
+def build_connectors(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    throttle: Throttle | None = None,
+    observer: CallObserver | None = None,
+) -> Connectors:
+    shared = {"throttle": throttle, "observer": observer}
+    hubspot = HubSpotClient(
+        http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value(), **shared
+    )
+    crm: CrmPort
+    if settings.crm_provider == "salesforce":
+        crm = SalesforceClient(
+            http,
+            base_url=settings.salesforce_url,
+            client_id=settings.salesforce_client_id.get_secret_value(),
+            client_secret=settings.salesforce_client_secret.get_secret_value(),
+            api_version=settings.salesforce_api_version,
+            person_object=settings.salesforce_person_object,
+            **shared,
+        )
+    else:
+        crm = hubspot
+    email: EmailPort
+    if settings.email_provider == "hubspot":
+        email = hubspot
+    elif settings.email_provider == "kit":
+        email = KitClient(http, base_url=settings.kit_url, api_key=settings.kit_api_key.get_secret_value(), **shared)
+    else:
+        email = KlaviyoClient(
+            http,
+            base_url=settings.klaviyo_url,
+            api_key=settings.klaviyo_api_key.get_secret_value(),
+            revision=settings.klaviyo_revision,
+            **shared,
+        )
+    chat: ChatPort
+    if settings.chat_provider == "slack_webhook":
+        chat = SlackWebhookClient(http, webhook_url=settings.slack_incoming_webhook_url, **shared)
+    else:
+        chat = SlackClient(
+            http, base_url=settings.slack_url, token=settings.slack_bot_token.get_secret_value(), **shared
+        )
+    calendar = GoogleCalendarClient(
+        http,
+        base_url=settings.google_calendar_url,
+        token_url=settings.google_oauth_token_url,
+        client_id=settings.google_client_id.get_secret_value(),
+        client_secret=settings.google_client_secret.get_secret_value(),
+        refresh_token=settings.google_refresh_token.get_secret_value(),
+        **shared,
+    )
+    analytics = GA4Client(
+        http,
+        base_url=settings.ga4_url,
+        measurement_id=settings.ga4_measurement_id,
+        api_secret=settings.ga4_api_secret.get_secret_value(),
+        **shared,
+    )
+    webhooks = OutboundWebhookClient(http, secret=settings.outbound_webhook_secret.get_secret_value(), **shared)
+    return Connectors(
+        crm=crm, email=email, chat=chat, calendar=calendar, analytics=analytics, webhooks=webhooks
+    )
