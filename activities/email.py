@@ -46,6 +46,9 @@ class EmailActivities:
             "utm_campaign": submission.fields.get("utm_campaign"),
         }
         person = person_of(lead, email, properties={k: str(v) for k, v in extra.items() if v is not None})
+        if not lead.consent and getattr(self._email, "upsert_subscribes", False):
+            # On platforms where a profile is a subscription, no consent means no profile at all.
+            return EnrollWelcomeResult(profile_id="", enrolled=False, skipped_reason="no marketing consent")
         async with connector_step(self._stats, self._email.provider, "email.enroll_welcome"):
             profile = await self._email.upsert_profile(
                 person, idempotency_key=f"{data.idempotency_key}:profile"
@@ -65,6 +68,13 @@ class EmailActivities:
     async def sync_profile(self, data: SyncPersonInput) -> WriteResult:
         """Score, band and stage as profile properties: the platform's segments are built on them."""
         lead, email = await lead_with_email(self._store, data.lead_id)
+        if not lead.consent and getattr(self._email, "upsert_subscribes", False):
+            raise ApplicationError(
+                f"lead {lead.lead_id} has no marketing consent, and {self._email.provider} profiles "
+                "are subscriptions",
+                type="NoConsent",
+                non_retryable=True,
+            )
         properties = dict(data.properties)
         if data.score_band:
             properties["journeys_score_band"] = data.score_band

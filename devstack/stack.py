@@ -191,9 +191,7 @@ class DevStack:
         """`extra_env` (e.g. another CRM provider) holds until the next restart without it."""
         worker = self.children["worker"]
         await (worker.kill() if kill else worker.stop())
-        replacement = self._python_child(
-            "worker", "worker", niceness=JOURNEY_NICENESS, extra_env=extra_env
-        )
+        replacement = self._python_child("worker", "worker", niceness=JOURNEY_NICENESS, extra_env=extra_env)
         self.children["worker"] = replacement
         await replacement.start()
 

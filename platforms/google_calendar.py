@@ -108,7 +108,9 @@ class GoogleCalendarClient(PlatformClient):
         super().__init__(http, base_url=base_url, throttle=throttle, observer=observer)
         self._can_refresh = bool(refresh_token and client_id and client_secret)
         if not access_token and not self._can_refresh:
-            raise ValueError("Google Calendar needs an access token, or a refresh token with client id and secret")
+            raise ValueError(
+                "Google Calendar needs an access token, or a refresh token with client id and secret"
+            )
         self._access_token = access_token
         # A given token's lifetime is unknown: it is used until Google answers 401.
         self._expires_at = float("inf") if access_token else 0.0
@@ -129,7 +131,9 @@ class GoogleCalendarClient(PlatformClient):
 
     def _error_message(self, response: httpx.Response) -> str:
         reason, message = _google_error(response)
-        return f"{response.status_code} {reason}: {message}" if reason else f"{response.status_code} {message}"
+        return (
+            f"{response.status_code} {reason}: {message}" if reason else f"{response.status_code} {message}"
+        )
 
     def _error(self, response: httpx.Response) -> PlatformError:
         reason, _ = _google_error(response)

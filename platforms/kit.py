@@ -34,7 +34,8 @@ logs tie a request to its journey step); every write is a set operation on a nat
   one, so a replay after a lost answer finds the subscriber: `created=False`, same id.
 - add_to_list: the list is a Kit tag (`list_id` is the tag id). Tagging is a set operation, 201 the
   first time and 200 after; the id is `{tag_id}:{subscriber_id}`. Kit tags only existing
-  subscribers, so an unknown email is created first (a Kit subscriber is a subscribed contact).
+  subscribers: when the tagging answers 404 or 422 the email is upserted as a subscriber (in Kit a
+  subscribed contact) and tagged again, so a wrong tag id fails only after that upsert.
 - remove_from_list: read before write. The subscriber's tags are read; only a tag still there is
   deleted (`created=True`), a tag already gone answers `created=False`. No subscriber at all is
   nothing to remove: `created=False`, id `{tag_id}:none`.
@@ -50,7 +51,7 @@ logs tie a request to its journey step); every write is a set operation on a nat
 - suppress: read before write. A subscriber already cancelled, bounced or complained answers
   `created=False`; an active or inactive one is unsubscribed. An email Kit does not know is created
   in the state matching the reason (`cancelled`, `bounced`, `complained`), so the suppression is
-  on record should the address sign up elsewhere.
+  on record in Kit before any import or form could subscribe it.
 
 Honest limits: Kit's API cannot change an existing subscriber's state other than by unsubscribing,
 so bounces and complaints of known subscribers are recorded as `cancelled`; and the upsert does not
@@ -64,7 +65,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import ClassVar, Any, Literal
 
 import httpx
 
@@ -143,6 +144,8 @@ class KitClient(PlatformClient):
     """The `EmailPort` on Kit API v4."""
 
     provider = PROVIDER
+    # Every Kit subscriber is on the mailing audience: writing a profile subscribes it.
+    upsert_subscribes: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -10,8 +10,9 @@ Endpoints used:
   band, say) are written as custom `properties`: Klaviyo segments are defined on them, so a score
   change pushed here is what moves a lead between segments.
 - `POST /api/profile-subscription-bulk-create-jobs`: subscribe with marketing consent into a list
-  (202, a job). Klaviyo drops UNSUBSCRIBE and USER_SUPPRESSED suppressions of the profiles it
-  subscribes (not HARD_BOUNCE): subscribing is an explicit consent, so check suppression first.
+  (202, a job). Klaviyo lifts UNSUBSCRIBE, spam-report and USER_SUPPRESSED suppressions of the
+  profiles it subscribes (not a hard bounce): subscribing is an explicit consent, so a journey must
+  check for a suppression before it subscribes.
 - `GET /api/lists/{id}/profiles?filter=equals(email,"...")`: is this email a member, under which
   profile id, with which consent (`additional-fields[profile]=subscriptions`).
 - `DELETE /api/lists/{id}/relationships/profiles`: removes list membership (204) without touching
@@ -58,8 +59,9 @@ write, only so both sides' logs tie a call to its journey step: Klaviyo does not
 Jobs (subscribe, suppress) run asynchronously at Klaviyo: a replay within seconds of the first
 call may not see its effect yet and post the job again, which changes nothing.
 
-`import_profile` and `subscribe_to_list` are the older email/attributes calls the welcome
-activity uses; they go through the same throttle, classification and observation.
+Emails are trimmed and lowercased before they are written or looked up. `import_profile` and
+`subscribe_to_list` are the earlier email-and-attributes calls, kept for their callers; they go
+through the same throttle, error classification and observation.
 """
 
 from __future__ import annotations
@@ -237,7 +239,9 @@ class KlaviyoClient(PlatformClient):
             return WriteResult(
                 provider=PROVIDER, object_type="profile-suppression", id=str(profile["id"]), created=False
             )
-        profile_id = str(profile["id"]) if profile is not None else await self._ensure_profile(email, idempotency_key)
+        profile_id = (
+            str(profile["id"]) if profile is not None else await self._ensure_profile(email, idempotency_key)
+        )
         body = {
             "data": {
                 "type": "profile-suppression-bulk-create-job",
@@ -278,7 +282,9 @@ class KlaviyoClient(PlatformClient):
         *,
         idempotency_key: str | None = None,
     ) -> KlaviyoProfile:
-        response = await self._import({**attributes, "email": email, "properties": properties}, idempotency_key)
+        response = await self._import(
+            {**attributes, "email": email, "properties": properties}, idempotency_key
+        )
         return KlaviyoProfile(id=str(response.json()["data"]["id"]), created=response.status_code == 201)
 
     async def subscribe_to_list(
@@ -354,7 +360,9 @@ class KlaviyoClient(PlatformClient):
     async def _read_all(self, operation: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """Every item of a collection, following `links.next` until it is null."""
         items: list[dict[str, Any]] = []
-        url, query, seen = path, dict(params), set()
+        url: str = path
+        query: dict[str, str] | None = dict(params)
+        seen: set[str] = set()
         while True:
             response = await self._call(operation, "GET", url, params=query)
             payload = response.json()
@@ -364,7 +372,7 @@ class KlaviyoClient(PlatformClient):
                 return items
             seen.add(next_url)
             # The next link is absolute and carries the filter and cursor already.
-            url, query = next_url, {}
+            url, query = next_url, None
 
 
 def profile_attributes(person: Person) -> dict[str, Any]:

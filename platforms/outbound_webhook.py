@@ -2,7 +2,8 @@
 (standardwebhooks.com): the generic `WebhookPort`.
 
 Request: `POST <delivery.url>` with the JSON body `{"type": <event type>, "timestamp": <ISO 8601 UTC>,
-"data": <payload>}` (minified; the bytes signed are the bytes sent) and the headers
+"data": <payload>}` (minified; the bytes signed are the bytes sent; `timestamp` is this attempt's
+time, as `WebhookDelivery` carries no event time) and the headers
 - `webhook-id`: the message id, the receiver's idempotency key: the idempotency key itself when it is
   a plain token (letters, digits, `_`, `-`, `:`, at most 200), else `msg_` and a hash of it, since
   the spec forbids `.` in it; the same on every retry;

@@ -99,7 +99,8 @@ class Owner(BaseModel):
 
 
 class CrmPort(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
     async def upsert_person(self, person: Person, *, idempotency_key: str) -> WriteResult: ...
 
@@ -130,7 +131,8 @@ class EmailMessage(BaseModel):
 
 
 class EmailPort(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
     async def upsert_profile(self, person: Person, *, idempotency_key: str) -> WriteResult: ...
 
@@ -159,7 +161,8 @@ class ChatMessage(BaseModel):
 
 
 class ChatPort(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
     async def post_message(self, message: ChatMessage, *, idempotency_key: str) -> WriteResult: ...
 
@@ -175,7 +178,8 @@ class CalendarEvent(BaseModel):
 
 
 class CalendarPort(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
     async def create_event(self, event: CalendarEvent, *, idempotency_key: str) -> WriteResult: ...
 
@@ -191,7 +195,8 @@ class AnalyticsEvent(BaseModel):
 
 
 class AnalyticsPort(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
     async def send_event(self, event: AnalyticsEvent, *, idempotency_key: str) -> WriteResult: ...
 
@@ -203,6 +208,7 @@ class WebhookDelivery(BaseModel):
 
 
 class WebhookPort(Protocol):
-    provider: str
+    @property
+    def provider(self) -> str: ...
 
     async def deliver(self, delivery: WebhookDelivery, *, idempotency_key: str) -> WriteResult: ...

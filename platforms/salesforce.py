@@ -36,8 +36,11 @@ Mapping
     the field). Task -> Task (Status "Not Started", a reminder at `due_at`); Meeting -> Event;
     Note -> a completed Task with the body as Description (ContentNote would need a second,
     separate write, a ContentDocumentLink, to attach it to the person, and a note that has
-    the body but not the link is worse than a Task). `person.properties` etc. are written as
-    given, so they must be API field names.
+    the body but not the link is worse than a Task). `properties` keys that are already API
+    names (`Industry`, `My_Field__c`) are written as given; snake_case keys, as the activities
+    name them for every CRM, become custom fields: `journeys_utm_source` ->
+    `Journeys_Utm_Source__c` (the org must have them). `deal_stages` maps our stage names to
+    the org's Opportunity stages (unmapped ones are sent as given).
 
 Errors and limits
     Errors come back as a JSON list `[{"message", "errorCode", "fields"}]` (the token endpoint
@@ -140,6 +143,13 @@ def soql_quote(value: str) -> str:
     return f"'{escaped}'"
 
 
+def api_field_name(name: str) -> str:
+    """A property key as a Salesforce field: API names as given, snake_case as a custom field."""
+    if name.endswith("__c") or name[:1].isupper():
+        return name
+    return "_".join(part.capitalize() for part in name.split("_") if part) + "__c"
+
+
 def _utc_timestamp(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
@@ -168,6 +178,7 @@ class SalesforceClient(PlatformClient):
         person_object: Literal["Lead", "Contact"] = "Lead",
         fields: SalesforceFields | None = None,
         lead_status: Mapping[str, str] | None = None,
+        deal_stages: Mapping[str, str] | None = None,
         multi_currency: bool = False,
         daily_limit_retry_after: float = 900.0,
         concurrent_limit_retry_after: float = 30.0,
@@ -190,6 +201,7 @@ class SalesforceClient(PlatformClient):
         self._person_object = person_object
         self._fields = fields or SalesforceFields()
         self._lead_status = dict(DEFAULT_LEAD_STATUS if lead_status is None else lead_status)
+        self._deal_stages = dict(deal_stages or {})
         self._multi_currency = multi_currency
         self._daily_limit_retry_after = daily_limit_retry_after
         self._concurrent_limit_retry_after = concurrent_limit_retry_after
@@ -229,7 +241,9 @@ class SalesforceClient(PlatformClient):
                 parts.append(f"{body['error']}: {body.get('error_description', '')}")
             else:
                 parts.append(f"{body.get('errorCode', 'ERROR')}: {body.get('message', response.text[:300])}")
-        return f"{response.status_code} {' '.join(parts) if response.status_code == 300 else '; '.join(parts)}"
+        return (
+            f"{response.status_code} {' '.join(parts) if response.status_code == 300 else '; '.join(parts)}"
+        )
 
     def _error(self, response: httpx.Response) -> PlatformError:
         self._note_usage(response)
@@ -385,7 +399,9 @@ class SalesforceClient(PlatformClient):
         )
         if existing:
             record_id = str(existing[0]["Id"])
-            await self._request("update_person", "PATCH", f"{self._data}/sobjects/{sobject}/{record_id}", json=body)
+            await self._request(
+                "update_person", "PATCH", f"{self._data}/sobjects/{sobject}/{record_id}", json=body
+            )
             return self._result(object_type, record_id, False)
         record_id = await self._create("create_person", sobject, {**missing, **body})
         return self._result(object_type, record_id, True)
@@ -411,7 +427,7 @@ class SalesforceClient(PlatformClient):
         if person.lead_score is not None:
             body[self._fields.lead_score] = person.lead_score
         body = {k: v for k, v in body.items() if v is not None}
-        body.update(person.properties)
+        body.update({api_field_name(k): v for k, v in person.properties.items()})
         return body
 
     async def upsert_company(self, company: Company, *, idempotency_key: str) -> WriteResult:
@@ -423,7 +439,7 @@ class SalesforceClient(PlatformClient):
             "BillingCountry": company.country,
         }
         body = {k: v for k, v in body.items() if v is not None}
-        body.update(company.properties)
+        body.update({api_field_name(k): v for k, v in company.properties.items()})
         key_field = self._fields.company_key
         if "Name" not in body:
             where = f"{key_field} = {soql_quote(domain)}"
@@ -435,7 +451,7 @@ class SalesforceClient(PlatformClient):
     async def upsert_deal(self, deal: Deal, *, idempotency_key: str) -> WriteResult:
         body: dict[str, Any] = {
             "Name": deal.name,
-            "StageName": deal.stage,
+            "StageName": self._deal_stages.get(deal.stage, deal.stage),
             "Amount": deal.amount,
             "CloseDate": deal.close_date.isoformat() if deal.close_date else None,
             "OwnerId": deal.owner_id,

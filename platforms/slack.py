@@ -195,7 +195,12 @@ class SlackClient(_SlackErrors):
         token = _channel.set(message.channel)
         try:
             response = await self._call(
-                "chat.postMessage", "POST", "/api/chat.postMessage", json=body, headers=JSON_UTF8, accept=_is_ok
+                "chat.postMessage",
+                "POST",
+                "/api/chat.postMessage",
+                json=body,
+                headers=JSON_UTF8,
+                accept=_is_ok,
             )
         finally:
             _channel.reset(token)
@@ -217,7 +222,10 @@ class SlackClient(_SlackErrors):
             for item in page.get("messages") or []:
                 metadata = item.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == EVENT_TYPE and payload.get("idempotency_key") == idempotency_key:
+                if (
+                    metadata.get("event_type") == EVENT_TYPE
+                    and payload.get("idempotency_key") == idempotency_key
+                ):
                     return str(item["ts"])
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor or not page.get("has_more", True):

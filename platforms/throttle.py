@@ -41,15 +41,27 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "hubspot:search": RateLimit(per_second=4, burst=1),
     # Salesforce counts requests per 24 h per org; this spreads a daily 100,000 with room for bursts.
     "salesforce": RateLimit(per_second=5, burst=25),
-    # Klaviyo's per-endpoint steady limits (burst limits are higher).
+    # Klaviyo limits each endpoint per second and per minute: these stay under the minute's.
     "klaviyo": RateLimit(per_second=10, burst=10),
-    "klaviyo:profiles": RateLimit(per_second=11, burst=75),
-    "klaviyo:events": RateLimit(per_second=58, burst=350),
+    "klaviyo:profiles": RateLimit(per_second=11, burst=10),
+    "klaviyo:lists": RateLimit(per_second=12, burst=10),
+    "klaviyo:subscriptions": RateLimit(per_second=12, burst=10),
+    "klaviyo:list-removals": RateLimit(per_second=2.4, burst=5),
+    "klaviyo:events": RateLimit(per_second=55, burst=50),
     # Kit: 120 requests per rolling 60 s per API key.
-    "kit": RateLimit(per_second=1.9, burst=6),
-    # chat.postMessage: about one message per second per channel.
-    "slack:*": RateLimit(per_second=1, burst=1),
-    "google": RateLimit(per_second=10, burst=10),
+    "kit": RateLimit(per_second=1.8, burst=5),
+    # With an OAuth token Kit allows 600 per 60 s.
+    "kit:oauth": RateLimit(per_second=9, burst=20),
+    # chat.postMessage: about one message per second per channel (short bursts tolerated).
+    "slack:*": RateLimit(per_second=1, burst=3),
+    # conversations.history, read before each post: Tier 3, about 50 a minute.
+    "slack:conversations.history": RateLimit(per_second=0.8, burst=5),
+    "google": RateLimit(per_second=5, burst=10),
+    "google:oauth": RateLimit(per_second=1, burst=2),
+    # No published Measurement Protocol limit: a modest pace.
+    "ga4": RateLimit(per_second=20, burst=20),
+    # Receivers set their own limits: a conservative pace per receiving host.
+    "webhook:*": RateLimit(per_second=5, burst=10),
 }
 
 

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     salesforce_person_object: Literal["Lead", "Contact"] = "Lead"
     kit_base_url: str | None = None
     kit_api_key: SecretStr = SecretStr("kit_sandbox_key")
+    # The tag a consented lead gets on a form: its Kit automation sends the welcome sequence.
+    kit_welcome_tag_id: str = "5001"
+    # A static list (ILS list id) for the welcome flow when HubSpot is the email platform.
+    hubspot_welcome_list_id: str = "101"
     slack_base_url: str | None = None
     slack_bot_token: SecretStr = SecretStr("xoxb-sandbox-token")
     slack_webhook_url: str | None = None
@@ -75,7 +79,8 @@ class Settings(BaseSettings):
     ga4_api_secret: SecretStr = SecretStr("sandbox-ga4-secret")
     # Signs outbound webhooks (Standard Webhooks): `whsec_` and a base64 key.
     outbound_webhook_secret: SecretStr = SecretStr("whsec_c2FuZGJveC1vdXRib3VuZC13ZWJob29rLWtleQ==")
-    # Overrides of platforms.throttle.DEFAULT_RATE_LIMITS, as JSON: {"hubspot": {"per_second": 19, "burst": 19}}.
+    # Overrides of platforms.throttle.DEFAULT_RATE_LIMITS, as JSON:
+    # {"hubspot": {"per_second": 19, "burst": 19}} for a portal allowed 190 per 10 s.
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     # A call that would wait longer than this for its slot is retried later by Temporal instead.
     rate_limit_max_wait_seconds: float = 20.0
@@ -152,6 +157,15 @@ class Settings(BaseSettings):
     @property
     def ga4_url(self) -> str:
         return self._platform(self.ga4_base_url, "ga4")
+
+    @property
+    def welcome_list_id(self) -> str:
+        """The email platform's welcome list, unless a form names its own."""
+        return {
+            "klaviyo": self.klaviyo_welcome_list_id,
+            "kit": self.kit_welcome_tag_id,
+            "hubspot": self.hubspot_welcome_list_id,
+        }[self.email_provider]
 
     @property
     def effective_rate_limits(self) -> dict[str, RateLimit]:

@@ -1,7 +1,29 @@
-"""HubSpot CRM v3 as the sandbox answers it."""
+"""HubSpot as the sandbox answers it, on the real paths under `/hubspot`.
+
+Emulated: CRM v3 objects (contacts, companies, deals, tasks, notes, meetings): create, read, batch
+upsert by a unique-value property (contacts: `email`; companies: `journeys_company_key`; deals:
+`journeys_deal_key`), search (`filterGroups` with EQ, NEQ, CONTAINS_TOKEN, HAS_PROPERTY, IN, ...,
+`sorts`, `limit`, `after`); v4 associations (PUT with HUBSPOT_DEFINED type ids, GET); owners with
+`after` paging; lists v3 (create, read, memberships add/remove on MANUAL and SNAPSHOT lists); the
+marketing (`/marketing/v4/email/single-send`) and transactional (`/marketing/v3/transactional/
+single-email/send`) single-send with at most one email per `sendId`; communication preferences v3
+(definitions, status by email, unsubscribe).
+
+As HubSpot does: a missing or empty Bearer token answers 401; validation errors answer 400 with
+`{"status": "error", "message", "correlationId", "category", "errors": [...]}`; a batch where some
+inputs failed answers 207 with `errors`; `lifecyclestage` never moves backwards unless cleared first
+(a backward value is silently kept at the later stage); `hubspot_owner_id` must name an owner;
+every answer but search carries `X-HubSpot-RateLimit-*` headers. Seeded: five active owners and one
+archived; lists 101 (welcome) and 102, MANUAL, and 103, DYNAMIC; subscription types 1001 (marketing)
+and 1002 (one to one). Not emulated: the search index lag (the sandbox indexes at once), rate
+limits themselves (only injected as faults), the asynchronous processing of sends (the final
+`sendResult` is answered at once).
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import uuid
 from typing import Any
 
@@ -10,125 +32,1071 @@ from fastapi.responses import JSONResponse
 
 from sandbox.core import ProviderHandler, now_iso, register
 
+OBJECT_TYPE_IDS = {
+    "contacts": "0-1",
+    "companies": "0-2",
+    "deals": "0-3",
+    "tasks": "0-27",
+    "notes": "0-46",
+    "meetings": "0-47",
+}
+ENGAGEMENTS = frozenset({"tasks", "notes", "meetings"})
+SINGULAR = {
+    "contacts": "contact",
+    "companies": "company",
+    "deals": "deal",
+    "tasks": "task",
+    "notes": "note",
+    "meetings": "meeting",
+}
+ID_STARTS = {
+    "contacts": 1001,
+    "companies": 5001,
+    "deals": 9001,
+    "tasks": 20001,
+    "notes": 30001,
+    "meetings": 40001,
+}
+UNIQUE_PROPERTIES = {
+    "contacts": frozenset({"email"}),
+    "companies": frozenset({"journeys_company_key"}),
+    "deals": frozenset({"journeys_deal_key"}),
+}
+DEFAULT_PROPERTIES = {
+    "contacts": ["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
+    "companies": ["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+    "deals": [
+        "amount",
+        "closedate",
+        "createdate",
+        "dealname",
+        "dealstage",
+        "hs_lastmodifieddate",
+        "hs_object_id",
+        "pipeline",
+    ],
+}
+ENGAGEMENT_DEFAULT_PROPERTIES = ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"]
+NUMBER_PROPERTIES = frozenset({"amount", "numberofemployees", "journeys_lead_score"})
+LIFECYCLE_ORDER = [
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+]
+DEAL_PIPELINES = {
+    "default": frozenset(
+        {
+            "appointmentscheduled",
+            "qualifiedtobuy",
+            "presentationscheduled",
+            "decisionmakerboughtin",
+            "contractsent",
+            "closedwon",
+            "closedlost",
+        }
+    )
+}
+REQUIRED_ON_CREATE = {
+    "deals": ("dealname", "pipeline", "dealstage"),
+    "tasks": ("hs_timestamp",),
+    "notes": ("hs_timestamp",),
+    "meetings": ("hs_timestamp",),
+}
+# HUBSPOT_DEFINED association types: (type id, from, to, the inverse type id).
+ASSOCIATION_PAIRS = [
+    (1, "contacts", "companies", 2),
+    (279, "contacts", "companies", 280),
+    (3, "deals", "contacts", 4),
+    (5, "deals", "companies", 6),
+    (341, "deals", "companies", 342),
+    (200, "meetings", "contacts", 199),
+    (202, "notes", "contacts", 201),
+    (204, "tasks", "contacts", 203),
+    (188, "meetings", "companies", 187),
+    (190, "notes", "companies", 189),
+    (192, "tasks", "companies", 191),
+    (212, "meetings", "deals", 211),
+    (214, "notes", "deals", 213),
+    (216, "tasks", "deals", 215),
+]
+ASSOCIATION_TYPES: dict[int, tuple[str, str]] = {}
+for _forward, _from, _to, _inverse in ASSOCIATION_PAIRS:
+    ASSOCIATION_TYPES[_forward] = (_from, _to)
+    ASSOCIATION_TYPES[_inverse] = (_to, _from)
+INVERSE_TYPES = {f: i for f, _, _, i in ASSOCIATION_PAIRS} | {i: f for f, _, _, i in ASSOCIATION_PAIRS}
 
-def _hubspot_rate_headers() -> dict[str, str]:
+SEARCH_OPERATORS = frozenset(
+    {
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
+        "IN",
+        "NOT_IN",
+    }
+)
+SEARCH_MAX_LIMIT = 200
+SEARCH_MAX_GROUPS = 5
+SEARCH_MAX_FILTERS_PER_GROUP = 10
+BATCH_MAX = 100
+OWNERS_MAX_LIMIT = 500
+
+SEED_OWNERS = [
+    ("71000001", "ava.lind@example.com", "Ava", "Lind", False),
+    ("71000002", "ben.okafor@example.com", "Ben", "Okafor", False),
+    ("71000003", "chloe.martin@example.com", "Chloe", "Martin", False),
+    ("71000004", "dev.patel@example.com", "Dev", "Patel", False),
+    ("71000005", "emma.schulz@example.com", "Emma", "Schulz", False),
+    ("71000009", "former.rep@example.com", "Former", "Rep", True),
+]
+SEED_LISTS = [
+    ("101", "Welcome series", "MANUAL"),
+    ("102", "Newsletter", "MANUAL"),
+    ("103", "Engaged MQLs", "DYNAMIC"),
+]
+MEMBERSHIP_PROCESSING = frozenset({"MANUAL", "SNAPSHOT"})
+SUBSCRIPTION_DEFINITIONS = [
+    {
+        "id": "1001",
+        "name": "Marketing Information",
+        "description": "Marketing offers and updates.",
+        "purpose": "Marketing",
+        "communicationMethod": "Email",
+    },
+    {
+        "id": "1002",
+        "name": "One to One",
+        "description": "One to one emails.",
+        "purpose": "Sales",
+        "communicationMethod": "Email",
+    },
+]
+LEGAL_BASES = frozenset(
+    {
+        "LEGITIMATE_INTEREST_PQL",
+        "LEGITIMATE_INTEREST_CLIENT",
+        "PERFORMANCE_OF_CONTRACT",
+        "CONSENT_WITH_NOTICE",
+        "NON_GDPR",
+        "PROCESS_AND_STORE",
+        "LEGITIMATE_INTEREST_OTHER",
+    }
+)
+SUBSCRIBED = "SUBSCRIBED"
+UNSUBSCRIBED = "NOT_SUBSCRIBED"
+SEND_APIS = {
+    "/marketing/v4/email/single-send": "marketing",
+    "/marketing/v3/transactional/single-email/send": "transactional",
+}
+
+_TYPES = "|".join(OBJECT_TYPE_IDS)
+ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/batch/upsert"), "batch_upsert"),
+    ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/search"), "search"),
+    ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})"), "create"),
+    ("GET", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/(?P<key>[^/]+)"), "read"),
+    (
+        "PUT",
+        re.compile(
+            rf"/crm/v4/objects/(?P<from_type>{_TYPES})/(?P<from_id>[^/]+)"
+            rf"/associations/(?P<to_type>{_TYPES})/(?P<to_id>[^/]+)"
+        ),
+        "associate",
+    ),
+    (
+        "GET",
+        re.compile(
+            rf"/crm/v4/objects/(?P<from_type>{_TYPES})/(?P<from_id>[^/]+)/associations/(?P<to_type>{_TYPES})"
+        ),
+        "read_associations",
+    ),
+    ("GET", re.compile(r"/crm/v3/owners/?"), "owners"),
+    ("POST", re.compile(r"/crm/v3/lists/?"), "create_list"),
+    ("GET", re.compile(r"/crm/v3/lists/(?P<list_id>[^/]+)"), "read_list"),
+    ("GET", re.compile(r"/crm/v3/lists/(?P<list_id>[^/]+)/memberships"), "read_memberships"),
+    (
+        "PUT",
+        re.compile(r"/crm/v3/lists/(?P<list_id>[^/]+)/memberships/(?P<action>add|remove)"),
+        "memberships",
+    ),
+    ("POST", re.compile(r"/marketing/v4/email/single-send"), "single_send"),
+    ("POST", re.compile(r"/marketing/v3/transactional/single-email/send"), "single_send"),
+    ("GET", re.compile(r"/communication-preferences/v3/definitions"), "subscription_definitions"),
+    (
+        "GET",
+        re.compile(r"/communication-preferences/v3/status/email/(?P<email>[^/]+)"),
+        "subscription_status",
+    ),
+    ("POST", re.compile(r"/communication-preferences/v3/unsubscribe"), "unsubscribe"),
+]
+
+
+def _hubspot_rate_headers(remaining: int = 99) -> dict[str, str]:
     return {
+        "X-HubSpot-RateLimit-Daily": "250000",
+        "X-HubSpot-RateLimit-Daily-Remaining": str(250000 - 100 + remaining),
         "X-HubSpot-RateLimit-Max": "100",
-        "X-HubSpot-RateLimit-Remaining": "99",
+        "X-HubSpot-RateLimit-Remaining": str(remaining),
         "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
     }
 
 
+class HubSpotError(Exception):
+    """An answer in HubSpot's error shape, raised from deep inside a handler."""
+
+    def __init__(
+        self, status: int, message: str, category: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.category = category
+        self.errors = errors or []
+
+
+def _invalid(message: str, errors: list[dict[str, Any]] | None = None) -> HubSpotError:
+    return HubSpotError(400, message, "VALIDATION_ERROR", errors)
+
+
+def _not_found(message: str) -> HubSpotError:
+    return HubSpotError(404, message, "OBJECT_NOT_FOUND")
+
+
+def _property_error(name: str, message: str, code: str) -> dict[str, Any]:
+    return {"message": message, "code": code, "context": {"propertyName": [name]}}
+
+
+def _tokens(value: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", value.lower())
+
+
+def _as_number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _compare(left: Any, right: Any) -> int:
+    a, b = _as_number(left), _as_number(right)
+    if a is not None and b is not None:
+        return (a > b) - (a < b)
+    x, y = str(left).lower(), str(right).lower()
+    return (x > y) - (x < y)
+
+
+def _matches(properties: dict[str, Any], flt: dict[str, Any]) -> bool:
+    name, operator = flt["propertyName"], flt["operator"]
+    present = properties.get(name) not in (None, "")
+    value = properties.get(name)
+    if operator == "HAS_PROPERTY":
+        return present
+    if operator == "NOT_HAS_PROPERTY":
+        return not present
+    if operator in ("IN", "NOT_IN"):
+        wanted = {str(v).lower() for v in flt.get("values") or []}
+        inside = present and str(value).lower() in wanted
+        return inside if operator == "IN" else not inside
+    needle = flt.get("value")
+    if operator in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        tokens = _tokens(str(value or ""))
+        pattern = str(needle).lower()
+        if "*" in pattern:
+            found = any(fnmatch.fnmatchcase(token, pattern) for token in tokens)
+        else:
+            wanted_tokens = _tokens(pattern)
+            found = bool(wanted_tokens) and all(token in tokens for token in wanted_tokens)
+        return found if operator == "CONTAINS_TOKEN" else not found
+    if operator == "NEQ":
+        return not present or _compare(value, needle) != 0
+    if not present:
+        return False
+    order = _compare(value, needle)
+    return {
+        "EQ": order == 0,
+        "LT": order < 0,
+        "LTE": order <= 0,
+        "GT": order > 0,
+        "GTE": order >= 0,
+    }[operator]
+
+
 @register("hubspot")
 class HubSpot(ProviderHandler):
-    """CRM v3 contacts: `batch/upsert` by a unique property, create, read."""
+    """CRM v3 objects, v4 associations, owners, lists, single-send and subscription preferences."""
+
+    # -- answers -------------------------------------------------------------------------------
+
+    @classmethod
+    def fault_response(cls, status: int, retry_after: float) -> Response:
+        headers = _hubspot_rate_headers(remaining=0 if status == 429 else 99)
+        if status == 429:
+            headers["Retry-After"] = f"{retry_after:g}"
+            payload: dict[str, Any] = {
+                "status": "error",
+                "message": "You have reached your ten_secondly_rolling limit.",
+                "errorType": "RATE_LIMIT",
+                "category": "RATE_LIMITS",
+                "policyName": "TEN_SECONDLY_ROLLING",
+                "correlationId": str(uuid.uuid4()),
+            }
+            return JSONResponse(payload, status_code=status, headers=headers)
+        category = {
+            400: "VALIDATION_ERROR",
+            401: "INVALID_AUTHENTICATION",
+            403: "MISSING_SCOPES",
+            404: "OBJECT_NOT_FOUND",
+            409: "CONFLICT",
+        }.get(status, "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR")
+        payload = {
+            "status": "error",
+            "message": "internal error" if status >= 500 else f"injected error {status}",
+            "category": category,
+            "correlationId": str(uuid.uuid4()),
+        }
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    def error(
+        self, status: int, message: str, category: str, errors: list[dict[str, Any]] | None = None
+    ) -> Response:
+        payload: dict[str, Any] = {
+            "status": "error",
+            "message": message,
+            "correlationId": str(uuid.uuid4()),
+            "category": category,
+        }
+        if errors:
+            payload["errors"] = errors
+        return JSONResponse(payload, status_code=status, headers=_hubspot_rate_headers())
+
+    def ok(self, payload: Any, status: int = 200, *, rate_headers: bool = True) -> Response:
+        # Search answers carry no rate-limit headers: the search limit is separate.
+        headers = _hubspot_rate_headers() if rate_headers else {}
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    def answer(self) -> Response:
+        auth = self.request.headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or not auth[len("Bearer ") :].strip():
+            return self.error(
+                401,
+                "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
+                "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                "INVALID_AUTHENTICATION",
+            )
+        method = self.request.method
+        for route_method, pattern, name in ROUTES:
+            if method != route_method:
+                continue
+            found = pattern.fullmatch(self.path)
+            if found is None:
+                continue
+            try:
+                response: Response = getattr(self, name)(**found.groupdict())
+            except HubSpotError as exc:
+                return self.error(exc.status, exc.message, exc.category, exc.errors)
+            return response
+        return self.error(404, f"No route for {method} {self.path}", "OBJECT_NOT_FOUND")
+
+    # -- records -------------------------------------------------------------------------------
 
     @property
     def contacts(self) -> dict[str, Any]:
         return self.state.table("hubspot_contacts")
 
-    @classmethod
-    def fault_response(cls, status: int, retry_after: float) -> Response:
-        headers = {"Retry-After": f"{retry_after:g}"} if status == 429 else {}
-        payload = {
-            "status": "error",
-            "message": "You have reached your secondly limit." if status == 429 else "internal error",
-            "category": "RATE_LIMITS" if status == 429 else "INTERNAL_ERROR",
-            "correlationId": str(uuid.uuid4()),
+    def objects(self, object_type: str) -> dict[str, Any]:
+        return self.state.table(f"hubspot_{object_type}")
+
+    def owners_table(self) -> dict[str, Any]:
+        table = self.state.table("hubspot_owners")
+        if not table:
+            now = now_iso()
+            for n, (owner_id, email, first, last, archived) in enumerate(SEED_OWNERS):
+                table[owner_id] = {
+                    "id": owner_id,
+                    "email": email,
+                    "type": "PERSON",
+                    "firstName": first,
+                    "lastName": last,
+                    "userId": 9000001 + n,
+                    "userIdIncludingInactive": 9000001 + n,
+                    "createdAt": now,
+                    "updatedAt": now,
+                    "archived": archived,
+                    "teams": [],
+                }
+        return table
+
+    def lists_table(self) -> dict[str, Any]:
+        table = self.state.table("hubspot_lists")
+        if not table:
+            for list_id, name, processing in SEED_LISTS:
+                table[list_id] = self._new_list(list_id, name, "0-1", processing)
+        return table
+
+    def _new_list(self, list_id: str, name: str, object_type_id: str, processing: str) -> dict[str, Any]:
+        now = now_iso()
+        return {
+            "listId": list_id,
+            "name": name,
+            "objectTypeId": object_type_id,
+            "processingType": processing,
+            "processingStatus": "COMPLETE",
+            "listVersion": 1,
+            "createdAt": now,
+            "updatedAt": now,
+            "members": [],
         }
-        return JSONResponse(payload, status_code=status, headers={**headers, **_hubspot_rate_headers()})
 
-    def error(self, status: int, message: str, category: str) -> Response:
-        return JSONResponse(
-            {"status": "error", "message": message, "category": category, "correlationId": str(uuid.uuid4())},
-            status_code=status,
-            headers=_hubspot_rate_headers(),
-        )
+    def _new_id(self, table_name: str, start: int) -> str:
+        table = self.state.table(table_name)
+        while True:
+            candidate = self.state.next_id(table_name, start)
+            if candidate not in table:
+                return candidate
 
-    def ok(self, payload: Any, status: int = 200) -> Response:
-        return JSONResponse(payload, status_code=status, headers=_hubspot_rate_headers())
-
-    def answer(self) -> Response:
-        auth = self.request.headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
-            return self.error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION")
-        method = self.request.method
-        if method == "POST" and self.path == "/crm/v3/objects/contacts/batch/upsert":
-            return self.batch_upsert()
-        if method == "POST" and self.path == "/crm/v3/objects/contacts":
-            return self.create()
-        if method == "GET" and self.path.startswith("/crm/v3/objects/contacts/"):
-            return self.read(self.path.rsplit("/", 1)[-1])
-        return self.error(404, f"No route for {method} {self.path}", "OBJECT_NOT_FOUND")
-
-    def _find(self, prop: str, value: str) -> dict[str, Any] | None:
-        value = value.lower() if prop == "email" else value
-        for contact in self.contacts.values():
-            if prop == "hs_object_id" and contact["id"] == value:
-                return contact
-            if str(contact["properties"].get(prop, "")).lower() == value.lower():
-                return contact
+    def _find(self, object_type: str, prop: str, value: str) -> dict[str, Any] | None:
+        table = self.objects(object_type)
+        if prop in ("hs_object_id", "id"):
+            found: dict[str, Any] | None = table.get(value)
+            return found
+        wanted = value.strip().lower()
+        for record in table.values():
+            if str(record["properties"].get(prop, "")).strip().lower() == wanted:
+                return record
         return None
 
+    def _validate(
+        self, object_type: str, properties: dict[str, Any], existing: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = []
+        current = existing["properties"] if existing else {}
+        if existing is None:
+            for name in REQUIRED_ON_CREATE.get(object_type, ()):
+                if properties.get(name) in (None, ""):
+                    errors.append(_property_error(name, f"Property {name} is required", "PROPERTY_REQUIRED"))
+        owner = properties.get("hubspot_owner_id")
+        if owner not in (None, ""):
+            record = self.owners_table().get(str(owner))
+            if record is None or record["archived"]:
+                errors.append(
+                    _property_error(
+                        "hubspot_owner_id", f'"{owner}" is not a valid owner id', "INVALID_OWNER_ID"
+                    )
+                )
+        stage = properties.get("lifecyclestage")
+        if (
+            object_type in ("contacts", "companies")
+            and stage not in (None, "")
+            and stage not in LIFECYCLE_ORDER
+        ):
+            errors.append(
+                _property_error(
+                    "lifecyclestage",
+                    f"{stage} was not one of the allowed options: {', '.join(LIFECYCLE_ORDER)}",
+                    "INVALID_OPTION",
+                )
+            )
+        if object_type == "contacts" and properties.get("email") not in (None, ""):
+            if "@" not in str(properties["email"]):
+                errors.append(
+                    _property_error(
+                        "email", f"Email address {properties['email']} is invalid", "INVALID_EMAIL"
+                    )
+                )
+        if object_type == "deals":
+            pipeline = properties.get("pipeline") or current.get("pipeline")
+            if pipeline and pipeline not in DEAL_PIPELINES:
+                errors.append(
+                    _property_error("pipeline", f"{pipeline} is not a valid pipeline", "INVALID_OPTION")
+                )
+            deal_stage = properties.get("dealstage")
+            if deal_stage and pipeline in DEAL_PIPELINES and deal_stage not in DEAL_PIPELINES[pipeline]:
+                errors.append(
+                    _property_error(
+                        "dealstage",
+                        f"{deal_stage} was not one of the allowed options for pipeline {pipeline}",
+                        "INVALID_OPTION",
+                    )
+                )
+        for name in NUMBER_PROPERTIES & properties.keys():
+            if properties[name] not in (None, "") and _as_number(properties[name]) is None:
+                errors.append(
+                    _property_error(name, f"{properties[name]} is not a valid number", "INVALID_LONG")
+                )
+        return errors
+
     def _write(
-        self, existing: dict[str, Any] | None, properties: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
+        self, object_type: str, existing: dict[str, Any] | None, properties: dict[str, Any]
+    ) -> tuple[dict[str, Any], str]:
+        """Writes and says what happened: `created`, `updated` or `unchanged`."""
         now = now_iso()
         clean = {k: ("" if v is None else str(v)) for k, v in properties.items()}
+        clean.pop("hs_object_id", None)
         if "email" in clean:
-            clean["email"] = clean["email"].lower()
+            clean["email"] = clean["email"].strip().lower()
+        created_key = "hs_createdate" if object_type in ENGAGEMENTS else "createdate"
+        modified_key = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
         if existing is None:
-            contact_id = str(len(self.contacts) + 1001)
-            existing = {"id": contact_id, "properties": {}, "createdAt": now, "archived": False}
-            self.contacts[contact_id] = existing
-            created = True
+            table_name = f"hubspot_{object_type}"
+            object_id = self._new_id(table_name, ID_STARTS[object_type])
+            existing = {
+                "id": object_id,
+                "properties": {created_key: now},
+                "createdAt": now,
+                "archived": False,
+            }
+            self.objects(object_type)[object_id] = existing
+            effect = "created"
         else:
-            created = False
-        existing["properties"].update(clean)
-        existing["properties"]["hs_object_id"] = existing["id"]
-        existing["updatedAt"] = now
-        self.state.save_records()
-        return existing, created
+            effect = "unchanged"
+        current = existing["properties"]
+        stage = clean.get("lifecyclestage")
+        if stage and current.get("lifecyclestage") in LIFECYCLE_ORDER and stage in LIFECYCLE_ORDER:
+            if LIFECYCLE_ORDER.index(stage) < LIFECYCLE_ORDER.index(current["lifecyclestage"]):
+                # HubSpot keeps the later stage: moving backwards needs the value cleared first.
+                clean["lifecyclestage"] = current["lifecyclestage"]
+        if effect == "unchanged" and any(current.get(k, "") != v for k, v in clean.items()):
+            effect = "updated"
+        current.update(clean)
+        current["hs_object_id"] = existing["id"]
+        if effect != "unchanged":
+            current[modified_key] = now
+            existing["updatedAt"] = now
+        return existing, effect
 
-    def batch_upsert(self) -> Response:
+    def _public(self, record: dict[str, Any], properties: list[str] | None = None) -> dict[str, Any]:
+        props = record["properties"]
+        if properties is not None:
+            props = {name: props.get(name) for name in properties}
+        return {
+            "id": record["id"],
+            "properties": dict(props),
+            "createdAt": record["createdAt"],
+            "updatedAt": record.get("updatedAt", record["createdAt"]),
+            "archived": record.get("archived", False),
+        }
+
+    def _body(self) -> dict[str, Any]:
+        if not isinstance(self.body, dict):
+            raise _invalid("Invalid input JSON on line 1: the request body must be a JSON object")
+        return self.body
+
+    # -- CRM objects ---------------------------------------------------------------------------
+
+    def batch_upsert(self, object_type: str) -> Response:
         inputs = self.body.get("inputs") if isinstance(self.body, dict) else None
         if not isinstance(inputs, list) or not inputs:
-            return self.error(
-                400, "Invalid input JSON: `inputs` must be a non-empty array", "VALIDATION_ERROR"
-            )
-        if len(inputs) > 100:
-            return self.error(400, "Batch size must be at most 100", "VALIDATION_ERROR")
+            raise _invalid("Invalid input JSON: `inputs` must be a non-empty array")
+        if len(inputs) > BATCH_MAX:
+            raise _invalid(f"Batch size must be at most {BATCH_MAX}")
+        unique = UNIQUE_PROPERTIES.get(object_type, frozenset())
         started = now_iso()
-        results = []
+        results: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        effects: list[str] = []
         with self.state.lock:
+            seen: set[tuple[str, str]] = set()
             for item in inputs:
                 if not isinstance(item, dict) or not item.get("id") or not item.get("idProperty"):
-                    return self.error(400, "Each input needs `id` and `idProperty`", "VALIDATION_ERROR")
+                    raise _invalid("Each input needs `id` and `idProperty`")
                 properties = item.get("properties") or {}
                 if not isinstance(properties, dict):
-                    return self.error(400, "`properties` must be an object", "VALIDATION_ERROR")
-                prop, value = item["idProperty"], str(item["id"])
-                existing = self._find(prop, value)
-                contact, created = self._write(existing, {**properties, prop: value})
-                results.append({**contact, "new": created})
+                    raise _invalid("`properties` must be an object")
+                prop, value = str(item["idProperty"]), str(item["id"])
+                if prop not in unique and prop != "hs_object_id":
+                    raise _invalid(
+                        f"Property {prop} of {object_type} is not a unique-value property and cannot be "
+                        "used as idProperty"
+                    )
+                if (prop, value.lower()) in seen:
+                    raise _invalid(f"Duplicate IDs found in batch input: {value}")
+                seen.add((prop, value.lower()))
+                existing = self._find(object_type, prop, value)
+                if existing is None and prop == "hs_object_id":
+                    failures.append(self._batch_failure(value, "Object not found", "OBJECT_NOT_FOUND", []))
+                    continue
+                written = {**properties, prop: value} if prop != "hs_object_id" else dict(properties)
+                problems = self._validate(object_type, written, existing)
+                if problems:
+                    failures.append(
+                        self._batch_failure(
+                            value, "Property values were not valid", "VALIDATION_ERROR", problems
+                        )
+                    )
+                    continue
+                record, effect = self._write(object_type, existing, written)
+                effects.append(effect)
+                results.append({**self._public(record), "new": effect == "created"})
+            if results:
+                self.state.save_records()
+        if not results:
+            first = failures[0]
+            raise HubSpotError(400, first["message"], first["category"], first["errors"] or None)
+        kind = next((k for k in ("created", "updated") if k in effects), "unchanged")
+        self.effect(kind, SINGULAR[object_type], results[0]["id"])
+        payload: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": now_iso(),
+        }
+        if failures:
+            payload.update(numErrors=len(failures), errors=failures)
+            return self.ok(payload, status=207)
+        return self.ok(payload)
+
+    @staticmethod
+    def _batch_failure(
+        value: str, message: str, category: str, errors: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        detail = "; ".join(e["message"] for e in errors)
+        return {
+            "status": "error",
+            "category": category,
+            "message": f"{message}: {detail}" if detail else message,
+            "context": {"ids": [value]},
+            "errors": errors,
+        }
+
+    def create(self, object_type: str) -> Response:
+        body = self._body()
+        properties = body.get("properties")
+        if not isinstance(properties, dict):
+            raise _invalid("Invalid input JSON: `properties` is required")
+        associations = body.get("associations") or []
+        if not isinstance(associations, list):
+            raise _invalid("`associations` must be an array")
+        with self.state.lock:
+            links = [link for item in associations for link in self._association_input(object_type, item)]
+            for prop in UNIQUE_PROPERTIES.get(object_type, frozenset()):
+                value = properties.get(prop)
+                if value not in (None, "") and (existing := self._find(object_type, prop, str(value))):
+                    noun = "Contact" if object_type == "contacts" else object_type.capitalize()
+                    raise HubSpotError(
+                        409, f"{noun} already exists. Existing ID: {existing['id']}", "CONFLICT"
+                    )
+            problems = self._validate(object_type, properties, None)
+            if problems:
+                raise _invalid("Property values were not valid", problems)
+            record, _ = self._write(object_type, None, properties)
+            for to_type, to_id, type_id in links:
+                self._link(object_type, record["id"], to_type, to_id, type_id)
+            self.state.save_records()
+        self.effect("created", SINGULAR[object_type], record["id"])
+        return self.ok(self._public(record), status=201)
+
+    def _association_input(self, object_type: str, item: Any) -> list[tuple[str, str, int]]:
+        """One `associations` entry of a create body as (to type, to id, type id) links."""
+        if not isinstance(item, dict) or not isinstance(item.get("to"), dict) or not item["to"].get("id"):
+            raise _invalid("Each association needs `to.id` and `types`")
+        types = item.get("types")
+        if not isinstance(types, list) or not types:
+            raise _invalid("Each association needs at least one type")
+        to_id = str(item["to"]["id"])
+        links: list[tuple[str, str, int]] = []
+        for spec in types:
+            type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None
+            if not isinstance(type_id, int) or spec.get("associationCategory") != "HUBSPOT_DEFINED":
+                raise _invalid(f"association type {spec} is not valid from {object_type}")
+            pair = ASSOCIATION_TYPES.get(type_id)
+            if pair is None or pair[0] != object_type:
+                raise _invalid(f"association type {spec} is not valid from {object_type}")
+            if to_id not in self.objects(pair[1]):
+                raise _invalid(f"One or more associations are invalid: {pair[1]} {to_id} does not exist")
+            links.append((pair[1], to_id, type_id))
+        return links
+
+    def read(self, object_type: str, key: str) -> Response:
+        prop = self.request.query_params.get("idProperty", "hs_object_id")
+        record = self._find(object_type, prop, key)
+        if record is None:
+            raise _not_found("Object not found.  objectId are usually numeric.")
+        return self.ok(self._public(record))
+
+    def search(self, object_type: str) -> Response:
+        body = self.body if isinstance(self.body, dict) else {}
+        groups = body.get("filterGroups") or []
+        if not isinstance(groups, list) or len(groups) > SEARCH_MAX_GROUPS:
+            raise _invalid(f"`filterGroups` must be an array of at most {SEARCH_MAX_GROUPS} groups")
+        for group in groups:
+            filters = group.get("filters") if isinstance(group, dict) else None
+            if not isinstance(filters, list) or len(filters) > SEARCH_MAX_FILTERS_PER_GROUP:
+                raise _invalid(f"Each filter group needs `filters`, at most {SEARCH_MAX_FILTERS_PER_GROUP}")
+            for flt in filters:
+                if not isinstance(flt, dict) or not flt.get("propertyName"):
+                    raise _invalid("Each filter needs `propertyName` and `operator`")
+                if flt.get("operator") not in SEARCH_OPERATORS:
+                    raise _invalid(f"Unknown filter operator {flt.get('operator')!r}")
+                needs_value = flt["operator"] not in ("HAS_PROPERTY", "NOT_HAS_PROPERTY", "IN", "NOT_IN")
+                if needs_value and flt.get("value") is None:
+                    raise _invalid(f"Filter on {flt['propertyName']} with {flt['operator']} needs a `value`")
+        limit = body.get("limit", 10)
+        if not isinstance(limit, int) or not 0 < limit <= SEARCH_MAX_LIMIT:
+            raise _invalid(f"`limit` must be between 1 and {SEARCH_MAX_LIMIT}")
+        try:
+            offset = int(body.get("after") or 0)
+        except (TypeError, ValueError):
+            raise _invalid("`after` is not a valid paging cursor") from None
+        query = str(body.get("query") or "").lower()
+        records = list(self.objects(object_type).values())
+        hits = [
+            r
+            for r in records
+            if (not groups or any(all(_matches(r["properties"], f) for f in g["filters"]) for g in groups))
+            and (not query or any(query in str(v).lower() for v in r["properties"].values()))
+        ]
+        sorts = body.get("sorts") or [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
+        for sort in reversed(sorts):
+            if isinstance(sort, str):
+                sort = {
+                    "propertyName": sort.lstrip("-"),
+                    "direction": "DESCENDING" if sort[0] == "-" else "ASCENDING",
+                }
+            name = sort.get("propertyName", "hs_object_id")
+            hits.sort(
+                key=_SortKey.of(name),
+                reverse=sort.get("direction") == "DESCENDING",
+            )
+        requested = body.get("properties")
+        defaults = (
+            ENGAGEMENT_DEFAULT_PROPERTIES if object_type in ENGAGEMENTS else DEFAULT_PROPERTIES[object_type]
+        )
+        names = sorted({*requested, "hs_object_id"}) if requested else defaults
+        page = hits[offset : offset + limit]
+        payload: dict[str, Any] = {"total": len(hits), "results": [self._public(r, names) for r in page]}
+        if offset + limit < len(hits):
+            payload["paging"] = {"next": {"after": str(offset + limit)}}
+        return self.ok(payload, rate_headers=False)
+
+    # -- associations --------------------------------------------------------------------------
+
+    def _link(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> bool:
+        table = self.state.table("hubspot_associations")
+        key = f"{from_type}/{from_id}/{to_type}/{to_id}"
+        record = table.setdefault(
+            key, {"fromType": from_type, "fromId": from_id, "toType": to_type, "toId": to_id, "types": []}
+        )
+        if type_id in record["types"]:
+            return False
+        record["types"].append(type_id)
+        return True
+
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str) -> Response:
+        if not isinstance(self.body, list) or not self.body:
+            raise _invalid("The body must be a non-empty array of association types")
+        with self.state.lock:
+            if from_id not in self.objects(from_type):
+                raise _not_found(f"{from_type} {from_id} does not exist")
+            if to_id not in self.objects(to_type):
+                raise _not_found(f"{to_type} {to_id} does not exist")
+            added = False
+            for spec in self.body:
+                type_id = spec.get("associationTypeId") if isinstance(spec, dict) else None
+                category = spec.get("associationCategory") if isinstance(spec, dict) else None
+                if (
+                    category != "HUBSPOT_DEFINED"
+                    or not isinstance(type_id, int)
+                    or ASSOCIATION_TYPES.get(type_id) != (from_type, to_type)
+                ):
+                    raise _invalid(f"association type {spec} is not valid from {from_type} to {to_type}")
+                added = self._link(from_type, from_id, to_type, to_id, type_id) or added
+            if added:
+                self.state.save_records()
+        self.effect(
+            "created" if added else "unchanged", "association", f"{from_type}/{from_id}/{to_type}/{to_id}"
+        )
         return self.ok(
-            {"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": now_iso()}
+            {
+                "fromObjectTypeId": OBJECT_TYPE_IDS[from_type],
+                "fromObjectId": int(from_id) if from_id.isdigit() else from_id,
+                "toObjectTypeId": OBJECT_TYPE_IDS[to_type],
+                "toObjectId": int(to_id) if to_id.isdigit() else to_id,
+                "labels": [],
+            }
         )
 
-    def create(self) -> Response:
-        properties = self.body.get("properties") if isinstance(self.body, dict) else None
-        if not isinstance(properties, dict):
-            return self.error(400, "Invalid input JSON: `properties` is required", "VALIDATION_ERROR")
-        with self.state.lock:
-            email = properties.get("email")
-            if email and (existing := self._find("email", str(email))) is not None:
-                return self.error(409, f"Contact already exists. Existing ID: {existing['id']}", "CONFLICT")
-            contact, _ = self._write(None, properties)
-        return self.ok(contact, status=201)
+    def read_associations(self, from_type: str, from_id: str, to_type: str) -> Response:
+        if from_id not in self.objects(from_type):
+            raise _not_found(f"{from_type} {from_id} does not exist")
+        found: dict[str, set[int]] = {}
+        for record in self.state.table("hubspot_associations").values():
+            if (record["fromType"], record["fromId"], record["toType"]) == (from_type, from_id, to_type):
+                found.setdefault(record["toId"], set()).update(record["types"])
+            elif (record["toType"], record["toId"], record["fromType"]) == (from_type, from_id, to_type):
+                found.setdefault(record["fromId"], set()).update(INVERSE_TYPES[t] for t in record["types"])
+        results = [
+            {
+                "toObjectId": int(object_id) if object_id.isdigit() else object_id,
+                "associationTypes": [
+                    {"category": "HUBSPOT_DEFINED", "typeId": t, "label": None} for t in sorted(types)
+                ],
+            }
+            for object_id, types in sorted(found.items())
+        ]
+        return self.ok({"results": results})
 
-    def read(self, key: str) -> Response:
-        prop = self.request.query_params.get("idProperty", "hs_object_id")
-        contact = self._find(prop, key)
-        if contact is None:
-            return self.error(404, "Object not found.", "OBJECT_NOT_FOUND")
-        return self.ok(contact)
+    # -- owners --------------------------------------------------------------------------------
+
+    def owners(self) -> Response:
+        params = self.request.query_params
+        try:
+            limit = int(params.get("limit", "100"))
+            offset = int(params.get("after") or 0)
+        except ValueError:
+            raise _invalid("`limit` and `after` must be numbers") from None
+        if not 0 < limit <= OWNERS_MAX_LIMIT:
+            raise _invalid(f"`limit` must be between 1 and {OWNERS_MAX_LIMIT}")
+        archived = params.get("archived", "false").lower() == "true"
+        email = params.get("email")
+        owners = [
+            o
+            for _, o in sorted(self.owners_table().items())
+            if o["archived"] == archived and (email is None or o["email"] == email.lower())
+        ]
+        page = owners[offset : offset + limit]
+        payload: dict[str, Any] = {"results": page}
+        if offset + limit < len(owners):
+            after = str(offset + limit)
+            payload["paging"] = {
+                "next": {"after": after, "link": f"https://api.hubapi.com/crm/v3/owners/?after={after}"}
+            }
+        return self.ok(payload)
+
+    # -- lists ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _public_list(record: dict[str, Any]) -> dict[str, Any]:
+        public = {k: v for k, v in record.items() if k != "members"}
+        return {**public, "size": len(record["members"])}
+
+    def create_list(self) -> Response:
+        body = self._body()
+        name, type_id, processing = body.get("name"), body.get("objectTypeId"), body.get("processingType")
+        if not isinstance(name, str) or not name.strip():
+            raise _invalid("`name` is required")
+        if not isinstance(type_id, str) or type_id not in OBJECT_TYPE_IDS.values():
+            raise _invalid(f"`objectTypeId` {type_id!r} is not a valid object type id")
+        if processing not in ("MANUAL", "SNAPSHOT", "DYNAMIC"):
+            raise _invalid("`processingType` must be MANUAL, SNAPSHOT or DYNAMIC")
+        with self.state.lock:
+            table = self.lists_table()
+            if any(r["name"].lower() == name.strip().lower() for r in table.values()):
+                raise _invalid(f"A list named {name!r} already exists")
+            list_id = self._new_id("hubspot_lists", 201)
+            table[list_id] = self._new_list(list_id, name.strip(), type_id, processing)
+            self.state.save_records()
+        self.effect("created", "list", list_id)
+        return self.ok({"list": self._public_list(table[list_id])})
+
+    def _list(self, list_id: str) -> dict[str, Any]:
+        record: dict[str, Any] | None = self.lists_table().get(list_id)
+        if record is None:
+            raise _not_found(f"List {list_id} does not exist")
+        return record
+
+    def read_list(self, list_id: str) -> Response:
+        return self.ok({"list": self._public_list(self._list(list_id))})
+
+    def read_memberships(self, list_id: str) -> Response:
+        members = self._list(list_id)["members"]
+        return self.ok({"results": [{"recordId": m} for m in members], "total": len(members)})
+
+    def memberships(self, list_id: str, action: str) -> Response:
+        ids = self.body
+        if not isinstance(ids, list) or not all(
+            isinstance(i, str | int) and not isinstance(i, bool) for i in ids
+        ):
+            raise _invalid("The body must be an array of record ids")
+        with self.state.lock:
+            record = self._list(list_id)
+            if record["processingType"] not in MEMBERSHIP_PROCESSING:
+                raise _invalid(
+                    f"List {list_id} has processingType {record['processingType']}: memberships can only be "
+                    "changed on MANUAL or SNAPSHOT lists"
+                )
+            object_type = next(t for t, i in OBJECT_TYPE_IDS.items() if i == record["objectTypeId"])
+            members: list[str] = record["members"]
+            changed: list[str] = []
+            missing: list[str] = []
+            for record_id in (str(i) for i in ids):
+                if record_id not in self.objects(object_type):
+                    missing.append(record_id)
+                elif action == "add" and record_id not in members:
+                    members.append(record_id)
+                    changed.append(record_id)
+                elif action == "remove" and record_id in members:
+                    members.remove(record_id)
+                    changed.append(record_id)
+            if changed:
+                record["updatedAt"] = now_iso()
+                self.state.save_records()
+        effect = ("created" if action == "add" else "deleted") if changed else "unchanged"
+        first = changed[0] if changed else (str(ids[0]) if ids else "")
+        self.effect(effect, "list_membership", f"{list_id}:{first}")
+        key = "recordsIdsAdded" if action == "add" else "recordIdsRemoved"
+        return self.ok({key: changed, "recordIdsMissing": missing})
+
+    # -- single-send ---------------------------------------------------------------------------
+
+    def single_send(self) -> Response:
+        body = self._body()
+        api = SEND_APIS[self.path]
+        email_id = body.get("emailId")
+        if not isinstance(email_id, int) or isinstance(email_id, bool) or email_id <= 0:
+            raise _invalid("`emailId` is required: the content id of the email")
+        message = body.get("message")
+        if not isinstance(message, dict) or "@" not in str(message.get("to") or ""):
+            raise _invalid("`message.to` must be an email address")
+        for field in ("contactProperties", "customProperties"):
+            if body.get(field) is not None and not isinstance(body[field], dict):
+                raise _invalid(f"`{field}` must be an object")
+        send_id = message.get("sendId")
+        to = str(message["to"]).strip().lower()
+        sends = self.state.table("hubspot_email_sends")
+        now = now_iso()
+        with self.state.lock:
+            if send_id and (earlier := sends.get(str(send_id))):
+                self.effect("duplicate", "email", str(send_id))
+                return self.ok(self._send_status(earlier["statusId"], "IDEMPOTENT_IGNORE", now))
+            if api == "marketing" and self._unsubscribed_from_all(to):
+                return self.ok(self._send_status(str(uuid.uuid4()), "PREVIOUSLY_UNSUBSCRIBED_PORTAL", now))
+            status_id = str(uuid.uuid4())
+            key = str(send_id) if send_id else status_id
+            sends[key] = {
+                "statusId": status_id,
+                "sendId": send_id,
+                "api": api,
+                "emailId": email_id,
+                "to": to,
+                "contactProperties": body.get("contactProperties") or {},
+                "customProperties": body.get("customProperties") or {},
+                "requestedAt": now,
+            }
+            self.state.save_records()
+        self.effect("sent", "email", key)
+        return self.ok(self._send_status(status_id, "SENT", now))
+
+    @staticmethod
+    def _send_status(status_id: str, result: str, now: str) -> dict[str, Any]:
+        return {
+            "statusId": status_id,
+            "status": "COMPLETE",
+            "sendResult": result,
+            "requestedAt": now,
+            "startedAt": now,
+            "completedAt": now,
+            "eventId": {"id": str(uuid.uuid4()), "created": now},
+        }
+
+    # -- subscription preferences --------------------------------------------------------------
+
+    def _statuses(self, email: str) -> dict[str, Any]:
+        table = self.state.table("hubspot_subscription_statuses")
+        found: dict[str, Any] = table.get(email, {})
+        return found
+
+    def _unsubscribed_from_all(self, email: str) -> bool:
+        statuses = self._statuses(email)
+        return all(
+            statuses.get(d["id"], {}).get("status", SUBSCRIBED) == UNSUBSCRIBED
+            for d in SUBSCRIPTION_DEFINITIONS
+        )
+
+    def _public_status(self, definition: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": definition["id"],
+            "name": definition["name"],
+            "description": definition["description"],
+            "status": status.get("status", SUBSCRIBED),
+            "sourceOfStatus": "SUBSCRIPTION_STATUS",
+            "brandId": None,
+            "preferenceGroupName": None,
+            "legalBasis": status.get("legalBasis"),
+            "legalBasisExplanation": status.get("legalBasisExplanation"),
+        }
+
+    def subscription_definitions(self) -> Response:
+        now = now_iso()
+        definitions = [
+            {
+                **d,
+                "isActive": True,
+                "isDefault": True,
+                "isInternal": False,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            for d in SUBSCRIPTION_DEFINITIONS
+        ]
+        return self.ok({"subscriptionDefinitions": definitions})
+
+    def subscription_status(self, email: str) -> Response:
+        email = email.strip().lower()
+        if "@" not in email:
+            raise _invalid(f"{email} is not a valid email address")
+        statuses = self._statuses(email)
+        return self.ok(
+            {
+                "recipient": email,
+                "subscriptionStatuses": [
+                    self._public_status(d, statuses.get(d["id"], {})) for d in SUBSCRIPTION_DEFINITIONS
+                ],
+            }
+        )
+
+    def unsubscribe(self) -> Response:
+        body = self._body()
+        email = str(body.get("emailAddress") or "").strip().lower()
+        subscription_id = str(body.get("subscriptionId") or "")
+        if "@" not in email:
+            raise _invalid("`emailAddress` must be an email address")
+        definition = next((d for d in SUBSCRIPTION_DEFINITIONS if d["id"] == subscription_id), None)
+        if definition is None:
+            raise _invalid(f"{subscription_id or 'None'} is not a valid subscription id")
+        legal_basis = body.get("legalBasis")
+        if legal_basis is not None and legal_basis not in LEGAL_BASES:
+            raise _invalid(f"{legal_basis} is not a valid legal basis")
+        with self.state.lock:
+            table = self.state.table("hubspot_subscription_statuses")
+            statuses = table.setdefault(email, {})
+            current = statuses.get(subscription_id, {})
+            if current.get("status") == UNSUBSCRIBED:
+                self.effect("unchanged", "subscription_status", f"{email}:{subscription_id}")
+                raise _invalid(f"{email} is already unsubscribed from subscription {subscription_id}")
+            statuses[subscription_id] = {
+                "status": UNSUBSCRIBED,
+                "legalBasis": legal_basis,
+                "legalBasisExplanation": body.get("legalBasisExplanation"),
+                "updatedAt": now_iso(),
+            }
+            self.state.save_records()
+        self.effect("updated", "subscription_status", f"{email}:{subscription_id}")
+        return self.ok(self._public_status(definition, statuses[subscription_id]))
+
+
+class _SortKey:
+    """Sorts numbers as numbers and anything else as text, missing values last."""
+
+    def __init__(self, value: Any) -> None:
+        number = _as_number(value)
+        self.rank = (
+            (0, number, "") if number is not None else ((1, 0.0, str(value)) if value else (2, 0.0, ""))
+        )
+
+    def __lt__(self, other: _SortKey) -> bool:
+        return self.rank < other.rank
+
+    @classmethod
+    def of(cls, name: str) -> Any:
+        return lambda record: cls(record["properties"].get(name))

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sandbox.core import ProviderHandler, register
 
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
-WEBHOOK_PATH = re.compile(r"^/services/(T[A-Z0-9]{6,})/(B[A-Z0-9]{6,})/([A-Za-z0-9]{16,})$")
+WEBHOOK_PATH = re.compile(r"^/services/(T[A-Z0-9]{6,})/(B[A-Z0-9]{6,})/([A-Za-z0-9]{8,})$")
 TEAM_ID = "T0SANDBOX1"
 BOT_ID = "B0SANDBOX1"
 BOT_USER = "U0SANDBOX1"

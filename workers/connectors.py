@@ -40,9 +40,12 @@ def build_connectors(
     throttle: Throttle | None = None,
     observer: CallObserver | None = None,
 ) -> Connectors:
-    shared = {"throttle": throttle, "observer": observer}
     hubspot = HubSpotClient(
-        http, base_url=settings.hubspot_url, token=settings.hubspot_token.get_secret_value(), **shared
+        http,
+        base_url=settings.hubspot_url,
+        token=settings.hubspot_token.get_secret_value(),
+        throttle=throttle,
+        observer=observer,
     )
     crm: CrmPort
     if settings.crm_provider == "salesforce":
@@ -53,7 +56,8 @@ def build_connectors(
             client_secret=settings.salesforce_client_secret.get_secret_value(),
             api_version=settings.salesforce_api_version,
             person_object=settings.salesforce_person_object,
-            **shared,
+            throttle=throttle,
+            observer=observer,
         )
     else:
         crm = hubspot
@@ -61,21 +65,34 @@ def build_connectors(
     if settings.email_provider == "hubspot":
         email = hubspot
     elif settings.email_provider == "kit":
-        email = KitClient(http, base_url=settings.kit_url, api_key=settings.kit_api_key.get_secret_value(), **shared)
+        email = KitClient(
+            http,
+            base_url=settings.kit_url,
+            api_key=settings.kit_api_key.get_secret_value(),
+            throttle=throttle,
+            observer=observer,
+        )
     else:
         email = KlaviyoClient(
             http,
             base_url=settings.klaviyo_url,
             api_key=settings.klaviyo_api_key.get_secret_value(),
             revision=settings.klaviyo_revision,
-            **shared,
+            throttle=throttle,
+            observer=observer,
         )
     chat: ChatPort
     if settings.chat_provider == "slack_webhook":
-        chat = SlackWebhookClient(http, webhook_url=settings.slack_incoming_webhook_url, **shared)
+        chat = SlackWebhookClient(
+            http, webhook_url=settings.slack_incoming_webhook_url, throttle=throttle, observer=observer
+        )
     else:
         chat = SlackClient(
-            http, base_url=settings.slack_url, token=settings.slack_bot_token.get_secret_value(), **shared
+            http,
+            base_url=settings.slack_url,
+            token=settings.slack_bot_token.get_secret_value(),
+            throttle=throttle,
+            observer=observer,
         )
     calendar = GoogleCalendarClient(
         http,
@@ -84,16 +101,20 @@ def build_connectors(
         client_id=settings.google_client_id.get_secret_value(),
         client_secret=settings.google_client_secret.get_secret_value(),
         refresh_token=settings.google_refresh_token.get_secret_value(),
-        **shared,
+        throttle=throttle,
+        observer=observer,
     )
     analytics = GA4Client(
         http,
         base_url=settings.ga4_url,
         measurement_id=settings.ga4_measurement_id,
         api_secret=settings.ga4_api_secret.get_secret_value(),
-        **shared,
+        throttle=throttle,
+        observer=observer,
     )
-    webhooks = OutboundWebhookClient(http, secret=settings.outbound_webhook_secret.get_secret_value(), **shared)
+    webhooks = OutboundWebhookClient(
+        http, secret=settings.outbound_webhook_secret.get_secret_value(), throttle=throttle, observer=observer
+    )
     return Connectors(
         crm=crm, email=email, chat=chat, calendar=calendar, analytics=analytics, webhooks=webhooks
     )

@@ -47,7 +47,7 @@ def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
         EmailActivities(
             ports.email,
             deps.store,
-            default_welcome_list=deps.settings.klaviyo_welcome_list_id,
+            default_welcome_list=deps.settings.welcome_list_id,
             stats=deps.stats,
         ),
         NotifyActivities(ports.chat, deps.store, deps.stats),

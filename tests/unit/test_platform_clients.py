@@ -66,12 +66,12 @@ async def test_hubspot_429_carries_the_retry_delay(http, sandbox):
 async def test_server_errors_are_transient(http, sandbox):
     sandbox.state.sandbox.faults["klaviyo"] = Faults(fail_next=1, fail_status=503)
     with pytest.raises(TransientPlatformError):
-        await klaviyo(http).upsert_profile("ada@x.com", {}, {})
+        await klaviyo(http).import_profile("ada@x.com", {}, {})
 
 
 async def test_klaviyo_profile_upsert_and_subscription(http, sandbox):
-    created = await klaviyo(http).upsert_profile("ada@x.com", {"first_name": "Ada"}, {"lead_source": "web"})
-    again = await klaviyo(http).upsert_profile("ADA@x.com", {"title": "CTO"}, {})
+    created = await klaviyo(http).import_profile("ada@x.com", {"first_name": "Ada"}, {"lead_source": "web"})
+    again = await klaviyo(http).import_profile("ADA@x.com", {"title": "CTO"}, {})
     assert created.created and not again.created and created.id == again.id
     await klaviyo(http).subscribe_to_list("ada@x.com", "WELCOME", source="form:demo")
     await klaviyo(http).subscribe_to_list("ada@x.com", "WELCOME", source="form:demo")
@@ -82,7 +82,7 @@ async def test_klaviyo_profile_upsert_and_subscription(http, sandbox):
 
 async def test_klaviyo_errors_name_the_field(http):
     with pytest.raises(PermanentPlatformError) as caught:
-        await klaviyo(http).upsert_profile("not-an-email", {}, {})
+        await klaviyo(http).import_profile("not-an-email", {}, {})
     assert "/data/attributes/email" in str(caught.value)
 
 
