@@ -65,7 +65,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from typing import ClassVar, Any, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 
