@@ -40,7 +40,7 @@ def steps(sandbox_url: str, *, deal_stage: str, template_id: str) -> list[dict[s
             "input": {
                 "deal_key": f"deal-{uuid.uuid4().hex[:8]}",
                 "name": "{company} pilot",
-                "stage": "qualified",
+                "stage": deal_stage,
             },
         },
         {"activity": "email.send", "input": {"template_id": template_id, "variables": {"topic": "pricing"}}},

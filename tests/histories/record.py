@@ -2,13 +2,15 @@
 
     .venv/bin/python -m tests.histories.record
 
-Run it when a journey gains a behaviour worth pinning; keep the old files: they stand for runs
-already in flight in production, which the new code must still replay.
+Run it when a journey gains a behaviour worth pinning. It writes only the files that do not exist
+yet (`--force` rewrites all): the old ones stand for runs already in flight in production, which
+the new code must still replay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +20,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.connectors import ConnectorStepsInput, connector_steps_workflow_id
 from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
+from tests.workflows.test_connector_steps import STEPS, RecordingConnectors
 from tests.workflows.test_lead_workflow import START, RecordingPlatforms, form, page, signal_with_start
 from workers.registry import WORKFLOWS
+from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.lead import LeadWorkflow
 
 HERE = Path(__file__).resolve().parent
@@ -43,12 +48,13 @@ async def main() -> None:
     )
     await register_search_attributes(env.client)
     platforms = RecordingPlatforms()
+    connectors = RecordingConnectors()
     queue = "record"
     async with Worker(
         env.client,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=[platforms.upsert_contact, platforms.enroll_welcome],
+        activities=[platforms.upsert_contact, platforms.enroll_welcome, *connectors.all()],
     ):
         recorded: dict[str, WorkflowHandle] = {}
 
@@ -81,7 +87,22 @@ async def main() -> None:
         await settle(handle, 4)
         recorded["lead_resumed_from_carried_state"] = handle
 
+        for parallel in (False, True):
+            lead = str(uuid.uuid4())
+            handle = await env.client.start_workflow(
+                ConnectorStepsWorkflow.run,
+                ConnectorStepsInput(lead_id=lead, request_id="r1", steps=STEPS, parallel=parallel),
+                id=connector_steps_workflow_id(lead, "r1"),
+                task_queue=queue,
+            )
+            await handle.result()
+            recorded[f"connector_steps_{'parallel' if parallel else 'in_order'}"] = handle
+
+        force = "--force" in sys.argv
         for name, handle in recorded.items():
+            if (HERE / f"{name}.json").exists() and not force:
+                print(f"kept {name}.json")
+                continue
             history = await handle.fetch_history()
             (HERE / f"{name}.json").write_text(history.to_json())
             print(f"wrote {name}.json ({len(history.events)} events)")
