@@ -1,0 +1,71 @@
+"""The sandbox's own contract: providers registered, effects logged, faults and held answers."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from sandbox.app import PROVIDER_MODULES, create_app
+from sandbox.core import HANDLERS
+
+
+@pytest.fixture
+def app():
+    return create_app(seed=3)
+
+
+@pytest.fixture
+async def sandbox(app):
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+        yield client
+
+
+def test_every_provider_module_registers_a_handler():
+    names = set(HANDLERS)
+    assert {"hubspot", "salesforce", "klaviyo", "kit", "slack", "google", "ga4", "webhook"} <= names
+    assert len(PROVIDER_MODULES) == len(names)
+
+
+async def test_the_call_log_page_shows_each_call_with_what_it_did(sandbox):
+    await sandbox.post("/webhook/crm-mirror", json={"hello": "<world>"}, headers={"webhook-id": "msg_1"})
+    await sandbox.post("/webhook/crm-mirror", json={"hello": "<world>"}, headers={"webhook-id": "msg_1"})
+    page = await sandbox.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "POST /crm-mirror" in page.text
+    assert "created" in page.text and "duplicate" in page.text
+    assert "&lt;world&gt;" in page.text and "<world>" not in page.text
+    filtered = await sandbox.get("/", params={"provider": "slack"})
+    assert "/crm-mirror" not in filtered.text
+
+
+async def test_unknown_providers_are_refused(sandbox):
+    assert (await sandbox.post("/nowhere/x")).status_code == 404
+    assert (await sandbox.put("/_faults/nowhere", json={})).status_code == 404
+
+
+async def test_only_writes_are_held_and_only_as_many_as_asked(app, sandbox):
+    faults = {"hold_after_write_ms": 1000, "hold_next": 1}
+    assert (await sandbox.put("/_faults/webhook", json=faults)).status_code == 200
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await sandbox.get("/webhook/anything")).status_code == 405
+    assert loop.time() - started < 0.8
+    held = loop.time()
+    await sandbox.post("/webhook/a", json={}, headers={"webhook-id": "msg_h1"})
+    assert loop.time() - held >= 1.0
+    after = loop.time()
+    await sandbox.post("/webhook/a", json={}, headers={"webhook-id": "msg_h2"})
+    assert loop.time() - after < 0.8
+    calls = app.state.sandbox.calls
+    assert [c.get("effect") for c in calls if c["method"] == "POST"] == ["created", "created"]
+
+
+async def test_injected_faults_speak_the_platforms_error_shape(sandbox):
+    await sandbox.put("/_faults/hubspot", json={"fail_next": 1, "fail_status": 429, "retry_after_seconds": 3})
+    answer = await sandbox.post(
+        "/hubspot/crm/v3/objects/contacts/batch/upsert", headers={"Authorization": "Bearer t"}, json={}
+    )
+    assert answer.status_code == 429 and answer.headers["Retry-After"] == "3"
+    assert answer.json()["category"] == "RATE_LIMITS"
+    logged = (await sandbox.get("/_calls", params={"provider": "hubspot"})).json()["calls"]
+    assert logged[-1]["fault"] is True and logged[-1]["status"] == 429
