@@ -8,6 +8,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
+from domain.connectors import SyncPersonInput
 from platforms.ports import Person
 from store.models import FormSubmission, Lead
 from store.repository import LeadStore
@@ -53,6 +54,21 @@ def person_of(lead: Lead, email: str, **overrides: Any) -> Person:
         country=fields.get("country"),
         lead_source=lead.lead_source,
         **{k: v for k, v in overrides.items() if v is not None},
+    )
+
+
+def synced_person(lead: Lead, email: str, data: SyncPersonInput, *, with_owner: bool) -> Person:
+    """The person a sync pushes: profile, and stage, score, band (and owner, for a CRM) if given."""
+    properties = dict(data.properties)
+    if data.score_band:
+        properties["journeys_score_band"] = data.score_band
+    return person_of(
+        lead,
+        email,
+        lifecycle_stage=data.lifecycle_stage,
+        lead_score=data.lead_score,
+        owner_id=data.owner_id if with_owner else None,
+        properties=properties,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.contacts import lead_with_email, person_of, personalize, submission_contact
+from activities.contacts import lead_with_email, person_of, personalize, submission_contact, synced_person
 from activities.errors import connector_step
 from domain.connectors import (
     CrmDealInput,
@@ -55,17 +55,7 @@ class CrmActivities:
     async def sync_person(self, data: SyncPersonInput) -> WriteResult:
         """Profile, lifecycle stage, score and owner: pushed the moment they change."""
         lead, email = await lead_with_email(self._store, data.lead_id)
-        properties = dict(data.properties)
-        if data.score_band:
-            properties["journeys_score_band"] = data.score_band
-        person = person_of(
-            lead,
-            email,
-            lifecycle_stage=data.lifecycle_stage,
-            lead_score=data.lead_score,
-            owner_id=data.owner_id,
-            properties=properties,
-        )
+        person = synced_person(lead, email, data, with_owner=True)
         async with connector_step(self._stats, self._crm.provider, "crm.sync_person"):
             written = await self._crm.upsert_person(person, idempotency_key=data.idempotency_key)
         await self._store.link_identity(f"{self._crm.provider}_contact", written.id, lead.lead_id)

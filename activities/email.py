@@ -5,7 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contacts import lead_with_email, person_of, submission_contact
+from activities.contacts import lead_with_email, person_of, submission_contact, synced_person
 from activities.errors import connector_step
 from domain.connectors import (
     ListMembershipInput,
@@ -75,16 +75,7 @@ class EmailActivities:
                 type="NoConsent",
                 non_retryable=True,
             )
-        properties = dict(data.properties)
-        if data.score_band:
-            properties["journeys_score_band"] = data.score_band
-        person = person_of(
-            lead,
-            email,
-            lifecycle_stage=data.lifecycle_stage,
-            lead_score=data.lead_score,
-            properties=properties,
-        )
+        person = synced_person(lead, email, data, with_owner=False)
         async with connector_step(self._stats, self._email.provider, "email.sync_profile"):
             return await self._email.upsert_profile(person, idempotency_key=data.idempotency_key)
 

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+SuppressionReason = Literal["unsubscribed", "bounced", "spam_complaint", "manual"]
+
 
 class WriteResult(BaseModel):
     provider: str
@@ -94,7 +96,7 @@ class SendEmailInput(BaseModel):
 class SuppressInput(BaseModel):
     lead_id: str
     idempotency_key: str
-    reason: Literal["unsubscribed", "bounced", "spam_complaint", "manual"]
+    reason: SuppressionReason
 
 
 class ChatNotifyInput(BaseModel):

@@ -97,6 +97,7 @@ from platforms.ports import (
     Note,
     Owner,
     Person,
+    SuppressionReason,
     Task,
     WriteResult,
 )
@@ -657,7 +658,7 @@ class HubSpotClient(PlatformClient):
     async def suppress(
         self,
         email: str,
-        reason: Literal["unsubscribed", "bounced", "spam_complaint", "manual"],
+        reason: SuppressionReason,
         *,
         idempotency_key: str,
     ) -> WriteResult:

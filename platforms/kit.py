@@ -71,7 +71,7 @@ import httpx
 
 from platforms.base import CallObserver, PlatformClient, Throttle
 from platforms.errors import PermanentPlatformError, parse_retry_after
-from platforms.ports import EmailMessage, Person, WriteResult
+from platforms.ports import EmailMessage, Person, SuppressionReason, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +415,7 @@ class KitClient(PlatformClient):
     async def suppress(
         self,
         email: str,
-        reason: Literal["unsubscribed", "bounced", "spam_complaint", "manual"],
+        reason: SuppressionReason,
         *,
         idempotency_key: str,
     ) -> WriteResult:

@@ -67,7 +67,7 @@ through the same throttle, error classification and observation.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -75,7 +75,7 @@ import phonenumbers
 from pydantic import BaseModel
 
 from platforms.base import CallObserver, PlatformClient, Throttle
-from platforms.ports import EmailMessage, Person, WriteResult
+from platforms.ports import EmailMessage, Person, SuppressionReason, WriteResult
 
 PROVIDER = "klaviyo"
 JSON_API = "application/vnd.api+json"
@@ -228,7 +228,7 @@ class KlaviyoClient(PlatformClient):
     async def suppress(
         self,
         email: str,
-        reason: Literal["unsubscribed", "bounced", "spam_complaint", "manual"],
+        reason: SuppressionReason,
         *,
         idempotency_key: str,
     ) -> WriteResult:

@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 # Re-exported: the clients import it from here with the ports.
+from domain.connectors import SuppressionReason as SuppressionReason
 from domain.connectors import WriteResult as WriteResult
 
 
@@ -147,7 +148,7 @@ class EmailPort(Protocol):
     async def suppress(
         self,
         email: str,
-        reason: Literal["unsubscribed", "bounced", "spam_complaint", "manual"],
+        reason: SuppressionReason,
         *,
         idempotency_key: str,
     ) -> WriteResult: ...
