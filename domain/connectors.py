@@ -203,3 +203,23 @@ class ConnectorStepsResult(BaseModel):
 
 def connector_steps_workflow_id(lead_id: str, request_id: str) -> str:
     return f"connector-steps-{lead_id}-{request_id}"
+
+
+SUPPRESSING_EVENTS = ("email_unsubscribed", "email_bounced", "email_spam_complaint")
+
+
+class SendReservationInput(BaseModel):
+    """Asks for one email's place under the cross-journey frequency cap, before sending it."""
+
+    lead_id: str
+    idempotency_key: str
+    journey: str
+    marketing: bool = True
+    max_sends: int = Field(3, ge=1)
+    per_seconds: int = Field(7 * 86400, ge=60)
+
+
+class SendReservation(BaseModel):
+    status: Literal["granted", "deferred", "suppressed"]
+    retry_at: datetime | None = None
+    reason: str | None = None

@@ -161,3 +161,15 @@ class ConnectorStat(Base):
     unavailable: Mapped[int] = mapped_column(Integer, default=0)
     total_ms: Mapped[float] = mapped_column(Float, default=0.0)
     max_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class EmailSend(Base):
+    """A send a journey reserved: what the cross-journey frequency cap counts."""
+
+    __tablename__ = "email_sends"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.lead_id", ondelete="CASCADE"))
+    journey: Mapped[str] = mapped_column(String(128))
+    marketing: Mapped[bool] = mapped_column(Boolean)
+    reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
