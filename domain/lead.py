@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from domain.events import EMAIL_ENGAGEMENT, WEB_ACTIVITY, EventType, LeadEvent, Touch
+from domain.scoring import FitResult, Scorecard
 
 LEAD_WORKFLOW_TYPE = "LeadJourney"
 EVENTS_SIGNAL = "events"
@@ -41,11 +43,39 @@ _FORWARD_ORDER = [
 ]
 
 
+def _rank(stage: LifecycleStage) -> int | None:
+    # A recycled lead stands where a lead does: it can qualify again.
+    if stage is LifecycleStage.RECYCLED:
+        return _FORWARD_ORDER.index(LifecycleStage.LEAD)
+    return _FORWARD_ORDER.index(stage) if stage in _FORWARD_ORDER else None
+
+
 def is_forward(current: LifecycleStage, target: LifecycleStage) -> bool:
-    """Stages only move forward along the funnel; recycling and disqualifying are explicit moves."""
-    if current in _FORWARD_ORDER and target in _FORWARD_ORDER:
-        return _FORWARD_ORDER.index(target) > _FORWARD_ORDER.index(current)
-    return False
+    """Stages only move forward along the funnel; recycling and disqualifying are explicit moves.
+
+    A disqualified lead moves on only by buying (customer, advocate).
+    """
+    if current is LifecycleStage.DISQUALIFIED:
+        return target in (LifecycleStage.CUSTOMER, LifecycleStage.ADVOCATE)
+    here, there = _rank(current), _rank(target)
+    if here is None or there is None or target is LifecycleStage.RECYCLED:
+        return False
+    return there > here
+
+
+# The explicit moves sales and ops may make, besides moving forward.
+_EXPLICIT_MOVES: dict[LifecycleStage, frozenset[LifecycleStage]] = {
+    LifecycleStage.DISQUALIFIED: frozenset(
+        {LifecycleStage.LEAD, LifecycleStage.MQL, LifecycleStage.SQL, LifecycleStage.RECYCLED}
+    ),
+    LifecycleStage.RECYCLED: frozenset({LifecycleStage.MQL, LifecycleStage.SQL, LifecycleStage.DISQUALIFIED}),
+}
+
+
+def can_move(current: LifecycleStage, target: LifecycleStage) -> bool:
+    """Forward, or an explicit disqualify (from a pre-customer stage) or recycle (from MQL, SQL or
+    disqualified)."""
+    return is_forward(current, target) or current in _EXPLICIT_MOVES.get(target, frozenset())
 
 
 class EventsRecorded(BaseModel):
@@ -109,6 +139,19 @@ class Activity(BaseModel):
             self.forms_submitted += 1
 
 
+class Enrollment(BaseModel):
+    """One enrollment, as the lead's workflow remembers it."""
+
+    sequence_id: str
+    version: int
+    enrollment: int
+    workflow_id: str
+    status: Literal["active", "paused", "completed", "exited"] = "active"
+    started_at: datetime
+    ended_at: datetime | None = None
+    reason: str | None = None
+
+
 class LeadState(BaseModel):
     """Everything the lead's workflow knows, in one model so continue-as-new can carry it whole."""
 
@@ -129,6 +172,21 @@ class LeadState(BaseModel):
     failures: list[IntegrationFailure] = Field(default_factory=list)
     last_activity_at: datetime | None = None
     merged_into: str | None = None
+    # The qualify phase: score, fit, the facts journeys branch on, and nurture enrollments.
+    scorecard: Scorecard = Field(default_factory=Scorecard)
+    score: int = 0
+    score_band: str = "cold"
+    email_engagement: int = 0
+    content_pieces: int = 0
+    fit: FitResult | None = None
+    mql_met: list[str] = Field(default_factory=list)
+    mql_missing: list[str] = Field(default_factory=list)
+    timezone: str | None = None
+    country: str | None = None
+    lead_source: str | None = None
+    enrollments: list[Enrollment] = Field(default_factory=list)
+    # What the CRM and the email platform were last told (score, band, stage).
+    pushed: str | None = None
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_event_ids
@@ -153,8 +211,10 @@ class LeadState(BaseModel):
         )
         del self.timeline[:-TIMELINE_KEPT]
 
-    def move_to(self, stage: LifecycleStage, reason: str, at: datetime) -> bool:
-        if not is_forward(self.stage, stage):
+    def move_to(self, stage: LifecycleStage, reason: str, at: datetime, *, explicit: bool = False) -> bool:
+        """Forward moves only, unless `explicit` (a person's decision): then recycle and disqualify too."""
+        allowed = can_move(self.stage, stage) if explicit else is_forward(self.stage, stage)
+        if not allowed:
             return False
         self.stage_history.append(StageChange(stage=stage, previous=self.stage, reason=reason, at=at))
         del self.stage_history[:-HISTORY_KEPT]

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
 
     forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
+    scoring_file: Path = Field(default=PROJECT_ROOT / "config" / "scoring.toml")
+    sequences_dir: Path = Field(default=PROJECT_ROOT / "config" / "sequences")
+    # The frequency cap across every journey: at most this many marketing emails per window.
+    email_cap_max_sends: int = 3
+    email_cap_window_days: float = 7.0
     outbox_sweep_seconds: float = 1.0
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -17,6 +17,10 @@ class LeadStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
+    @property
+    def sessions(self) -> SessionFactory:
+        return self._sessions
+
     async def get_lead(self, lead_id: str) -> Lead | None:
         async with self._sessions() as session:
             return await session.get(Lead, lead_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
 from activities.notify import NotifyActivities
+from activities.qualify import QualifyActivities
+from domain.sequences import FrequencyCap
 from platforms.base import Throttle
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
@@ -23,6 +26,7 @@ from store.repository import LeadStore
 from workers.connectors import build_connectors
 from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.lead import LeadWorkflow
+from workflows.nurture import NurtureWorkflow
 
 # journeys new: imports
 
@@ -58,14 +62,30 @@ def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return [function for group in groups for function in group.all()]
 
 
+def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """Scoring rules, sequences, lead facts and the send ledger (frequency cap, suppression)."""
+    settings = deps.settings
+    qualify = QualifyActivities(
+        deps.store.sessions,
+        scoring_file=settings.scoring_file,
+        sequences_dir=settings.sequences_dir,
+        frequency_cap=FrequencyCap(
+            max_sends=settings.email_cap_max_sends, per=timedelta(days=settings.email_cap_window_days)
+        ),
+    )
+    return list(qualify.all())  # type: ignore[arg-type]
+
+
 WORKFLOWS: list[type] = [
     LeadWorkflow,
+    NurtureWorkflow,
     ConnectorStepsWorkflow,
     # journeys new: workflows
 ]
 
 ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
     connector_activities,
+    qualify_activities,
     # journeys new: activities
 ]
 

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
         WriteResult,
     )
     from domain.ids import idempotency_key
-    from workflows.lead import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
+    from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 
 def _failure(exc: ActivityError) -> str:

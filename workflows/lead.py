@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -33,18 +32,26 @@ with workflow.unsafe.imports_passed_through():
         LifecycleStage,
         UpsertContactInput,
         UpsertContactResult,
+        can_move,
     )
-    from domain.search_attributes import ACCOUNT_ID, EMAIL_HASH, JOURNEY, LEAD_ID, LIFECYCLE_STAGE
+    from domain.nurture import NURTURE_ENDED_SIGNAL, NurtureEnded
+    from domain.qualify import (
+        CHANGE_STAGE_UPDATE,
+        RELOAD_RULES_SIGNAL,
+        StageChangeRequest,
+        StageChangeResult,
+    )
+    from domain.search_attributes import (
+        ACCOUNT_ID,
+        EMAIL_HASH,
+        JOURNEY,
+        LEAD_ID,
+        LEAD_SCORE,
+        LIFECYCLE_STAGE,
+    )
+    from workflows.policies import PLATFORM_CALL_TIMEOUT, PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
+    from workflows.qualify import Qualifier
 
-# Platforms go down for hours; a journey waits them out rather than dropping the write.
-PLATFORM_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["PlatformRejected", "NotFound"],
-)
-PLATFORM_CALL_TIMEOUT = timedelta(seconds=30)
-PLATFORM_GIVE_UP_AFTER = timedelta(days=7)
 T = TypeVar("T")
 
 
@@ -68,10 +75,12 @@ class LeadWorkflow:
         self._state = input.state or LeadState(lead_id=input.lead_id, email_hash=input.email_hash)
         self._pending: list[LeadEvent] = list(input.pending)
         self._merged: LeadMerged | None = None
+        self._qualifier = Qualifier(self._state)
 
     @workflow.run
     async def run(self, input: LeadWorkflowInput) -> LeadState:
         self._upsert_search_attributes()
+        self._qualifier.start()
         while True:
             await workflow.wait_condition(
                 lambda: (
@@ -82,6 +91,8 @@ class LeadWorkflow:
             )
             while self._pending:
                 await self._handle(self._pending.pop(0))
+                if not self._pending and await self._qualifier.settle():
+                    self._upsert_search_attributes()
             if self._merged is not None:
                 # The lead lives on under its other id; this run ends with what it knew.
                 self._state.merged_into = self._merged.into_lead_id
@@ -113,6 +124,33 @@ class LeadWorkflow:
     def merged_into(self, merged: LeadMerged) -> None:
         self._merged = merged
 
+    @workflow.signal(name=NURTURE_ENDED_SIGNAL)
+    def nurture_ended(self, ended: NurtureEnded) -> None:
+        self._qualifier.nurture_ended(ended)
+
+    @workflow.signal(name=RELOAD_RULES_SIGNAL)
+    def reload_rules(self) -> None:
+        """Marketing ops changed the scoring file: the next event is scored by the new rules."""
+        self._qualifier.reload_rules()
+
+    @workflow.update(name=CHANGE_STAGE_UPDATE)
+    async def change_stage(self, request: StageChangeRequest) -> StageChangeResult:
+        """A person moves the lead: sales accepts (SQL), disqualifies, or recycles it."""
+        previous = self._state.stage
+        changed = self._state.move_to(
+            request.stage, f"{request.reason} (by {request.by})", workflow.now(), explicit=True
+        )
+        if changed:
+            self._upsert_search_attributes()
+            self._qualifier.stage_changed()
+            await self._qualifier.settle()
+        return StageChangeResult(stage=self._state.stage, previous=previous, changed=changed)
+
+    @change_stage.validator
+    def _validate_stage_change(self, request: StageChangeRequest) -> None:
+        if request.stage != self._state.stage and not can_move(self._state.stage, request.stage):
+            raise ValueError(f"a {self._state.stage.value} lead cannot move to {request.stage.value}")
+
     @workflow.query(name=LEAD_STATE_QUERY)
     def state(self) -> LeadState:
         return self._state
@@ -124,10 +162,13 @@ class LeadWorkflow:
         if event.email_hash and event.email_hash != state.email_hash:
             state.email_hash = event.email_hash
             changed = True
-        if event.type in IDENTIFYING and state.move_to(
+        became_lead = event.type in IDENTIFYING and state.move_to(
             LifecycleStage.LEAD, f"{event.type.value} ({event.form_id or event.source})", event.occurred_at
-        ):
-            changed = True
+        )
+        changed = changed or became_lead
+        stage_before = state.stage
+        await self._qualifier.on_event(event, became_lead=became_lead)
+        changed = changed or state.stage is not stage_before
         if changed or event.type is EventType.GROUP:
             self._upsert_search_attributes()
         if event.type is EventType.FORM_SUBMITTED and event.submission_id:
@@ -186,9 +227,10 @@ class LeadWorkflow:
         self._state.record_failure(step, str(cause), workflow.now())
 
     def _upsert_search_attributes(self) -> None:
-        updates = [
+        updates: list[SearchAttributeUpdate[Any]] = [
             LEAD_ID.value_set(self._state.lead_id),
             LIFECYCLE_STAGE.value_set(self._state.stage.value),
+            LEAD_SCORE.value_set(self._state.score),
             JOURNEY.value_set("lead"),
         ]
         if self._state.email_hash:

@@ -54,7 +54,7 @@ async def main() -> None:
         env.client,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=[platforms.upsert_contact, platforms.enroll_welcome, *connectors.all()],
+        activities=[*platforms.all(), *connectors.all()[:1], connectors.post_message],
     ):
         recorded: dict[str, WorkflowHandle] = {}
 

@@ -3,13 +3,23 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.connectors import (
+    SendEmailInput,
+    SendReservation,
+    SendReservationInput,
+    SyncPersonInput,
+    WriteResult,
+)
 from domain.events import EventType, LeadEvent, Touch
 from domain.lead import (
     EVENTS_SIGNAL,
@@ -23,6 +33,12 @@ from domain.lead import (
     UpsertContactInput,
     UpsertContactResult,
 )
+from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
+from domain.scoring import FitResult, ScoringConfig, load_scoring
+from domain.sequences import SequenceDefinition
+from runtime.settings import PROJECT_ROOT
+from runtime.temporal import register_search_attributes
+from tests.conftest import _test_server
 from workers.registry import WORKFLOWS
 from workflows.lead import LeadWorkflow
 
@@ -33,6 +49,9 @@ class RecordingPlatforms:
         self.email_calls: list[EnrollWelcomeInput] = []
         self.crm_failures_left = 0
         self.crm_rejects = False
+        self.triggers: list[SequencesForTrigger] = []
+        self.pushes: list[tuple[str, SyncPersonInput]] = []
+        self.sends: list[SendEmailInput] = []
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
@@ -49,8 +68,68 @@ class RecordingPlatforms:
         self.email_calls.append(data)
         return EnrollWelcomeResult(profile_id="p-1", enrolled=True)
 
+    # The qualify phase: the real scoring file, a fit the test chooses, sequences it chooses.
+    fit = FitResult(
+        fit=True,
+        points=20,
+        matched=["industry", "seniority"],
+        missing=[],
+        seniority="vp",
+        free_mail=False,
+        competitor=False,
+    )
+    sequences: ClassVar[list[SequenceDefinition]] = []
+
+    @activity.defn(name="scoring.config")
+    async def scoring_config(self) -> ScoringConfig:
+        return load_scoring(SCORING_FILE)
+
+    @activity.defn(name="leads.facts")
+    async def lead_facts(self, data: LeadFactsInput) -> LeadFacts:
+        return LeadFacts(
+            fit=self.fit, timezone="Europe/Berlin", country="DE", lead_source="webinar", consent=True
+        )
+
+    @activity.defn(name="sequences.for_trigger")
+    async def sequences_for_trigger(self, query: SequencesForTrigger) -> Enrollable:
+        self.triggers.append(query)
+        return Enrollable(sequences=[s for s in self.sequences if s.trigger.kind == query.kind])
+
+    @activity.defn(name="crm.sync_person")
+    async def crm_sync_person(self, data: SyncPersonInput) -> WriteResult:
+        self.pushes.append(("crm", data))
+        return WriteResult(provider="hubspot", object_type="contact", id="c-1", created=False)
+
+    @activity.defn(name="email.sync_profile")
+    async def email_sync_profile(self, data: SyncPersonInput) -> WriteResult:
+        self.pushes.append(("email", data))
+        return WriteResult(provider="klaviyo", object_type="profile", id="p-1", created=False)
+
+    @activity.defn(name="sends.reserve")
+    async def reserve(self, data: SendReservationInput) -> SendReservation:
+        return SendReservation(status="granted")
+
+    @activity.defn(name="email.send")
+    async def send(self, data: SendEmailInput) -> WriteResult:
+        self.sends.append(data)
+        return WriteResult(provider="klaviyo", object_type="event", id=data.idempotency_key)
+
+    def all(self) -> list:
+        return [
+            self.upsert_contact,
+            self.enroll_welcome,
+            self.scoring_config,
+            self.lead_facts,
+            self.sequences_for_trigger,
+            self.crm_sync_person,
+            self.email_sync_profile,
+            self.reserve,
+            self.send,
+        ]
+
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
+SCORING_FILE = PROJECT_ROOT / "config" / "scoring.toml"
 
 
 def form(submission_id: str, campaign: str = "q4") -> LeadEvent:
@@ -111,7 +190,7 @@ async def worker(time_skipping_env, platforms):
         time_skipping_env.client,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=[platforms.upsert_contact, platforms.enroll_welcome],
+        activities=platforms.all(),
     ):
         yield queue
 
@@ -166,12 +245,27 @@ async def test_a_rejected_write_is_recorded_and_the_journey_goes_on(time_skippin
     assert state.welcome_enrolled
 
 
-async def test_the_lead_waits_a_month_for_its_next_event(time_skipping_env, worker, platforms):
+async def test_the_lead_waits_a_month_for_its_next_event(platforms):
+    # Its own server: skipping a month on the shared one would also replay the retries of every
+    # other test's unfinished activities.
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
+    )
+    await register_search_attributes(env.client)
+    queue = f"q-{uuid.uuid4()}"
+    try:
+        async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=platforms.all()):
+            await _wait_a_month(env, queue, platforms)
+    finally:
+        await env.shutdown()
+
+
+async def _wait_a_month(env: WorkflowEnvironment, worker: str, platforms: RecordingPlatforms) -> None:
     lead_id = str(uuid.uuid4())
-    handle = await signal_with_start(time_skipping_env.client, lead_id, form("s1"), worker)
+    handle = await signal_with_start(env.client, lead_id, form("s1"), worker)
     await until(lambda: _state_has(handle, lambda s: s.crm_contact_id is not None))
-    await time_skipping_env.sleep(timedelta(days=30))
-    await signal_with_start(time_skipping_env.client, lead_id, form("s2"), worker)
+    await env.sleep(timedelta(days=30))
+    await signal_with_start(env.client, lead_id, form("s2"), worker)
     await until(
         lambda: _state_has(
             handle, lambda s: s.activity.forms_submitted == 2 and len(platforms.crm_calls) == 2

@@ -1,0 +1,138 @@
+"""What the qualify journeys need from outside the workflow: the scoring rules and sequences
+(data files marketing ops edit), the lead's firmographic facts, and places under the frequency cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.connectors import SendReservation, SendReservationInput
+from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
+from domain.scoring import FirmographicProfile, ScoringConfig, assess_fit, load_scoring
+from domain.sequences import FrequencyCap, SequenceDefinition, load_sequences
+from store.db import SessionFactory
+from store.models import Account, Event, Lead
+from store.sends import SendLedger
+
+
+class _FileCache:
+    """Rereads a data file (or folder) when it changes, so a change applies without a restart."""
+
+    def __init__(self, path: Path, load: Any) -> None:
+        self._path, self._load = path, load
+        self._stamp: float | None = None
+        self._value: Any = None
+
+    def get(self) -> Any:
+        files = sorted(self._path.glob("*.toml")) if self._path.is_dir() else [self._path]
+        stamp = max((f.stat().st_mtime for f in files), default=0.0) + len(files)
+        if self._stamp != stamp:
+            self._value, self._stamp = self._load(self._path), stamp
+        return self._value
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return int(str(value).replace(",", "").strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+class QualifyActivities:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        *,
+        scoring_file: Path,
+        sequences_dir: Path,
+        frequency_cap: FrequencyCap | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._frequency_cap = frequency_cap or FrequencyCap()
+        self._ledger = SendLedger(sessions)
+        self._scoring = _FileCache(scoring_file, load_scoring)
+        self._sequences = _FileCache(sequences_dir, load_sequences)
+
+    def scoring_config(self) -> ScoringConfig:
+        config: ScoringConfig = self._scoring.get()
+        return config
+
+    @activity.defn(name="scoring.config")
+    async def load_scoring_config(self) -> ScoringConfig:
+        """The scoring rules in force: a lead's run takes them when it starts or continues as new."""
+        try:
+            return self.scoring_config()
+        except ValueError as exc:
+            raise ApplicationError(str(exc), type="InvalidConfig", non_retryable=True) from exc
+
+    @activity.defn(name="sequences.for_trigger")
+    async def sequences_for_trigger(self, query: SequencesForTrigger) -> Enrollable:
+        """Snapshots of the sequences (latest versions) this trigger enrolls a lead in."""
+        catalog: dict[str, SequenceDefinition] = self._sequences.get()
+        found = []
+        for sequence in catalog.values():
+            trigger = sequence.trigger
+            if trigger.kind != query.kind:
+                continue
+            if trigger.form_id and trigger.form_id != query.form_id:
+                continue
+            if trigger.topic and (query.topic or "").lower() != trigger.topic.lower():
+                continue
+            found.append(sequence)
+        return Enrollable(sequences=sorted(found, key=lambda s: s.id), frequency_cap=self._frequency_cap)
+
+    @activity.defn(name="leads.facts")
+    async def lead_facts(self, data: LeadFactsInput) -> LeadFacts:
+        """ICP fit and the facts journeys branch on, without a name or an address in them."""
+        async with self._sessions() as session:
+            lead = await session.get(Lead, data.lead_id)
+            if lead is None:
+                raise ApplicationError(f"lead {data.lead_id} not found", type="NotFound", non_retryable=True)
+            account = await session.get(Account, lead.account_id) if lead.account_id else None
+            timezone = (
+                await session.execute(
+                    select(Event.payload["context"]["timezone"].astext)
+                    .where(
+                        Event.lead_id == lead.lead_id, Event.payload["context"]["timezone"].astext.isnot(None)
+                    )
+                    .order_by(Event.occurred_at.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        sources = [lead.custom_fields or {}, lead.traits or {}, (account.traits if account else None) or {}]
+
+        def first(*names: str) -> Any:
+            for source in sources:
+                for name in names:
+                    if source.get(name) not in (None, ""):
+                        return source[name]
+            return None
+
+        address = (lead.traits or {}).get("address")
+        country = first("country") or (address.get("country") if isinstance(address, dict) else None)
+        profile = FirmographicProfile(
+            email_domain=lead.email.rsplit("@", 1)[-1].lower() if lead.email else None,
+            industry=first("industry"),
+            employees=_number(first("employees", "company_size", "employee_count")),
+            job_title=lead.job_title or first("title", "job_title"),
+            country=str(country).upper()[:2] if country else None,
+        )
+        fit = assess_fit(self.scoring_config(), profile)
+        return LeadFacts(
+            fit=fit,
+            timezone=timezone or first("timezone"),
+            country=profile.country,
+            lead_source=lead.lead_source,
+            consent=lead.consent,
+        )
+
+    @activity.defn(name="sends.reserve")
+    async def reserve_send(self, data: SendReservationInput) -> SendReservation:
+        return await self._ledger.reserve(data)
+
+    def all(self) -> list[object]:
+        return [self.load_scoring_config, self.sequences_for_trigger, self.lead_facts, self.reserve_send]

@@ -1,0 +1,17 @@
+"""Timeouts and retries every journey uses for platform calls."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Platforms go down for hours; a journey waits them out rather than dropping the write.
+PLATFORM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=["PlatformRejected", "NotFound", "NoConsent", "InvalidConfig"],
+)
+PLATFORM_CALL_TIMEOUT = timedelta(seconds=30)
+PLATFORM_GIVE_UP_AFTER = timedelta(days=7)

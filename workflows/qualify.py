@@ -1,0 +1,301 @@
+"""The qualify phase, inside the lead's workflow: score every event, judge ICP fit and the MQL
+rule, push score and stage to the CRM and the email platform, and enroll the lead in nurture
+sequences (and tell them when the lead's stage, band or interests change).
+
+`Qualifier` keeps no state of its own beyond the rules: everything lives in `LeadState`, so
+continue-as-new carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.connectors import SyncPersonInput, WriteResult
+    from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
+    from domain.ids import idempotency_key
+    from domain.lead import Enrollment, LeadState, LifecycleStage
+    from domain.nurture import (
+        NURTURE_CONTEXT_SIGNAL,
+        NURTURE_EVENT_SIGNAL,
+        NURTURE_WORKFLOW_TYPE,
+        EventNotice,
+        NurtureEnded,
+        NurtureInput,
+        nurture_workflow_id,
+    )
+    from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
+    from domain.scoring import ScoringConfig, mql_decision, score_event, totals
+    from domain.search_attributes import LEAD_SCORE
+    from domain.sequences import EnrollmentRecord, LeadContext, may_enroll
+    from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
+
+QUALIFY_PATCH = "qualify-v1"
+ENROLLMENTS_KEPT = 50
+LOOKUP_TIMEOUT = timedelta(seconds=30)
+PUSH_TIMEOUT = timedelta(seconds=60)
+# The facts that change fit: who the person is and where they work.
+PROFILE_EVENTS = frozenset(
+    {EventType.IDENTIFY, EventType.FORM_SUBMITTED, EventType.LEAD_AD_SUBMITTED, EventType.GROUP}
+)
+CUSTOMER_EVENTS = frozenset({EventType.PURCHASE, EventType.SUBSCRIPTION_STARTED})
+# What a nurture may wait for or count as its goal.
+FORWARDED = frozenset(
+    {*EMAIL_ENGAGEMENT, EventType.FORM_SUBMITTED, EventType.MEETING_BOOKED, EventType.TRACK, EventType.PAGE}
+)
+
+
+def _engagement(email_engagement: int) -> str:
+    return "high" if email_engagement >= 70 else "medium" if email_engagement >= 30 else "low"
+
+
+class Qualifier:
+    def __init__(self, state: LeadState) -> None:
+        self._state = state
+        self._rules: ScoringConfig | None = None
+        self._enabled = False
+        self._facts_due = False
+        self._context_due = False
+        self._forward: list[EventNotice] = []
+        self._triggers: list[SequencesForTrigger] = []
+
+    def start(self) -> None:
+        # Runs recorded before the qualify phase existed replay without it.
+        self._enabled = workflow.patched(QUALIFY_PATCH)
+
+    def reload_rules(self) -> None:
+        self._rules = None
+
+    async def _ensure_rules(self) -> ScoringConfig:
+        if self._rules is None:
+            self._rules = await workflow.execute_local_activity(
+                "scoring.config",
+                result_type=ScoringConfig,
+                start_to_close_timeout=LOOKUP_TIMEOUT,
+                retry_policy=PLATFORM_RETRY,
+                summary="Load the scoring rules",
+            )
+        return self._rules
+
+    async def on_event(self, event: LeadEvent, *, became_lead: bool) -> None:
+        """The pure part for one event; calls to the outside wait for `settle`."""
+        if not self._enabled:
+            return
+        state = self._state
+        rules = await self._ensure_rules()
+        hits = score_event(rules, event)
+        if hits:
+            # A device clock far ahead must not push real history out of the window.
+            state.scorecard.apply(hits, min(event.occurred_at, workflow.now()), rules)
+        if event.type in PROFILE_EVENTS and state.stage is not LifecycleStage.ANONYMOUS:
+            self._facts_due = True
+        if became_lead:
+            self._facts_due = True
+            self._triggers.append(SequencesForTrigger(kind="lead_created"))
+        if event.type is EventType.FORM_ABANDONED:
+            self._triggers.append(SequencesForTrigger(kind="form_abandoned", form_id=event.form_id))
+        for hit in hits:
+            if hit.category == "content" and state.stage is not LifecycleStage.ANONYMOUS:
+                self._triggers.append(SequencesForTrigger(kind="content_downloaded", topic=hit.topic))
+        if event.type in CUSTOMER_EVENTS or (
+            event.type is EventType.DEAL_STAGE_CHANGED
+            and str(event.properties.get("stage", "")).lower() in ("closedwon", "closed_won", "won")
+        ):
+            state.move_to(LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at)
+        if event.type in FORWARDED and any(e.status in ("active", "paused") for e in state.enrollments):
+            self._forward.append(
+                EventNotice(
+                    event_id=event.event_id,
+                    type=event.type.value,
+                    name=event.name,
+                    properties={k: str(v) for k, v in event.properties.items() if isinstance(v, str | int)},
+                    occurred_at=event.occurred_at,
+                )
+            )
+
+    async def settle(self) -> bool:
+        """After a batch of events: facts, totals, the MQL rule, pushes, enrollments, nurture news.
+
+        Returns whether the stage or score changed (for the search attributes).
+        """
+        if not self._enabled:
+            return False
+        state = self._state
+        rules = await self._ensure_rules()
+        before = (state.stage, state.score)
+        if self._facts_due and state.stage is not LifecycleStage.ANONYMOUS:
+            self._facts_due = False
+            try:
+                facts = await workflow.execute_activity(
+                    "leads.facts",
+                    LeadFactsInput(lead_id=state.lead_id),
+                    result_type=LeadFacts,
+                    start_to_close_timeout=LOOKUP_TIMEOUT,
+                    retry_policy=PLATFORM_RETRY,
+                    summary="Firmographic fit and time zone",
+                )
+            except ActivityError as exc:
+                state.record_failure("leads.facts", str(exc.cause or exc), workflow.now())
+            else:
+                state.fit, state.timezone = facts.fit, facts.timezone
+                state.country, state.lead_source = facts.country, facts.lead_source
+                state.scorecard.set_fit(facts.fit)
+        scored = totals(state.scorecard, rules, workflow.now(), state.activity.sessions)
+        state.score, state.score_band = scored.total, scored.band
+        state.email_engagement, state.content_pieces = scored.email_engagement, scored.content_pieces
+        decision = mql_decision(rules.mql, scored, state.activity.sessions, state.fit)
+        state.mql_met, state.mql_missing = decision.met, decision.missing
+        if decision.qualified and state.stage in (LifecycleStage.LEAD, LifecycleStage.RECYCLED):
+            state.move_to(LifecycleStage.MQL, "MQL rule: " + "; ".join(decision.met), workflow.now())
+        changed = (state.stage, state.score) != before
+        if changed:
+            workflow.upsert_search_attributes([LEAD_SCORE.value_set(state.score)])
+        await self._push()
+        await self._enroll()
+        await self._tell_nurtures(changed)
+        return changed
+
+    def context(self) -> LeadContext:
+        state = self._state
+        return LeadContext(
+            stage=state.stage.value,
+            score=state.score,
+            score_band=state.score_band,
+            engagement=_engagement(state.email_engagement),
+            preferred_topic=state.scorecard.preferred_topic(),
+            email_clicks=state.activity.events_by_type.get(EventType.EMAIL_CLICKED.value, 0),
+            lead_source=state.lead_source,
+            country=state.country,
+            timezone=state.timezone,
+        )
+
+    async def _push(self) -> None:
+        """The seed's "lead score change -> PUT to email segmentation", and the CRM's score and stage."""
+        state = self._state
+        if state.stage is LifecycleStage.ANONYMOUS:
+            return
+        pushed = f"{state.stage.value}:{state.score}:{state.score_band}"
+        if pushed == state.pushed:
+            return
+        step = idempotency_key(workflow.info().workflow_id, "push", pushed)
+        data = SyncPersonInput(
+            lead_id=state.lead_id,
+            idempotency_key=step,
+            lifecycle_stage=state.stage.value,
+            lead_score=state.score,
+            score_band=state.score_band,
+        )
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    name,
+                    data,
+                    result_type=WriteResult,
+                    start_to_close_timeout=PUSH_TIMEOUT,
+                    schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+                    retry_policy=PLATFORM_RETRY,
+                    summary=summary,
+                )
+                for name, summary in (
+                    ("crm.sync_person", f"CRM: stage {state.stage.value}, score {state.score}"),
+                    ("email.sync_profile", f"Email segmentation: band {state.score_band}"),
+                )
+            ),
+            return_exceptions=True,
+        )
+        for name, result in zip(("crm.sync_person", "email.sync_profile"), results, strict=True):
+            if isinstance(result, ActivityError):
+                state.record_failure(name, str(result.cause or result), workflow.now())
+            elif isinstance(result, BaseException):
+                raise result
+        state.pushed = pushed
+
+    async def _enroll(self) -> None:
+        state = self._state
+        triggers, self._triggers = self._triggers, []
+        for trigger in triggers:
+            found = await workflow.execute_activity(
+                "sequences.for_trigger",
+                trigger,
+                result_type=Enrollable,
+                start_to_close_timeout=LOOKUP_TIMEOUT,
+                retry_policy=PLATFORM_RETRY,
+                summary=f"Sequences for {trigger.kind}",
+            )
+            for sequence in found.sequences:
+                mine = [e for e in state.enrollments if e.sequence_id == sequence.id]
+                history = [
+                    EnrollmentRecord(
+                        sequence_id=e.sequence_id, version=e.version, status=e.status, ended_at=e.ended_at
+                    )
+                    for e in mine
+                ]
+                if not may_enroll(sequence.reentry, history):
+                    continue
+                number = max((e.enrollment for e in mine), default=0) + 1
+                workflow_id = nurture_workflow_id(state.lead_id, sequence.id, number)
+                await workflow.start_child_workflow(
+                    NURTURE_WORKFLOW_TYPE,
+                    NurtureInput(
+                        lead_id=state.lead_id,
+                        enrollment=number,
+                        sequence=sequence,
+                        context=self.context(),
+                        frequency_cap=found.frequency_cap,
+                    ),
+                    id=workflow_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    static_summary=f"{sequence.name} (v{sequence.version}) for lead {state.lead_id}",
+                )
+                state.enrollments.append(
+                    Enrollment(
+                        sequence_id=sequence.id,
+                        version=sequence.version,
+                        enrollment=number,
+                        workflow_id=workflow_id,
+                        started_at=workflow.now(),
+                    )
+                )
+                self._trim()
+
+    async def _tell_nurtures(self, changed: bool) -> None:
+        state = self._state
+        events, self._forward = self._forward, []
+        context = self.context()
+        for enrollment in state.enrollments:
+            if enrollment.status not in ("active", "paused"):
+                continue
+            handle = workflow.get_external_workflow_handle(enrollment.workflow_id)
+            try:
+                if changed or self._context_due:
+                    await handle.signal(NURTURE_CONTEXT_SIGNAL, context)
+                for event in events:
+                    await handle.signal(NURTURE_EVENT_SIGNAL, event)
+            except Exception:
+                # The enrollment ended without our hearing (its signal to us was lost with a run).
+                enrollment.status, enrollment.ended_at = "completed", workflow.now()
+                enrollment.reason = "ended (found closed)"
+        self._context_due = False
+
+    def nurture_ended(self, ended: NurtureEnded) -> None:
+        for enrollment in self._state.enrollments:
+            if enrollment.sequence_id == ended.sequence_id and enrollment.enrollment == ended.enrollment:
+                enrollment.status, enrollment.reason = ended.status, ended.reason
+                enrollment.ended_at = workflow.now()
+        self._trim()
+
+    def stage_changed(self) -> None:
+        self._context_due = True
+
+    def _trim(self) -> None:
+        enrollments = self._state.enrollments
+        if len(enrollments) > ENROLLMENTS_KEPT:
+            ended = [e for e in enrollments if e.status in ("completed", "exited")]
+            for e in ended[: len(enrollments) - ENROLLMENTS_KEPT]:
+                enrollments.remove(e)
