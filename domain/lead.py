@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from domain.events import EMAIL_ENGAGEMENT, WEB_ACTIVITY, EventType, LeadEvent, Touch
 from domain.scoring import FitResult, Scorecard
+from domain.stages import LifecycleStage
 
 LEAD_WORKFLOW_TYPE = "LeadJourney"
 EVENTS_SIGNAL = "events"
@@ -20,17 +20,6 @@ SEEN_EVENTS_KEPT = 500
 HISTORY_KEPT = 100
 TIMELINE_KEPT = 50
 SESSION_GAP = timedelta(minutes=30)
-
-
-class LifecycleStage(StrEnum):
-    ANONYMOUS = "anonymous"
-    LEAD = "lead"
-    MQL = "mql"
-    SQL = "sql"
-    CUSTOMER = "customer"
-    ADVOCATE = "advocate"
-    DISQUALIFIED = "disqualified"
-    RECYCLED = "recycled"
 
 
 _FORWARD_ORDER = [

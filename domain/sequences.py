@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from domain.events import EventType
+from domain.stages import LifecycleStage
 
 EXIT = "exit"
 HOLDOUT = "holdout"
@@ -123,9 +124,6 @@ _NUMERIC_FIELDS = frozenset({"score", "email_clicks"})
 
 
 def _stages() -> tuple[str, ...]:
-    # Imported here: domain.lead imports (through domain.nurture) this module.
-    from domain.lead import LifecycleStage
-
     return tuple(stage.value for stage in LifecycleStage)
 
 
