@@ -176,6 +176,8 @@ class LeadState(BaseModel):
     enrollments: list[Enrollment] = Field(default_factory=list)
     # What the CRM and the email platform were last told (score, band, stage).
     pushed: str | None = None
+    # Sessions before the last recycle: the MQL rule counts the ones since.
+    sessions_before_recycle: int = 0
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_event_ids
@@ -205,10 +207,20 @@ class LeadState(BaseModel):
         allowed = can_move(self.stage, stage) if explicit else is_forward(self.stage, stage)
         if not allowed:
             return False
+        if stage is LifecycleStage.RECYCLED:
+            # A recycled lead qualifies again on new behaviour, not on what qualified it before.
+            fit, self.scorecard = self.scorecard.fit, Scorecard()
+            if fit is not None:
+                self.scorecard.set_fit(fit)
+            self.sessions_before_recycle = self.activity.sessions
         self.stage_history.append(StageChange(stage=stage, previous=self.stage, reason=reason, at=at))
         del self.stage_history[:-HISTORY_KEPT]
         self.stage = stage
         return True
+
+    @property
+    def sessions_counted(self) -> int:
+        return self.activity.sessions - self.sessions_before_recycle
 
     def record_failure(self, step: str, message: str, at: datetime) -> None:
         self.failures.append(IntegrationFailure(step=step, message=message, at=at))

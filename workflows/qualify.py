@@ -145,10 +145,10 @@ class Qualifier:
                 state.fit, state.timezone = facts.fit, facts.timezone
                 state.country, state.lead_source = facts.country, facts.lead_source
                 state.scorecard.set_fit(facts.fit)
-        scored = totals(state.scorecard, rules, workflow.now(), state.activity.sessions)
+        scored = totals(state.scorecard, rules, workflow.now(), state.sessions_counted)
         state.score, state.score_band = scored.total, scored.band
         state.email_engagement, state.content_pieces = scored.email_engagement, scored.content_pieces
-        decision = mql_decision(rules.mql, scored, state.activity.sessions, state.fit)
+        decision = mql_decision(rules.mql, scored, state.sessions_counted, state.fit)
         state.mql_met, state.mql_missing = decision.met, decision.missing
         if decision.qualified and state.stage in (LifecycleStage.LEAD, LifecycleStage.RECYCLED):
             state.move_to(LifecycleStage.MQL, "MQL rule: " + "; ".join(decision.met), workflow.now())

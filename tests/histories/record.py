@@ -22,13 +22,17 @@ from temporalio.worker import Worker
 
 from domain.connectors import ConnectorStepsInput, connector_steps_workflow_id
 from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
+from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
 from tests.workflows.test_connector_steps import STEPS, RecordingConnectors
 from tests.workflows.test_lead_workflow import START, RecordingPlatforms, form, page, signal_with_start
+from tests.workflows.test_nurture import context
+from tests.workflows.test_qualify import WELCOME, engaged_lead_events, form_at
 from workers.registry import WORKFLOWS
 from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.lead import LeadWorkflow
+from workflows.nurture import NurtureWorkflow
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,6 +101,27 @@ async def main() -> None:
             )
             await handle.result()
             recorded[f"connector_steps_{'parallel' if parallel else 'in_order'}"] = handle
+
+        platforms.sequences = [WELCOME]
+        lead = str(uuid.uuid4())
+        now = await env.get_current_time()
+        handle = await signal_with_start(env.client, lead, form_at(now - timedelta(hours=6)), queue)
+        await signal_with_start(env.client, lead, engaged_lead_events(now), queue)
+        for _ in range(200):
+            state = await handle.query(LeadWorkflow.state)
+            if state.stage is LifecycleStage.MQL and state.enrollments:
+                break
+            await asyncio.sleep(0.05)
+        await handle.execute_update(
+            CHANGE_STAGE_UPDATE,
+            StageChangeRequest(stage=LifecycleStage.RECYCLED, reason="no budget", by="sdr"),
+        )
+        recorded["lead_qualifies_then_is_recycled"] = handle
+        nurture = env.client.get_workflow_handle(state.enrollments[0].workflow_id)
+        await nurture.signal(NurtureWorkflow.lead_context, context(stage="customer"))
+        await nurture.result()
+        recorded["nurture_welcome_paused_resumed_exited"] = nurture
+        platforms.sequences = []
 
         force = "--force" in sys.argv
         for name, handle in recorded.items():

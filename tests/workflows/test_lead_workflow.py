@@ -3,7 +3,6 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
 
 import pytest
 from temporalio import activity
@@ -52,6 +51,7 @@ class RecordingPlatforms:
         self.triggers: list[SequencesForTrigger] = []
         self.pushes: list[tuple[str, SyncPersonInput]] = []
         self.sends: list[SendEmailInput] = []
+        self.sequences: list[SequenceDefinition] = []
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
@@ -78,7 +78,6 @@ class RecordingPlatforms:
         free_mail=False,
         competitor=False,
     )
-    sequences: ClassVar[list[SequenceDefinition]] = []
 
     @activity.defn(name="scoring.config")
     async def scoring_config(self) -> ScoringConfig:

@@ -1,0 +1,207 @@
+"""The qualify phase in the lead's workflow, on the time-skipping server: events score the lead,
+the seed's MQL rule moves it, score and stage are pushed, nurture enrolls and pauses at MQL, a
+person's stage change is validated."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.events import EventType, LeadEvent
+from domain.lead import LifecycleStage
+from domain.nurture import NurtureState
+from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest, StageChangeResult
+from domain.scoring import FitResult, Seniority
+from domain.sequences import load_sequences
+from runtime.settings import PROJECT_ROOT
+from runtime.temporal import register_search_attributes
+from tests.conftest import _test_server
+from tests.workflows.test_lead_workflow import RecordingPlatforms, form, signal_with_start, state_of, until
+from workers.registry import WORKFLOWS
+from workflows.nurture import NurtureWorkflow
+
+WELCOME = load_sequences(PROJECT_ROOT / "config" / "sequences")["welcome_nurture"]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+async def lead_worker(env) -> AsyncIterator[tuple[RecordingPlatforms, str]]:
+    platforms = RecordingPlatforms()
+    platforms.sequences = [WELCOME]
+    queue = f"qualify-{uuid.uuid4()}"
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=platforms.all()):
+        yield platforms, queue
+
+
+def event(kind: EventType, at: datetime, n: int, **fields: Any) -> LeadEvent:
+    return LeadEvent(
+        event_id=f"{kind.value}-{n}-{uuid.uuid4().hex[:6]}",
+        type=kind,
+        source="test",
+        occurred_at=at,
+        **fields,
+    )
+
+
+def form_at(at: datetime) -> LeadEvent:
+    return form("s1").model_copy(update={"occurred_at": at})
+
+
+def engaged_lead_events(now: datetime) -> list[LeadEvent]:
+    """The seed's MQL line: 5 sessions, 3 pieces of content, email engagement 70 (7 clicks)."""
+    events = [
+        event(EventType.PAGE, now - timedelta(hours=h), h, properties={"path": "/blog"}) for h in range(5)
+    ]
+    events += [
+        event(
+            EventType.TRACK,
+            now - timedelta(minutes=10 + n),
+            n,
+            name="Content Downloaded",
+            properties={"content_id": f"guide-{n}", "topic": "security"},
+        )
+        for n in range(3)
+    ]
+    events += [event(EventType.EMAIL_CLICKED, now - timedelta(minutes=n), n) for n in range(7)]
+    return events
+
+
+async def test_events_cross_the_mql_line_push_and_pause_nurture(env, lead_worker):
+    platforms, queue = lead_worker
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    first = form("s1").model_copy(update={"occurred_at": now - timedelta(hours=6)})
+    handle = await signal_with_start(env.client, lead_id, first, queue)
+    await until(
+        lambda: _has(handle, lambda s: any(e.sequence_id == "welcome_nurture" for e in s.enrollments))
+    )
+    state = await state_of(handle)
+    assert state.stage is LifecycleStage.LEAD and state.fit is not None and state.fit.fit
+    assert state.score > 0 and "content 0 < 3" in " ".join(state.mql_missing)
+    assert [q.kind for q in platforms.triggers] == ["lead_created"]
+
+    await signal_with_start(env.client, lead_id, engaged_lead_events(now), queue)
+    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL))
+    state = await state_of(handle)
+    change = state.stage_history[-1]
+    assert change.previous is LifecycleStage.LEAD and change.reason.startswith("MQL rule: ")
+    assert "email engagement" in change.reason and state.email_engagement >= 70
+    assert state.scorecard.preferred_topic() == "security"
+    # The CRM and the email platform heard the stage and score.
+    await until(lambda: _pushed(platforms, "mql"))
+    crm = [d for kind, d in platforms.pushes if kind == "crm" and d.lifecycle_stage == "mql"][-1]
+    assert crm.lead_score == state.score and crm.score_band == state.score_band
+    # The welcome nurture hears it and pauses.
+    nurture = env.client.get_workflow_handle(state.enrollments[0].workflow_id)
+    await until(lambda: _nurture_status(nurture, "paused"))
+    paused = await nurture.query(NurtureWorkflow.state)
+    assert paused.pause_reason == "lead became mql"
+    # Content downloads also enrolled the topic follow-up trigger.
+    assert "content_downloaded" in [q.kind for q in platforms.triggers]
+
+
+async def test_a_person_recycles_the_lead_and_nurture_resumes(env, lead_worker):
+    _, queue = lead_worker
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    handle = await signal_with_start(
+        env.client,
+        lead_id,
+        [form_at(now), *engaged_lead_events(now)],
+        queue,
+    )
+    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL and bool(s.enrollments)))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(
+            CHANGE_STAGE_UPDATE,
+            StageChangeRequest(stage=LifecycleStage.ANONYMOUS, reason="oops", by="ops"),
+            result_type=StageChangeResult,
+        )
+    assert "cannot move to anonymous" in str(refused.value.cause)
+    result = await handle.execute_update(
+        CHANGE_STAGE_UPDATE,
+        StageChangeRequest(
+            stage=LifecycleStage.RECYCLED, reason="no budget this quarter", by="sdr@example.com"
+        ),
+        result_type=StageChangeResult,
+    )
+    assert (
+        result.changed and result.previous is LifecycleStage.MQL and result.stage is LifecycleStage.RECYCLED
+    )
+    state = await state_of(handle)
+    assert state.stage_history[-1].reason == "no budget this quarter (by sdr@example.com)"
+    # Recycling starts the behaviour score over: the same old clicks do not requalify at once.
+    assert state.stage is LifecycleStage.RECYCLED and state.email_engagement == 0
+    nurture = env.client.get_workflow_handle(state.enrollments[0].workflow_id)
+    await until(lambda: _nurture_status(nurture, "active"))
+    # New engagement requalifies.
+    later = await env.get_current_time() + timedelta(hours=8)
+    await signal_with_start(env.client, lead_id, engaged_lead_events(later), queue)
+    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL))
+
+
+async def test_a_lead_without_icp_fit_is_not_an_mql(env, lead_worker):
+    platforms, queue = lead_worker
+    platforms.fit = FitResult(
+        fit=False,
+        points=0,
+        matched=["country"],
+        missing=["industry", "employees", "seniority"],
+        seniority=Seniority.INDIVIDUAL,
+        free_mail=False,
+        competitor=False,
+    )
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    handle = await signal_with_start(
+        env.client,
+        lead_id,
+        [form_at(now), *engaged_lead_events(now)],
+        queue,
+    )
+    await until(lambda: _has(handle, lambda s: s.email_engagement >= 70 and s.content_pieces == 3))
+    state = await state_of(handle)
+    assert state.stage is LifecycleStage.LEAD
+    assert any("ICP" in m for m in state.mql_missing), state.mql_missing
+
+
+async def test_a_purchase_makes_a_customer(env, lead_worker):
+    platforms, queue = lead_worker
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    handle = await signal_with_start(
+        env.client,
+        lead_id,
+        [form_at(now), event(EventType.PURCHASE, now, 1)],
+        queue,
+    )
+    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.CUSTOMER))
+    await until(lambda: _pushed(platforms, "customer"))
+
+
+async def _has(handle, predicate) -> bool:
+    return bool(predicate(await state_of(handle)))
+
+
+async def _pushed(platforms: RecordingPlatforms, stage: str) -> bool:
+    return any(d.lifecycle_stage == stage for _, d in platforms.pushes)
+
+
+async def _nurture_status(handle, status: str) -> bool:
+    state: NurtureState = await handle.query(NurtureWorkflow.state)
+    return state.status == status
