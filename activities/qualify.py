@@ -50,9 +50,11 @@ class QualifyActivities:
         scoring_file: Path,
         sequences_dir: Path,
         frequency_cap: FrequencyCap | None = None,
+        frequency_caps: dict[str, FrequencyCap] | None = None,
     ) -> None:
         self._sessions = sessions
         self._frequency_cap = frequency_cap or FrequencyCap()
+        self._frequency_caps = frequency_caps or {}
         self._ledger = SendLedger(sessions)
         self._scoring = _FileCache(scoring_file, load_scoring)
         self._sequences = _FileCache(sequences_dir, load_sequences)
@@ -75,6 +77,10 @@ class QualifyActivities:
         catalog: dict[str, SequenceDefinition] = self._sequences.get()
         found = []
         for sequence in catalog.values():
+            if query.sequence_id is not None:
+                if sequence.id == query.sequence_id:
+                    found.append(sequence)
+                continue
             trigger = sequence.trigger
             if trigger.kind != query.kind:
                 continue
@@ -83,7 +89,11 @@ class QualifyActivities:
             if trigger.topic and (query.topic or "").lower() != trigger.topic.lower():
                 continue
             found.append(sequence)
-        return Enrollable(sequences=sorted(found, key=lambda s: s.id), frequency_cap=self._frequency_cap)
+        return Enrollable(
+            sequences=sorted(found, key=lambda s: s.id),
+            frequency_cap=self._frequency_cap,
+            frequency_caps=self._frequency_caps,
+        )
 
     @activity.defn(name="leads.facts")
     async def lead_facts(self, data: LeadFactsInput) -> LeadFacts:

@@ -23,6 +23,7 @@ from domain.lead import (
     LeadState,
     LeadWorkflowInput,
 )
+from domain.qualify import ENROLL_SIGNAL, EnrollRequest
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ JOURNEYS: dict[str, JourneySpec] = {
         workflow_type=LEAD_WORKFLOW_TYPE,
         input_model=LeadWorkflowInput,
         workflow_id=_lead_id,
-        signals={EVENTS_SIGNAL: EventsRecorded, MERGED_SIGNAL: LeadMerged},
+        signals={EVENTS_SIGNAL: EventsRecorded, MERGED_SIGNAL: LeadMerged, ENROLL_SIGNAL: EnrollRequest},
         state_query=LEAD_STATE_QUERY,
         state_model=LeadState,
     ),

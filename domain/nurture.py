@@ -69,6 +69,8 @@ class NurtureInput(BaseModel):
     sequence: SequenceDefinition
     context: LeadContext
     frequency_cap: FrequencyCap = Field(default_factory=FrequencyCap)
+    # The seed's "lead score -> email frequency": a cap per score band, else `frequency_cap`.
+    frequency_caps: dict[str, FrequencyCap] = Field(default_factory=dict)
     # Present when the run continues as new.
     state: NurtureState | None = None
     pending_events: list[EventNotice] = Field(default_factory=list)

@@ -32,6 +32,20 @@ class SequencesForTrigger(BaseModel):
     kind: Literal["manual", "lead_created", "form_abandoned", "content_downloaded"]
     form_id: str | None = None
     topic: str | None = None
+    # A manual enrollment names its sequence, whatever the sequence's own trigger.
+    sequence_id: str | None = None
+    # Replace an enrollment in flight (to move a lead onto a new version of its sequence).
+    restart: bool = False
+
+
+ENROLL_SIGNAL = "enroll"
+
+
+class EnrollRequest(BaseModel):
+    """Signal: enroll the lead in a sequence by hand, or move it onto the sequence's latest version."""
+
+    sequence_id: str = Field(min_length=1, max_length=100)
+    restart: bool = False
 
 
 class Enrollable(BaseModel):
@@ -39,6 +53,7 @@ class Enrollable(BaseModel):
 
     sequences: list[SequenceDefinition] = Field(default_factory=list)
     frequency_cap: FrequencyCap = Field(default_factory=FrequencyCap)
+    frequency_caps: dict[str, FrequencyCap] = Field(default_factory=dict)
 
 
 class StageChangeRequest(BaseModel):

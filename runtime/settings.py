@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     # The frequency cap across every journey: at most this many marketing emails per window.
     email_cap_max_sends: int = 3
     email_cap_window_days: float = 7.0
+    # Per score band (the seed's "lead score -> email frequency"), as JSON: {"cold": 2, "hot": 4}.
+    email_cap_by_band: dict[str, int] = Field(default_factory=lambda: {"cold": 2, "warm": 3, "hot": 4})
     outbox_sweep_seconds: float = 1.0
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"

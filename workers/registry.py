@@ -65,13 +65,16 @@ def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """Scoring rules, sequences, lead facts and the send ledger (frequency cap, suppression)."""
     settings = deps.settings
+    window = timedelta(days=settings.email_cap_window_days)
     qualify = QualifyActivities(
         deps.store.sessions,
         scoring_file=settings.scoring_file,
         sequences_dir=settings.sequences_dir,
-        frequency_cap=FrequencyCap(
-            max_sends=settings.email_cap_max_sends, per=timedelta(days=settings.email_cap_window_days)
-        ),
+        frequency_cap=FrequencyCap(max_sends=settings.email_cap_max_sends, per=window),
+        frequency_caps={
+            band: FrequencyCap(max_sends=sends, per=window)
+            for band, sends in settings.email_cap_by_band.items()
+        },
     )
     return list(qualify.all())  # type: ignore[arg-type]
 

@@ -37,7 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.nurture import NURTURE_ENDED_SIGNAL, NurtureEnded
     from domain.qualify import (
         CHANGE_STAGE_UPDATE,
+        ENROLL_SIGNAL,
         RELOAD_RULES_SIGNAL,
+        EnrollRequest,
         StageChangeRequest,
         StageChangeResult,
     )
@@ -85,6 +87,7 @@ class LeadWorkflow:
             await workflow.wait_condition(
                 lambda: (
                     bool(self._pending)
+                    or self._qualifier.has_work()
                     or self._merged is not None
                     or workflow.info().is_continue_as_new_suggested()
                 )
@@ -93,6 +96,8 @@ class LeadWorkflow:
                 await self._handle(self._pending.pop(0))
                 if not self._pending and await self._qualifier.settle():
                     self._upsert_search_attributes()
+            if self._qualifier.has_work() and await self._qualifier.settle():
+                self._upsert_search_attributes()
             if self._merged is not None:
                 # The lead lives on under its other id; this run ends with what it knew.
                 self._state.merged_into = self._merged.into_lead_id
@@ -127,6 +132,11 @@ class LeadWorkflow:
     @workflow.signal(name=NURTURE_ENDED_SIGNAL)
     def nurture_ended(self, ended: NurtureEnded) -> None:
         self._qualifier.nurture_ended(ended)
+
+    @workflow.signal(name=ENROLL_SIGNAL)
+    def enroll(self, request: EnrollRequest) -> None:
+        """Enroll by hand, or (`restart`) move the lead onto the sequence's latest version."""
+        self._qualifier.enroll(request)
 
     @workflow.signal(name=RELOAD_RULES_SIGNAL)
     def reload_rules(self) -> None:

@@ -239,7 +239,7 @@ class NurtureWorkflow:
             ):
                 return
         key = idempotency_key(workflow.info().workflow_id, step.id, str(state.visits.get(step.id, 0) + 1))
-        cap = self._input.frequency_cap
+        cap = self._input.frequency_caps.get(self._context.score_band, self._input.frequency_cap)
         reservation = await workflow.execute_activity(
             "sends.reserve",
             SendReservationInput(

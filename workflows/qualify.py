@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
         NurtureInput,
         nurture_workflow_id,
     )
-    from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
+    from domain.qualify import Enrollable, EnrollRequest, LeadFacts, LeadFactsInput, SequencesForTrigger
     from domain.scoring import ScoringConfig, mql_decision, score_event, totals
     from domain.search_attributes import LEAD_SCORE
     from domain.sequences import EnrollmentRecord, LeadContext, may_enroll
@@ -229,13 +229,15 @@ class Qualifier:
             )
             for sequence in found.sequences:
                 mine = [e for e in state.enrollments if e.sequence_id == sequence.id]
+                if trigger.restart:
+                    await self._replace(mine, sequence.version)
                 history = [
                     EnrollmentRecord(
                         sequence_id=e.sequence_id, version=e.version, status=e.status, ended_at=e.ended_at
                     )
                     for e in mine
                 ]
-                if not may_enroll(sequence.reentry, history):
+                if not trigger.restart and not may_enroll(sequence.reentry, history):
                     continue
                 number = max((e.enrollment for e in mine), default=0) + 1
                 workflow_id = nurture_workflow_id(state.lead_id, sequence.id, number)
@@ -247,6 +249,7 @@ class Qualifier:
                         sequence=sequence,
                         context=self.context(),
                         frequency_cap=found.frequency_cap,
+                        frequency_caps=found.frequency_caps,
                     ),
                     id=workflow_id,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
@@ -263,6 +266,26 @@ class Qualifier:
                     )
                 )
                 self._trim()
+
+    async def _replace(self, enrollments: list[Enrollment], version: int) -> None:
+        """Cancels the enrollments in flight, so the lead can start over on `version`."""
+        for enrollment in enrollments:
+            if enrollment.status not in ("active", "paused"):
+                continue
+            try:
+                await workflow.get_external_workflow_handle(enrollment.workflow_id).cancel()
+            except Exception:
+                workflow.logger.info("enrollment %s was already closed", enrollment.workflow_id)
+            enrollment.status, enrollment.ended_at = "exited", workflow.now()
+            enrollment.reason = f"replaced by version {version}"
+
+    def enroll(self, request: EnrollRequest) -> None:
+        self._triggers.append(
+            SequencesForTrigger(kind="manual", sequence_id=request.sequence_id, restart=request.restart)
+        )
+
+    def has_work(self) -> bool:
+        return self._enabled and bool(self._triggers or self._context_due)
 
     async def _tell_nurtures(self, changed: bool) -> None:
         state = self._state

@@ -92,6 +92,8 @@ class RecordingPlatforms:
     @activity.defn(name="sequences.for_trigger")
     async def sequences_for_trigger(self, query: SequencesForTrigger) -> Enrollable:
         self.triggers.append(query)
+        if query.sequence_id is not None:
+            return Enrollable(sequences=[s for s in self.sequences if s.id == query.sequence_id])
         return Enrollable(sequences=[s for s in self.sequences if s.trigger.kind == query.kind])
 
     @activity.defn(name="crm.sync_person")

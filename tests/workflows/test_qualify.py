@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 from domain.events import EventType, LeadEvent
 from domain.lead import LifecycleStage
 from domain.nurture import NurtureState
-from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest, StageChangeResult
+from domain.qualify import CHANGE_STAGE_UPDATE, EnrollRequest, StageChangeRequest, StageChangeResult
 from domain.scoring import FitResult, Seniority
 from domain.sequences import load_sequences
 from runtime.settings import PROJECT_ROOT
@@ -24,6 +24,7 @@ from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
 from tests.workflows.test_lead_workflow import RecordingPlatforms, form, signal_with_start, state_of, until
 from workers.registry import WORKFLOWS
+from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
 
 WELCOME = load_sequences(PROJECT_ROOT / "config" / "sequences")["welcome_nurture"]
@@ -205,3 +206,27 @@ async def _pushed(platforms: RecordingPlatforms, stage: str) -> bool:
 async def _nurture_status(handle, status: str) -> bool:
     state: NurtureState = await handle.query(NurtureWorkflow.state)
     return state.status == status
+
+
+async def test_form_abandonment_enrolls_recovery_and_a_restart_moves_to_the_new_version(env, lead_worker):
+    platforms, queue = lead_worker
+    catalog = load_sequences(PROJECT_ROOT / "config" / "sequences")
+    recovery = catalog["form_abandonment_recovery"]
+    platforms.sequences = [recovery]
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    abandoned = event(EventType.FORM_ABANDONED, now, 1, form_id="demo", email_hash="e" * 64)
+    handle = await signal_with_start(env.client, lead_id, abandoned, queue)
+    await until(lambda: _has(handle, lambda s: bool(s.enrollments)))
+    first = (await state_of(handle)).enrollments[0]
+    assert first.sequence_id == recovery.id and first.version == 1
+    assert [q.kind for q in platforms.triggers][-1] == "form_abandoned"
+
+    platforms.sequences = [recovery.model_copy(update={"version": 2})]
+    await handle.signal(LeadWorkflow.enroll, EnrollRequest(sequence_id=recovery.id, restart=True))
+    await until(lambda: _has(handle, lambda s: len(s.enrollments) == 2))
+    old, new = (await state_of(handle)).enrollments
+    assert old.status == "exited" and old.reason == "replaced by version 2"
+    assert new.version == 2 and new.enrollment == 2 and new.status == "active"
+    described = await env.client.get_workflow_handle(old.workflow_id).describe()
+    assert described.status is not None and described.status.name == "CANCELED"
