@@ -1,12 +1,15 @@
-"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes`."""
+"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes | simulate`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from runtime.settings import Settings
 
@@ -203,6 +206,175 @@ def cmd_new(root: Path, name: str) -> int:
     return 0
 
 
+# A sample lead's score when only its band is given.
+BAND_SCORES = {"cold": 10, "warm": 45, "hot": 80}
+
+
+def _frequency_cap(text: str | None, settings: Settings) -> Any:
+    from domain.sequences import FrequencyCap, parse_duration
+
+    if text is None:
+        return FrequencyCap(
+            max_sends=settings.email_cap_max_sends, per=timedelta(days=settings.email_cap_window_days)
+        )
+    count, slash, per = text.partition("/")
+    if not slash or not count.strip().isdigit():
+        raise ValueError(f"--cap {text!r}: write SENDS/PERIOD, e.g. 3/7d")
+    return FrequencyCap(max_sends=int(count), per=parse_duration(per))
+
+
+def _simulation_table(result: Any) -> str:
+    """The timeline as columns: local time, day, step, what, why; then one summary line."""
+    context = result.context
+    facts = [
+        f"stage {context.stage}",
+        f"score {context.score} ({context.score_band})",
+        f"engagement {context.engagement}",
+        *(
+            f"{label} {value}"
+            for label, value in (
+                ("topic", context.preferred_topic),
+                ("source", context.lead_source),
+                ("country", context.country),
+                ("clicks", context.email_clicks or None),
+            )
+            if value
+        ),
+    ]
+    header = (f"local time ({result.timezone})", "day", "step", "what", "why")
+    rows = [
+        (f"{item.at_local:%a %Y-%m-%d %H:%M}", f"{item.day:.1f}", item.step_id or "-", item.kind, item.detail)
+        for item in result.timeline
+    ]
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(4)]
+    lines = [
+        f"{result.name} ({result.sequence_id} v{result.version}) for lead {result.lead_id}: "
+        + ", ".join(facts),
+        "",
+    ]
+    for row in [header, *rows]:
+        lines.append(
+            "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[4]])
+        )
+        if row is header:
+            lines.append("  ".join("-" * width for width in [*widths, 3]))
+    reason = f" ({result.exit_reason})" if result.exit_reason else ""
+    if result.status in ("active", "paused"):
+        reason = " when the horizon came"
+    lines += [
+        "",
+        f"{result.status}{reason} after {result.simulated_days:g} simulated days: "
+        f"{result.sends} emails sent; simulated in {result.wall_seconds:.2f} s",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from pydantic import ValidationError
+
+    from domain.sequences import LeadContext, load_sequences, parse_duration
+    from workers.simulate import PREVIEW_LEAD_ID, SimulatedEvent, SimulationError, parse_event, simulate
+
+    def fail(message: str) -> int:
+        print(f"journeys simulate: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        sequences = load_sequences(args.sequences_dir or settings.sequences_dir)
+    except ValueError as exc:
+        return fail(str(exc))
+    sequence = sequences.get(args.sequence_id)
+    if sequence is None:
+        known = ", ".join(sorted(sequences)) or "none"
+        return fail(f"no sequence {args.sequence_id!r}; known: {known}")
+    try:
+        context = LeadContext(
+            stage=args.stage,
+            score=args.score if args.score is not None else BAND_SCORES[args.band],
+            score_band=args.band,
+            engagement=args.engagement,
+            preferred_topic=args.topic,
+            email_clicks=args.email_clicks,
+            lead_source=args.source,
+            country=args.country,
+            timezone=args.timezone,
+        )
+        events = [parse_event(spec) for spec in args.event]
+        events += [SimulatedEvent.model_validate_json(text) for text in args.event_json]
+        start = None
+        if args.start:
+            start = datetime.fromisoformat(args.start)
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=ZoneInfo(args.timezone or "UTC"))
+        result = asyncio.run(
+            simulate(
+                sequence,
+                context,
+                events=events,
+                start=start,
+                frequency_cap=_frequency_cap(args.cap, settings),
+                already_sent=args.already_sent,
+                horizon=parse_duration(args.horizon),
+                lead_id=args.lead_id or PREVIEW_LEAD_ID,
+            )
+        )
+    except ValidationError as exc:
+        return fail("; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()))
+    except (ValueError, KeyError) as exc:
+        return fail(str(exc))
+    except SimulationError as exc:
+        print(f"journeys simulate: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2))
+    else:
+        print(_simulation_table(result))
+    return 0
+
+
+def _simulate_parser(sub: Any) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="preview a nurture sequence for a sample lead: what would be sent when, and why",
+        description="Runs the sequence on Temporal's time-skipping test server (weeks in seconds) with "
+        "sends recorded, not made, and prints the timeline.",
+    )
+    sim.add_argument("sequence_id")
+    sim.add_argument("--lead-id", help="the sample lead's id (it fixes A/B variants); default preview-lead")
+    sim.add_argument("--timezone", help="the lead's IANA time zone, e.g. Europe/Berlin (default UTC)")
+    sim.add_argument("--stage", default="lead")
+    sim.add_argument("--band", choices=list(BAND_SCORES), default="warm", help="score band (default warm)")
+    sim.add_argument("--score", type=int, help="default: a typical score of the band")
+    sim.add_argument("--engagement", choices=["low", "medium", "high"], default="low")
+    sim.add_argument("--topic", help="preferred topic, e.g. security")
+    sim.add_argument("--source", help="lead source, e.g. webinar")
+    sim.add_argument("--country", help="two-letter country code")
+    sim.add_argument("--email-clicks", type=int, default=0)
+    sim.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        metavar="AFTER:WHAT",
+        help="3d:email_clicked, 3d:email_clicked:NAME, or a context change such as 10d:stage=mql "
+        "(repeatable)",
+    )
+    sim.add_argument(
+        "--event-json",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='an event as JSON: {"after": "3d", "type": "email_clicked", "properties": {...}} (repeatable)',
+    )
+    sim.add_argument("--start", help="a later start than now (ISO 8601; without offset: in --timezone)")
+    sim.add_argument("--already-sent", type=int, default=0, help="marketing emails already in the cap window")
+    sim.add_argument("--cap", help="frequency cap SENDS/PERIOD, e.g. 3/7d (default: JOURNEYS_EMAIL_CAP_*)")
+    sim.add_argument("--horizon", default="120d", help="stop after this long at most (default 120d)")
+    sim.add_argument("--sequences-dir", type=Path, help="default: JOURNEYS_SEQUENCES_DIR")
+    sim.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
 COMMANDS = {
     "dev": (cmd_dev, "run everything on embedded defaults (Temporal, PostgreSQL, sandbox, worker, API)"),
     "worker": (cmd_worker, "run a worker"),
@@ -235,10 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     new = sub.add_parser("new", help="make a new journey: models, workflow, activities, test, registration")
     new.add_argument("name", help="snake_case, e.g. webinar_followup")
     new.add_argument("--root", type=Path, default=Path.cwd(), help="the project's root (default: here)")
+    _simulate_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "new":
         return cmd_new(args.root, args.name)
     settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    if args.command == "simulate":
+        # No log setup: logs go to stdout, which carries the table or the JSON.
+        return cmd_simulate(settings, args)
     _logging(settings)
     if args.command == "keys":
         return cmd_keys(settings, args)

@@ -7,11 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.context import AppContext, context
 from domain.ids import lead_workflow_id
 from domain.lead import LEAD_STATE_QUERY, LeadState
+from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest, StageChangeResult
 from store.models import Lead
 
 router = APIRouter(tags=["leads"])
@@ -249,3 +252,48 @@ async def export_lead(lead_id: str, request: Request, ctx: AppContext = Depends(
         {"lead_id": lead_id, **exported, "journey": journey},
         headers={"Content-Disposition": f'attachment; filename="lead-{lead_id}.json"'},
     )
+
+
+@router.post(
+    "/v1/leads/{lead_id}/stage",
+    summary="Move a lead by hand: SQL on acceptance, disqualify, recycle (validated by the journey)",
+    description=(
+        "Forward moves, disqualifying a lead before it is a customer, and recycling an MQL, SQL or "
+        "disqualified lead are allowed; anything else answers 409 with the reason. A recycled lead's "
+        "behaviour score starts over and its paused nurture resumes. Admin scope."
+    ),
+    responses={
+        200: {
+            "content": {
+                "application/json": {"example": {"stage": "recycled", "previous": "mql", "changed": True}}
+            }
+        },
+        404: {"description": "no such lead, or its journey is not running"},
+        409: {
+            "content": {
+                "application/json": {"example": {"detail": "a customer lead cannot move to recycled"}}
+            }
+        },
+    },
+)
+async def change_stage(
+    lead_id: str,
+    body: StageChangeRequest,
+    request: Request,
+    ctx: AppContext = Depends(context),
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "admin")
+    handle = request.app.state.temporal.get_workflow_handle(lead_workflow_id(lead_id))
+    try:
+        result = await handle.execute_update(
+            CHANGE_STAGE_UPDATE, body, result_type=StageChangeResult, rpc_timeout=QUERY_TIMEOUT
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        raise HTTPException(status_code=409, detail=message) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(status_code=404, detail=f"no running journey for lead {lead_id!r}") from exc
+        raise HTTPException(status_code=503, detail=f"Temporal: {exc.message}") from exc
+    return result.model_dump(mode="json")
