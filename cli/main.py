@@ -206,6 +206,35 @@ def cmd_new(root: Path, name: str) -> int:
     return 0
 
 
+def cmd_sequences(settings: Settings, args: argparse.Namespace) -> int:
+    """Moves the leads enrolled in a sequence onto its latest version: each lead's journey cancels
+    the enrollment in flight and starts the sequence over on the new version."""
+    from domain.ids import lead_workflow_id
+    from domain.nurture import parse_nurture_workflow_id
+    from domain.qualify import ENROLL_SIGNAL, EnrollRequest
+    from runtime.temporal import connect
+
+    async def run() -> int:
+        client = await connect(settings)
+        leads: set[str] = set()
+        async for found in client.list_workflows("Journey = 'nurture' AND ExecutionStatus = 'Running'"):
+            parsed = parse_nurture_workflow_id(found.id)
+            if parsed is not None and parsed[1] == args.sequence_id:
+                leads.add(parsed[0])
+        for lead_id in sorted(leads):
+            if not args.dry_run:
+                await client.get_workflow_handle(lead_workflow_id(lead_id)).signal(
+                    ENROLL_SIGNAL, EnrollRequest(sequence_id=args.sequence_id, restart=True)
+                )
+            print(f"{'would move' if args.dry_run else 'moved'} lead {lead_id}")
+        print(
+            f"{len(leads)} leads {'to move' if args.dry_run else 'moved'} onto the latest {args.sequence_id}"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 # A sample lead's score when only its band is given.
 BAND_SCORES = {"cold": 10, "warm": 45, "hot": 80}
 
@@ -408,6 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("name", help="snake_case, e.g. webinar_followup")
     new.add_argument("--root", type=Path, default=Path.cwd(), help="the project's root (default: here)")
     _simulate_parser(sub)
+    sequences = sub.add_parser("sequences", help="act on the leads enrolled in a sequence")
+    sequence_actions = sequences.add_subparsers(dest="action", required=True)
+    move = sequence_actions.add_parser("move", help="move enrolled leads onto the sequence's latest version")
+    move.add_argument("sequence_id")
+    move.add_argument("--dry-run", action="store_true", help="list the leads, change nothing")
     args = parser.parse_args(argv)
     if args.command == "new":
         return cmd_new(args.root, args.name)
@@ -418,6 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     _logging(settings)
     if args.command == "keys":
         return cmd_keys(settings, args)
+    if args.command == "sequences":
+        return cmd_sequences(settings, args)
     handler, _ = COMMANDS[args.command]
     return handler(settings)
 

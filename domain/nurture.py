@@ -27,6 +27,18 @@ def nurture_workflow_id(lead_id: str, sequence_id: str, enrollment: int) -> str:
     return f"nurture-{lead_id}-{sequence_id}-{enrollment}"
 
 
+def parse_nurture_workflow_id(workflow_id: str) -> tuple[str, str, int] | None:
+    """(lead id, sequence id, enrollment) of a nurture run's id; None for any other id."""
+    prefix = "nurture-"
+    if not workflow_id.startswith(prefix) or len(workflow_id) < len(prefix) + 36 + 4:
+        return None
+    lead_id, rest = workflow_id[len(prefix) : len(prefix) + 36], workflow_id[len(prefix) + 36 :]
+    sequence_id, _, number = rest[1:].rpartition("-")
+    if not rest.startswith("-") or not sequence_id or not number.isdigit():
+        return None
+    return lead_id, sequence_id, int(number)
+
+
 class EventNotice(BaseModel):
     """An event of the lead, as a nurture needs it: for `wait_until` steps and the goal."""
 

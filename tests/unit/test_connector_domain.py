@@ -77,3 +77,14 @@ def test_personalize_fills_profile_fields_and_blanks_unknown_ones():
     assert personalize("{name} of {company} ({job_title}) {nope}", lead) == "Ada Lovelace of X () "
     assert personalize("no fields", lead) == "no fields"
     assert personalize("{first_name}", None) == "{first_name}"
+
+
+def test_nurture_ids_name_their_lead_sequence_and_enrollment():
+    from domain.nurture import nurture_workflow_id, parse_nurture_workflow_id
+
+    lead = "830805f1-5d16-5e3a-9b1c-7fc0a10c9134"
+    made = nurture_workflow_id(lead, "welcome_nurture", 3)
+    assert parse_nurture_workflow_id(made) == (lead, "welcome_nurture", 3)
+    assert parse_nurture_workflow_id(nurture_workflow_id(lead, "a-b-c", 12)) == (lead, "a-b-c", 12)
+    assert parse_nurture_workflow_id(f"lead-{lead}") is None
+    assert parse_nurture_workflow_id(f"nurture-{lead}-x") is None
