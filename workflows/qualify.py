@@ -43,6 +43,9 @@ PUSH_TIMEOUT = timedelta(seconds=60)
 PROFILE_EVENTS = frozenset(
     {EventType.IDENTIFY, EventType.FORM_SUBMITTED, EventType.LEAD_AD_SUBMITTED, EventType.GROUP}
 )
+QUALIFIED_STAGES = frozenset(
+    {LifecycleStage.MQL, LifecycleStage.SQL, LifecycleStage.CUSTOMER, LifecycleStage.ADVOCATE}
+)
 CUSTOMER_EVENTS = frozenset({EventType.PURCHASE, EventType.SUBSCRIPTION_STARTED})
 # What a nurture may wait for or count as its goal.
 FORWARDED = frozenset(
@@ -177,10 +180,27 @@ class Qualifier:
     async def _push(self) -> None:
         """The seed's "lead score change -> PUT to email segmentation", and the CRM's score and stage."""
         state = self._state
-        if state.stage is LifecycleStage.ANONYMOUS:
-            return
+        qualified = state.stage in QUALIFIED_STAGES
+        # A lead reaches the CRM by a form (the contact exists) or by qualifying; an abandoned form
+        # or a Segment identify alone does not make a CRM record. Likewise the email platform.
+        targets = [
+            (name, summary)
+            for name, summary, present in (
+                (
+                    "crm.sync_person",
+                    f"CRM: stage {state.stage.value}, score {state.score}",
+                    state.crm_contact_id,
+                ),
+                (
+                    "email.sync_profile",
+                    f"Email segmentation: band {state.score_band}",
+                    state.email_profile_id,
+                ),
+            )
+            if present or qualified
+        ]
         pushed = f"{state.stage.value}:{state.score}:{state.score_band}"
-        if pushed == state.pushed:
+        if pushed == state.pushed or not targets:
             return
         step = idempotency_key(workflow.info().workflow_id, "push", pushed)
         data = SyncPersonInput(
@@ -201,14 +221,11 @@ class Qualifier:
                     retry_policy=PLATFORM_RETRY,
                     summary=summary,
                 )
-                for name, summary in (
-                    ("crm.sync_person", f"CRM: stage {state.stage.value}, score {state.score}"),
-                    ("email.sync_profile", f"Email segmentation: band {state.score_band}"),
-                )
+                for name, summary in targets
             ),
             return_exceptions=True,
         )
-        for name, result in zip(("crm.sync_person", "email.sync_profile"), results, strict=True):
+        for (name, _), result in zip(targets, results, strict=True):
             if isinstance(result, ActivityError):
                 state.record_failure(name, str(result.cause or result), workflow.now())
             elif isinstance(result, BaseException):

@@ -163,8 +163,12 @@ async def test_a_failing_platform_is_retried_with_the_same_key(api, sandbox):
     response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
     assert response.status_code == 202
     calls = await wait_for_calls(sandbox, email, synced, timeout=30)
-    crm = [c for c in calls if c["provider"] == "hubspot"]
-    assert [c["status"] for c in crm] == [503, 503, 200]
+    # The form's upsert (other HubSpot calls, such as score pushes, may draw the injected faults too).
+    crm = [
+        c for c in calls if c["provider"] == "hubspot" and (c["idempotency_key"] or "").endswith("crm-upsert")
+    ]
+    statuses = [c["status"] for c in crm]
+    assert statuses[-1] == 200 and 503 in statuses and set(statuses) <= {503, 200}, statuses
     assert len({c["idempotency_key"] for c in crm}) == 1
     lead = await lead_state(api, response.json()["lead_id"], lambda s: s["journey"]["crm_contact_id"])
     assert lead["journey"]["failures"] == []
