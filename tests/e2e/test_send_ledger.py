@@ -1,0 +1,81 @@
+"""The send ledger on PostgreSQL: the cap across journeys, suppression from recorded events,
+idempotent reservations, and journeys asking at the same moment."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from devstack.stack import DevStack
+from domain.connectors import SendReservationInput
+from domain.ids import lead_id_for_email
+from store.db import create_engine, session_factory
+from store.sends import SendLedger
+from tests.e2e.test_form_slice import demo_form, lead_state, new_email
+
+pytestmark = pytest.mark.e2e
+
+
+def ask(lead_id: str, key: str, journey: str = "welcome_nurture", **extra) -> SendReservationInput:
+    return SendReservationInput(lead_id=lead_id, idempotency_key=key, journey=journey, max_sends=3, **extra)
+
+
+async def test_the_cap_counts_every_journey_and_a_retry_is_the_same_reservation(
+    stack: DevStack, api: httpx.AsyncClient
+):
+    email = new_email()
+    assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
+    lead_id = lead_id_for_email(email)
+    await lead_state(api, lead_id, lambda s: s["journey"] is not None)
+    engine = create_engine(stack.database_url, pool_size=8)
+    try:
+        ledger = SendLedger(session_factory(engine))
+        now = datetime.now(UTC)
+        assert (await ledger.reserve(ask(lead_id, "k1"), now=now)).status == "granted"
+        assert (await ledger.reserve(ask(lead_id, "k1"), now=now)).reason == "already reserved"
+        assert (await ledger.reserve(ask(lead_id, "k2", "content_followup"), now=now)).status == "granted"
+        assert (
+            await ledger.reserve(ask(lead_id, "k3", "form_abandonment_recovery"), now=now)
+        ).status == "granted"
+        over = await ledger.reserve(ask(lead_id, "k4"), now=now + timedelta(hours=1))
+        assert over.status == "deferred" and over.retry_at == now + timedelta(days=7)
+        # Transactional mail (marketing=False) is not capped.
+        assert (await ledger.reserve(ask(lead_id, "k5", marketing=False), now=now)).status == "granted"
+        # A week later the first send has left the window.
+        later = await ledger.reserve(ask(lead_id, "k4"), now=now + timedelta(days=7, seconds=1))
+        assert later.status == "granted"
+        assert await ledger.count(lead_id) == 5
+
+        # Eight journeys asking at once for a fresh lead: exactly three get a place.
+        other = new_email()
+        assert (await api.post("/v1/forms/demo/submissions", json=demo_form(other))).status_code == 202
+        other_id = lead_id_for_email(other)
+        await lead_state(api, other_id, lambda s: s["journey"] is not None)
+        answers = await asyncio.gather(*(ledger.reserve(ask(other_id, f"c{n}"), now=now) for n in range(8)))
+        assert sorted(a.status for a in answers) == ["deferred"] * 5 + ["granted"] * 3
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unsubscribe_recorded_by_ingestion_suppresses_every_later_send(
+    stack: DevStack, api: httpx.AsyncClient
+):
+    email = new_email()
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
+    assert (
+        await api.post("/v1/identify", json={"userId": user, "traits": {"email": email}})
+    ).status_code == 200
+    assert (await api.post("/v1/track", json={"userId": user, "event": "Unsubscribed"})).status_code == 200
+    lead_id = lead_id_for_email(email)
+    engine = create_engine(stack.database_url, pool_size=2)
+    try:
+        ledger = SendLedger(session_factory(engine))
+        answer = await ledger.reserve(ask(lead_id, "after-unsubscribe"))
+        assert answer.status == "suppressed" and answer.reason == "email_unsubscribed"
+        gone = await ledger.reserve(ask(str(uuid.uuid4()), "no-lead"))
+        assert gone.status == "suppressed" and "not found" in (gone.reason or "")
+    finally:
+        await engine.dispose()
