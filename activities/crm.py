@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.contacts import lead_with_email, person_of, personalize, submission_contact, synced_person
 from activities.errors import connector_step
+from activities.sales_context import sales_context
 from domain.connectors import (
     CrmDealInput,
     CrmMeetingInput,
@@ -115,8 +116,23 @@ class CrmActivities:
         async with connector_step(self._stats, self._crm.provider, "crm.log_meeting"):
             return await self._crm.log_meeting(meeting, idempotency_key=data.idempotency_key)
 
+    @activity.defn(name="crm.add_sales_context")
+    async def add_sales_context(self, data: CrmNoteInput) -> WriteResult:
+        """One note with everything sales needs to call this lead (`body` is its headline)."""
+        lead, _ = await lead_with_email(self._store, data.lead_id)
+        account = await self._store.account(lead.account_id) if lead.account_id else None
+        events = await self._store.events(lead.lead_id, limit=300)
+        note = Note(
+            body=sales_context(lead, account, events, data.body),
+            occurred_at=data.occurred_at,
+            person_id=await self._contact_id(lead.lead_id),
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.add_sales_context"):
+            return await self._crm.add_note(note, idempotency_key=data.idempotency_key)
+
     def all(self) -> list[object]:
         return [
+            self.add_sales_context,
             self.upsert_contact,
             self.sync_person,
             self.create_task,

@@ -178,6 +178,10 @@ class LeadState(BaseModel):
     pushed: str | None = None
     # Sessions before the last recycle: the MQL rule counts the ones since.
     sessions_before_recycle: int = 0
+    # Hand-offs to sales: how many there were, and the one in flight.
+    handoffs: int = 0
+    active_handoff: str | None = None
+    owner: str | None = None
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_event_ids

@@ -25,6 +25,7 @@ from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 from workers.connectors import build_connectors
 from workflows.connector_steps import ConnectorStepsWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
 
@@ -82,6 +83,7 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 WORKFLOWS: list[type] = [
     LeadWorkflow,
     NurtureWorkflow,
+    HandoffWorkflow,
     ConnectorStepsWorkflow,
     # journeys new: workflows
 ]

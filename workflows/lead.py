@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.events import EventType, LeadEvent
+    from domain.handoff import HANDOFF_OUTCOME_SIGNAL, HandoffOutcome
     from domain.ids import idempotency_key
     from domain.lead import (
         EVENTS_SIGNAL,
@@ -138,6 +139,11 @@ class LeadWorkflow:
         """Enroll by hand, or (`restart`) move the lead onto the sequence's latest version."""
         self._qualifier.enroll(request)
 
+    @workflow.signal(name=HANDOFF_OUTCOME_SIGNAL)
+    def handoff_outcome(self, outcome: HandoffOutcome) -> None:
+        """The rep accepted the hand-off: the lead becomes an SQL."""
+        self._qualifier.handoff_outcome(outcome)
+
     @workflow.signal(name=RELOAD_RULES_SIGNAL)
     def reload_rules(self) -> None:
         """Marketing ops changed the scoring file: the next event is scored by the new rules."""
@@ -153,6 +159,13 @@ class LeadWorkflow:
         if changed:
             self._upsert_search_attributes()
             self._qualifier.stage_changed()
+            if request.stage in (
+                LifecycleStage.RECYCLED,
+                LifecycleStage.DISQUALIFIED,
+                LifecycleStage.CUSTOMER,
+                LifecycleStage.SQL,
+            ):
+                await self._qualifier.close_handoff(f"lead moved to {request.stage.value} by {request.by}")
             await self._qualifier.settle()
         return StageChangeResult(stage=self._state.stage, previous=previous, changed=changed)
 

@@ -18,6 +18,13 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import SyncPersonInput, WriteResult
     from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
+    from domain.handoff import (
+        HANDOFF_CLOSE_SIGNAL,
+        HANDOFF_WORKFLOW_TYPE,
+        HandoffInput,
+        HandoffOutcome,
+        handoff_workflow_id,
+    )
     from domain.ids import idempotency_key
     from domain.lead import Enrollment, LeadState, LifecycleStage
     from domain.nurture import (
@@ -36,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 QUALIFY_PATCH = "qualify-v1"
+HANDOFF_PATCH = "handoff-v1"
 ENROLLMENTS_KEPT = 50
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 PUSH_TIMEOUT = timedelta(seconds=60)
@@ -66,6 +74,7 @@ class Qualifier:
         self._context_due = False
         self._forward: list[EventNotice] = []
         self._triggers: list[SequencesForTrigger] = []
+        self._outcomes: list[HandoffOutcome] = []
 
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
@@ -153,8 +162,19 @@ class Qualifier:
         state.email_engagement, state.content_pieces = scored.email_engagement, scored.content_pieces
         decision = mql_decision(rules.mql, scored, state.sessions_counted, state.fit)
         state.mql_met, state.mql_missing = decision.met, decision.missing
+        for outcome in self._outcomes:
+            if outcome.handoff_id == state.active_handoff and state.move_to(
+                LifecycleStage.SQL,
+                f"accepted by {outcome.rep_id} ({outcome.handoff_id})",
+                outcome.accepted_at,
+            ):
+                state.owner, state.active_handoff = outcome.rep_id, None
+                self._context_due = True
+        self._outcomes.clear()
         if decision.qualified and state.stage in (LifecycleStage.LEAD, LifecycleStage.RECYCLED):
             state.move_to(LifecycleStage.MQL, "MQL rule: " + "; ".join(decision.met), workflow.now())
+            if workflow.patched(HANDOFF_PATCH):
+                await self._start_handoff(decision.met)
         changed = (state.stage, state.score) != before
         if changed:
             workflow.upsert_search_attributes([LEAD_SCORE.value_set(state.score)])
@@ -302,7 +322,45 @@ class Qualifier:
         )
 
     def has_work(self) -> bool:
-        return self._enabled and bool(self._triggers or self._context_due)
+        return self._enabled and bool(self._triggers or self._context_due or self._outcomes)
+
+    def handoff_outcome(self, outcome: HandoffOutcome) -> None:
+        self._outcomes.append(outcome)
+
+    async def _start_handoff(self, reasons: list[str]) -> None:
+        """The lead is an MQL: sales gets it now (the hand-off runs on its own, with its SLA)."""
+        state = self._state
+        state.handoffs += 1
+        workflow_id = handoff_workflow_id(state.lead_id, state.handoffs)
+        await workflow.start_child_workflow(
+            HANDOFF_WORKFLOW_TYPE,
+            HandoffInput(
+                lead_id=state.lead_id,
+                number=state.handoffs,
+                mql_at=workflow.now(),
+                score=state.score,
+                score_band=state.score_band,
+                reasons=reasons,
+            ),
+            id=workflow_id,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"MQL hand-off {state.handoffs} for lead {state.lead_id}",
+        )
+        state.active_handoff = workflow_id
+
+    async def close_handoff(self, reason: str) -> None:
+        """A person moved the lead on (recycled, disqualified, customer): the hand-off stops."""
+        state = self._state
+        if state.active_handoff is None:
+            return
+        try:
+            await workflow.get_external_workflow_handle(state.active_handoff).signal(
+                HANDOFF_CLOSE_SIGNAL, reason
+            )
+        except Exception:
+            workflow.logger.info("hand-off %s already closed", state.active_handoff)
+        state.active_handoff = None
 
     async def _tell_nurtures(self, changed: bool) -> None:
         state = self._state

@@ -1,0 +1,237 @@
+"""The MQL hand-off on the time-skipping server: accepted in time, the escalation chain to the team
+queue, who may accept (and only once), closing when the lead moves on. Activities are fakes; the
+roster's choices are the fake's."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from domain.connectors import CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
+from domain.handoff import (
+    ACCEPT_UPDATE,
+    AcceptRequest,
+    AcceptResult,
+    AssignInput,
+    Assignment,
+    HandoffInput,
+    HandoffPolicy,
+    HandoffState,
+    Milestone,
+    RepNotifyInput,
+    handoff_workflow_id,
+)
+from runtime.temporal import register_search_attributes
+from tests.conftest import _test_server
+from workers.registry import WORKFLOWS
+from workflows.handoff import HandoffWorkflow
+
+TEAM = ["ana", "ben", "cho"]
+
+
+class FakeSales:
+    def __init__(self, reps: list[str | None]) -> None:
+        self.reps = reps
+        self.assigned: list[AssignInput] = []
+        self.notified: list[RepNotifyInput] = []
+        self.milestones: list[Milestone] = []
+        self.tasks: list[CrmTaskInput] = []
+        self.released = 0
+
+    @activity.defn(name="handoff.policy")
+    async def policy(self) -> HandoffPolicy:
+        return HandoffPolicy(
+            sla=timedelta(minutes=5), step_timeout=timedelta(minutes=5), manager_slack_id="U0MGR"
+        )
+
+    @activity.defn(name="handoff.assign")
+    async def assign(self, data: AssignInput) -> Assignment:
+        self.assigned.append(data)
+        rep = self.reps[min(data.attempt, len(self.reps)) - 1]
+        return Assignment(
+            rep_id=rep,
+            rep_name=rep,
+            slack_user_id=f"U-{rep}" if rep else None,
+            team_id="sales",
+            queue_channel="C0QUEUE",
+            team_reps=TEAM,
+            queue=rep is None,
+            reason="weighted round robin" if rep else "nobody available",
+        )
+
+    @activity.defn(name="handoff.release")
+    async def release(self, data: AssignInput) -> None:
+        self.released += 1
+
+    @activity.defn(name="handoff.record")
+    async def record(self, milestone: Milestone) -> None:
+        self.milestones.append(milestone)
+
+    @activity.defn(name="notify.rep")
+    async def notify(self, data: RepNotifyInput) -> WriteResult:
+        self.notified.append(data)
+        return WriteResult(provider="slack", object_type="message", id=data.idempotency_key)
+
+    @activity.defn(name="crm.sync_person")
+    async def sync_person(self, data: SyncPersonInput) -> WriteResult:
+        return WriteResult(provider="hubspot", object_type="contact", id="c-1", created=False)
+
+    @activity.defn(name="crm.add_sales_context")
+    async def context(self, data: CrmNoteInput) -> WriteResult:
+        return WriteResult(provider="hubspot", object_type="note", id="n-1")
+
+    @activity.defn(name="crm.create_task")
+    async def task(self, data: CrmTaskInput) -> WriteResult:
+        self.tasks.append(data)
+        return WriteResult(provider="hubspot", object_type="task", id="t-1")
+
+    def all(self) -> list[Any]:
+        return [
+            self.policy,
+            self.assign,
+            self.release,
+            self.record,
+            self.notify,
+            self.sync_person,
+            self.context,
+            self.task,
+        ]
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
+    )
+    await register_search_attributes(environment.client)
+    yield environment
+    await environment.shutdown()
+
+
+@pytest.fixture
+async def run_with(env: WorkflowEnvironment) -> AsyncIterator[Any]:
+    workers: list[Worker] = []
+
+    async def start(fake: FakeSales) -> WorkflowHandle:
+        queue = f"handoff-{uuid.uuid4()}"
+        worker = Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all())
+        await worker.__aenter__()
+        workers.append(worker)
+        lead_id = str(uuid.uuid4())
+        return await env.client.start_workflow(
+            HandoffWorkflow.run,
+            HandoffInput(
+                lead_id=lead_id,
+                mql_at=await env.get_current_time(),
+                score=82,
+                score_band="hot",
+                reasons=["email engagement 74 >= 70"],
+            ),
+            id=handoff_workflow_id(lead_id, 1),
+            task_queue=queue,
+        )
+
+    yield start
+    for worker in workers:
+        await worker.__aexit__(None, None, None)
+
+
+async def status(handle: WorkflowHandle, wanted: str, timeout: float = 10.0) -> HandoffState:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = HandoffState.model_validate(await handle.query("state"))
+        if state.status == wanted:
+            return state
+        assert asyncio.get_running_loop().time() < deadline, state
+        await asyncio.sleep(0.05)
+
+
+async def accept(handle: WorkflowHandle, rep: str) -> AcceptResult:
+    return await handle.execute_update(ACCEPT_UPDATE, AcceptRequest(rep_id=rep), result_type=AcceptResult)
+
+
+async def result(handle: WorkflowHandle) -> HandoffState:
+    return HandoffState.model_validate(await handle.result())
+
+
+async def test_the_assigned_rep_accepts_in_time(run_with):
+    fake = FakeSales(["ana"])
+    handle = await run_with(fake)
+    await status(handle, "waiting")
+    accepted = await accept(handle, "ana")
+    assert accepted.rep_id == "ana" and accepted.seconds_from_mql < 300
+    state = await result(handle)
+    assert state.status == "accepted" and state.accepted_by == "ana"
+    assert [m.kind for m in fake.milestones] == ["mql", "assigned", "notified", "accepted"]
+    assert [(n.kind, n.slack_channel) for n in fake.notified] == [("assigned", "U-ana")]
+    assert fake.tasks and fake.tasks[0].priority == "HIGH"
+
+
+async def test_no_answer_escalates_to_the_next_rep_the_manager_then_the_team_queue(env, run_with):
+    fake = FakeSales(["ana", "ben"])
+    handle = await run_with(fake)
+    await status(handle, "waiting")
+    await env.sleep(timedelta(minutes=5, seconds=30))
+    state = await status(handle, "waiting")
+    assert state.assignment is not None and state.assignment.rep_id == "ben"
+    assert fake.assigned[-1].exclude == ["ana"]
+    await env.sleep(timedelta(minutes=5, seconds=30))
+    await env.sleep(timedelta(minutes=5, seconds=30))
+    state = await status(handle, "queued")
+    # Anyone in the team may take it from the queue; someone outside may not.
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await accept(handle, "zed")
+    assert "does not hold this lead" in str(refused.value.cause)
+    await accept(handle, "cho")
+    final = await result(handle)
+    assert final.accepted_by == "cho"
+    assert [(n.kind, n.slack_channel) for n in fake.notified] == [
+        ("assigned", "U-ana"),
+        ("escalated_to_you", "U-ben"),
+        ("manager_alert", "U0MGR"),
+        ("queue", "C0QUEUE"),
+    ]
+    assert fake.released >= 2
+    whats = [entry.what for entry in final.audit]
+    assert sum("SLA passed" in w for w in whats) == 3
+
+
+async def test_only_the_rep_holding_the_lead_accepts_and_only_once(run_with):
+    handle = await run_with(FakeSales(["ana"]))
+    await status(handle, "waiting")
+    with pytest.raises(WorkflowUpdateFailedError) as wrong:
+        await accept(handle, "ben")
+    assert "ben does not hold this lead (ana does)" in str(wrong.value.cause)
+    first, second = await asyncio.gather(accept(handle, "ana"), accept(handle, "ana"), return_exceptions=True)
+    # Two clicks at once: one wins; the other is refused by the validator, or finds the hand-off done.
+    outcomes = [first, second]
+    assert sum(isinstance(o, AcceptResult) for o in outcomes) == 1, outcomes
+    assert (await result(handle)).accepted_by == "ana"
+
+
+async def test_nobody_available_goes_straight_to_the_queue(run_with):
+    fake = FakeSales([None])
+    handle = await run_with(fake)
+    state = await status(handle, "queued")
+    assert state.assignment is not None and state.assignment.reason == "nobody available"
+    await accept(handle, "ben")
+    assert (await result(handle)).accepted_by == "ben"
+    assert [n.kind for n in fake.notified] == ["queue"]
+
+
+async def test_the_lead_moving_on_closes_the_handoff(run_with):
+    fake = FakeSales(["ana"])
+    handle = await run_with(fake)
+    await status(handle, "waiting")
+    await handle.signal(HandoffWorkflow.close, "lead moved to recycled by sdr")
+    state = await result(handle)
+    assert state.status == "closed" and state.close_reason == "lead moved to recycled by sdr"
+    assert fake.milestones[-1].kind == "closed" and fake.released == 1

@@ -1,0 +1,346 @@
+"""The MQL -> sales hand-off, `handoff-{lead_id}-{n}`: assign, tell, wait for acceptance within
+the SLA, escalate along the roster's chain, audit every step.
+
+The SLA clock starts when the lead became an MQL, not when this run started. Acceptance is an
+update with a validator (only the rep holding the lead, or any rep of the team once the lead is
+in the team queue; only once), so a rep's click gets a clear yes or no.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from domain.connectors import CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
+    from domain.handoff import (
+        ACCEPT_UPDATE,
+        HANDOFF_CLOSE_SIGNAL,
+        HANDOFF_OUTCOME_SIGNAL,
+        HANDOFF_STATE_QUERY,
+        HANDOFF_WORKFLOW_TYPE,
+        AcceptRequest,
+        AcceptResult,
+        AssignInput,
+        Assignment,
+        HandoffInput,
+        HandoffOutcome,
+        HandoffPolicy,
+        HandoffState,
+        Milestone,
+        RepNotifyInput,
+    )
+    from domain.ids import idempotency_key, lead_workflow_id
+    from domain.search_attributes import JOURNEY, LEAD_ID, OWNER
+    from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
+
+# The hand-off's own calls must be fast: a slow platform is retried quickly, not in minutes.
+FAST_RETRY = PLATFORM_RETRY.__class__(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=PLATFORM_RETRY.non_retryable_error_types,
+)
+CALL_TIMEOUT = timedelta(seconds=20)
+
+
+@workflow.defn(name=HANDOFF_WORKFLOW_TYPE)
+class HandoffWorkflow:
+    def __init__(self) -> None:
+        self._state = HandoffState()
+        self._input: HandoffInput | None = None
+        self._closed = False
+
+    @workflow.query(name=HANDOFF_STATE_QUERY)
+    def state(self) -> HandoffState:
+        return self._state
+
+    @workflow.signal(name=HANDOFF_CLOSE_SIGNAL)
+    def close(self, reason: str) -> None:
+        """The lead moved on without us (recycled, disqualified, customer): stop escalating."""
+        if self._state.status not in ("accepted", "closed"):
+            self._closed = True
+            self._state.close_reason = reason
+
+    @workflow.update(name=ACCEPT_UPDATE)
+    async def accept(self, request: AcceptRequest) -> AcceptResult:
+        assert self._input is not None
+        state, now = self._state, workflow.now()
+        state.status, state.accepted_by, state.accepted_at = "accepted", request.rep_id, now
+        state.log(now, f"accepted{': ' + request.note if request.note else ''}", request.rep_id)
+        handoff_id = workflow.info().workflow_id
+        await self._milestone("accepted", request.rep_id)
+        await asyncio.gather(
+            self._tell_lead(HandoffOutcome(handoff_id=handoff_id, rep_id=request.rep_id, accepted_at=now)),
+            self._call(
+                "crm.create_task",
+                CrmTaskInput(
+                    lead_id=self._input.lead_id,
+                    idempotency_key=idempotency_key(handoff_id, "accepted", "first-call"),
+                    subject="First call with {name} ({company})",
+                    body="Accepted from the MQL hand-off. " + "; ".join(self._input.reasons),
+                    due_at=now + timedelta(hours=1),
+                    owner_id=state.assignment.crm_owner_id if state.assignment else None,
+                    priority="HIGH",
+                ),
+                "Task: first call within the hour",
+            ),
+        )
+        return AcceptResult(
+            handoff_id=handoff_id,
+            rep_id=request.rep_id,
+            accepted_at=now,
+            seconds_from_mql=(now - self._input.mql_at).total_seconds(),
+        )
+
+    @accept.validator
+    def _only_the_rep_holding_it(self, request: AcceptRequest) -> None:
+        state = self._state
+        if state.status == "accepted":
+            raise ValueError(f"already accepted by {state.accepted_by}")
+        if state.status == "closed" or self._closed:
+            raise ValueError(f"closed: {state.close_reason}")
+        assignment = state.assignment
+        if assignment is None:
+            raise ValueError("not assigned yet")
+        if request.rep_id == assignment.rep_id:
+            return
+        if state.status == "queued" and request.rep_id in assignment.team_reps:
+            return
+        holder = "the team queue" if assignment.queue else assignment.rep_id
+        raise ValueError(f"{request.rep_id} does not hold this lead ({holder} does)")
+
+    @workflow.run
+    async def run(self, input: HandoffInput) -> HandoffState:
+        self._input = input
+        state = self._state
+        workflow.upsert_search_attributes([LEAD_ID.value_set(input.lead_id), JOURNEY.value_set("handoff")])
+        state.log(input.mql_at, "MQL: " + "; ".join(input.reasons))
+        policy, _ = await asyncio.gather(
+            self._call("handoff.policy", None, "Roster: SLA and escalation chain", result_type=HandoffPolicy),
+            self._milestone("mql", None, at=input.mql_at),
+        )
+        assert isinstance(policy, HandoffPolicy)
+        await asyncio.gather(self._assign_and_tell("assigned"), self._enrich())
+        deadline = input.mql_at + policy.sla
+        chain = list(policy.chain)
+        while True:
+            remaining = max(deadline - workflow.now(), timedelta(0))
+            summary = "SLA: the rep accepts" if not state.tried[1:] else "escalated: accept"
+            done = await self._wait_for_outcome(remaining if state.status != "queued" else None, summary)
+            if done:
+                break
+            step = chain.pop(0) if chain else "team_queue"
+            await self._escalate(step, policy)
+            deadline = workflow.now() + policy.step_timeout
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._closed and state.status != "accepted":
+            state.status = "closed"
+            state.log(workflow.now(), f"closed: {state.close_reason}")
+            await self._milestone("closed", None, detail=state.close_reason or "")
+            await self._release()
+        workflow.set_current_details(self._details())
+        return state
+
+    async def _tell_lead(self, outcome: HandoffOutcome) -> None:
+        assert self._input is not None
+        try:
+            await workflow.get_external_workflow_handle(lead_workflow_id(self._input.lead_id)).signal(
+                HANDOFF_OUTCOME_SIGNAL, outcome
+            )
+        except Exception:
+            # The lead's run is gone (erased, merged): the acceptance stands in this history.
+            self._state.log(workflow.now(), "the lead's journey was not found to tell it")
+
+    async def _wait_for_outcome(self, timeout: timedelta | None, summary: str) -> bool:
+        workflow.set_current_details(self._details())
+        try:
+            await workflow.wait_condition(
+                lambda: self._state.status == "accepted" or self._closed,
+                timeout=timeout,
+                timeout_summary=summary,
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    def _details(self) -> str:
+        state = self._state
+        holder = state.assignment
+        who = "nobody" if holder is None else ("the team queue" if holder.queue else f"rep `{holder.rep_id}`")
+        return f"Hand-off **{state.status}**: {who}; {len(state.audit)} audited steps"
+
+    async def _assign_and_tell(self, kind: str) -> None:
+        assert self._input is not None
+        state = self._state
+        state.attempt += 1
+        handoff_id = workflow.info().workflow_id
+        assignment = await self._call(
+            "handoff.assign",
+            AssignInput(
+                handoff_id=handoff_id, attempt=state.attempt, lead_id=self._input.lead_id, exclude=state.tried
+            ),
+            f"Assign a rep (attempt {state.attempt})",
+            result_type=Assignment,
+        )
+        assert isinstance(assignment, Assignment)
+        state.assignment = assignment
+        now = workflow.now()
+        if assignment.queue or assignment.rep_id is None:
+            state.status = "queued"
+            state.log(now, f"no rep available ({assignment.reason}): team queue {assignment.team_id}")
+            await self._notify("queue", assignment.queue_channel, None)
+            return
+        state.tried.append(assignment.rep_id)
+        state.status = "waiting"
+        state.assigned_at = state.assigned_at or now
+        state.log(now, f"{kind}: {assignment.reason}", assignment.rep_id)
+        workflow.upsert_search_attributes([OWNER.value_set(assignment.rep_id)])
+        await self._milestone("assigned" if kind == "assigned" else "escalated", assignment.rep_id)
+        await asyncio.gather(
+            self._notify(
+                "assigned" if kind == "assigned" else "escalated_to_you",
+                assignment.slack_user_id or assignment.queue_channel,
+                assignment.rep_id,
+            ),
+            self._crm_owner(assignment),
+        )
+        state.notified_at = state.notified_at or workflow.now()
+        state.log(workflow.now(), "notified (Slack and email)", assignment.rep_id)
+        await self._milestone("notified", assignment.rep_id)
+
+    async def _escalate(self, step: str, policy: HandoffPolicy) -> None:
+        state, now = self._state, workflow.now()
+        current = state.assignment
+        state.log(now, f"SLA passed: escalating ({step})", current.rep_id if current else None)
+        if step == "next_rep":
+            await self._release()
+            await self._assign_and_tell("escalated")
+        elif step == "manager":
+            channel = policy.manager_slack_id or (current.queue_channel if current else "")
+            await self._notify("manager_alert", channel, current.rep_id if current else None)
+            await self._milestone("escalated", current.rep_id if current else None, detail="manager")
+        else:
+            await self._release()
+            if current is not None:
+                state.assignment = current.model_copy(update={"queue": True, "rep_id": None})
+            state.status = "queued"
+            await self._notify("queue", current.queue_channel if current else "", None)
+            await self._milestone("escalated", None, detail="team queue")
+
+    async def _release(self) -> None:
+        await self._call(
+            "handoff.release",
+            AssignInput(
+                handoff_id=workflow.info().workflow_id,
+                attempt=self._state.attempt,
+                lead_id=self._input.lead_id if self._input else "",
+            ),
+            "Release the rep's slot",
+        )
+
+    async def _enrich(self) -> None:
+        """The CRM record with the context sales needs: profile, score and why, the events behind it."""
+        assert self._input is not None
+        handoff_id = workflow.info().workflow_id
+        await asyncio.gather(
+            self._call(
+                "crm.sync_person",
+                SyncPersonInput(
+                    lead_id=self._input.lead_id,
+                    idempotency_key=idempotency_key(handoff_id, "enrich", "person"),
+                    lifecycle_stage="mql",
+                    lead_score=self._input.score,
+                    score_band=self._input.score_band,
+                ),
+                "CRM: MQL, score",
+                result_type=WriteResult,
+            ),
+            self._call(
+                "crm.add_sales_context",
+                CrmNoteInput(
+                    lead_id=self._input.lead_id,
+                    idempotency_key=idempotency_key(handoff_id, "enrich", "context"),
+                    body="MQL: " + "; ".join(self._input.reasons),
+                    occurred_at=self._input.mql_at,
+                ),
+                "CRM: the lead's context for sales",
+                result_type=WriteResult,
+            ),
+        )
+
+    async def _crm_owner(self, assignment: Assignment) -> None:
+        if not assignment.crm_owner_id or self._input is None:
+            return
+        await self._call(
+            "crm.sync_person",
+            SyncPersonInput(
+                lead_id=self._input.lead_id,
+                idempotency_key=idempotency_key(
+                    workflow.info().workflow_id, "owner", str(self._state.attempt)
+                ),
+                owner_id=assignment.crm_owner_id,
+            ),
+            f"CRM owner: {assignment.rep_id}",
+            result_type=WriteResult,
+        )
+
+    async def _notify(self, kind: str, channel: str, rep_id: str | None) -> None:
+        assert self._input is not None
+        state = self._state
+        handoff_id = workflow.info().workflow_id
+        waited = (workflow.now() - self._input.mql_at).total_seconds() / 60
+        await self._call(
+            "notify.rep",
+            RepNotifyInput(
+                idempotency_key=idempotency_key(handoff_id, "notify", kind, str(state.attempt)),
+                lead_id=self._input.lead_id,
+                handoff_id=handoff_id,
+                kind=kind,
+                rep_id=rep_id,
+                slack_channel=channel,
+                score=self._input.score,
+                score_band=self._input.score_band,
+                reasons=self._input.reasons,
+                minutes_waiting=round(waited, 1),
+            ),
+            f"Notify: {kind}" + (f" {rep_id}" if rep_id else ""),
+        )
+
+    async def _milestone(self, kind: str, rep_id: str | None, *, at: object = None, detail: str = "") -> None:
+        assert self._input is not None
+        await self._call(
+            "handoff.record",
+            Milestone(
+                handoff_id=workflow.info().workflow_id,
+                lead_id=self._input.lead_id,
+                kind=kind,
+                at=at or workflow.now(),
+                rep_id=rep_id,
+                detail=detail,
+            ),
+            f"Record: {kind}",
+        )
+
+    async def _call(
+        self, activity: str, argument: object, summary: str, *, result_type: type | None = None
+    ) -> object:
+        """A hand-off step: retried fast; a platform that refuses is audited, not fatal."""
+        try:
+            return await workflow.execute_activity(
+                activity,
+                *([] if argument is None else [argument]),
+                result_type=result_type,
+                start_to_close_timeout=CALL_TIMEOUT,
+                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+                retry_policy=FAST_RETRY,
+                summary=summary,
+            )
+        except ActivityError as exc:
+            if activity in ("handoff.assign", "handoff.policy"):
+                raise
+            self._state.log(workflow.now(), f"{activity} failed: {exc.cause or exc}")
+            return None
