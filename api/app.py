@@ -20,7 +20,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
-from api.routes import admin, codec, forms, health, journeys, leads, reports, segment, sequences, webhooks
+from api.routes import (
+    admin,
+    codec,
+    forms,
+    handoffs,
+    health,
+    journeys,
+    leads,
+    reports,
+    segment,
+    sequences,
+    webhooks,
+)
 from platforms.facebook import FacebookGraphClient
 from platforms.linkedin import LinkedInClient
 from routing.dispatcher import TemporalAvailability
@@ -173,7 +185,19 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         await request.app.state.ctx.auth.require(request, "admin")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for module in (health, forms, segment, webhooks, leads, journeys, sequences, reports, admin, codec):
+    for module in (
+        health,
+        forms,
+        segment,
+        webhooks,
+        leads,
+        journeys,
+        sequences,
+        reports,
+        handoffs,
+        admin,
+        codec,
+    ):
         app.include_router(module.router)
     # One span per request: the ASGI send/receive spans cost more than they tell.
     FastAPIInstrumentor.instrument_app(

@@ -51,6 +51,7 @@ class Assignment(BaseModel):
     rep_name: str | None = None
     slack_user_id: str | None = None
     manager_id: str | None = None
+    manager_slack_id: str | None = None
     crm_owner_id: str | None = None
     team_id: str
     queue_channel: str

@@ -172,6 +172,7 @@ class SlackClient(_SlackErrors):
         self._dedupe_window = dedupe_window
         self._page_size = max(1, min(history_page_size, 999))
         self._max_pages = max(1, max_history_pages)
+        self._dms: dict[str, str] = {}
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"}
@@ -181,7 +182,25 @@ class SlackClient(_SlackErrors):
             return "slack:conversations.history"
         return super()._throttle_key(operation)
 
+    async def _conversation(self, channel: str) -> str:
+        """A user id (`U…`, `W…`) names a direct message: `conversations.open` gives its `D…` id,
+        which history needs (and which is the same for every call, so it is cached)."""
+        if not channel.startswith(("U", "W")):
+            return channel
+        if channel not in self._dms:
+            response = await self._call(
+                "conversations.open",
+                "POST",
+                "/api/conversations.open",
+                json={"users": channel},
+                headers=JSON_UTF8,
+                accept=_is_ok,
+            )
+            self._dms[channel] = str(response.json()["channel"]["id"])
+        return self._dms[channel]
+
     async def post_message(self, message: ChatMessage, *, idempotency_key: str) -> WriteResult:
+        message = message.model_copy(update={"channel": await self._conversation(message.channel)})
         earlier = await self.find_message(message.channel, idempotency_key)
         if earlier is not None:
             return WriteResult(provider=self.provider, object_type="message", id=earlier, created=False)

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
     scoring_file: Path = Field(default=PROJECT_ROOT / "config" / "scoring.toml")
     sequences_dir: Path = Field(default=PROJECT_ROOT / "config" / "sequences")
+    roster_file: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml")
     # The frequency cap across every journey: at most this many marketing emails per window.
     email_cap_max_sends: int = 3
     email_cap_window_days: float = 7.0

@@ -70,7 +70,11 @@ class Slack(ProviderHandler):
         if self.path.startswith("/services/"):
             return self.webhook()
         method = self.path.removeprefix("/api/")
-        if not self.path.startswith("/api/") or method not in ("chat.postMessage", "conversations.history"):
+        if not self.path.startswith("/api/") or method not in (
+            "chat.postMessage",
+            "conversations.history",
+            "conversations.open",
+        ):
             return self.fail("unknown_method", req_method=method)
         args = self.arguments()
         if args is None:
@@ -85,7 +89,17 @@ class Slack(ProviderHandler):
             if self.request.method != "POST":
                 return self.fail("invalid_request_method")
             return self.post_message(args)
+        if method == "conversations.open":
+            return self.open_dm(args)
         return self.history(args)
+
+    def open_dm(self, args: dict[str, Any]) -> Response:
+        """A direct message with one user: the same `D…` id every time, as Slack answers."""
+        users = str(args.get("users") or "").split(",")
+        if len(users) != 1 or not re.match(r"^[UW][A-Z0-9]{8,}$", users[0]):
+            return self.fail("user_not_found")
+        dm = "D" + hashlib.sha1(users[0].encode()).hexdigest()[:10].upper()
+        return JSONResponse({"ok": True, "channel": {"id": dm}, "already_open": True, "no_op": True})
 
     def arguments(self) -> dict[str, Any] | None:
         """Query string, then a JSON or form body, as Slack reads a method's arguments."""

@@ -16,6 +16,7 @@ from activities.analytics import AnalyticsActivities, WebhookActivities
 from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
 from activities.email import EmailActivities
+from activities.handoff import HandoffActivities
 from activities.notify import NotifyActivities
 from activities.qualify import QualifyActivities
 from domain.sequences import FrequencyCap
@@ -80,6 +81,23 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return list(qualify.all())  # type: ignore[arg-type]
 
 
+def handoff_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """The hand-off: the roster, assignment, the SLA log, and the notes to reps."""
+    settings = deps.settings
+    ports = build_connectors(settings, deps.http, throttle=deps.throttle, observer=deps.stats)
+    handoff = HandoffActivities(
+        deps.store.sessions,
+        deps.store,
+        chat=ports.chat,
+        email=ports.email,
+        crm=ports.crm,
+        roster_file=settings.roster_file,
+        public_url=settings.public_base_url or settings.api_url,
+        stats=deps.stats,
+    )
+    return list(handoff.all())  # type: ignore[arg-type]
+
+
 WORKFLOWS: list[type] = [
     LeadWorkflow,
     NurtureWorkflow,
@@ -91,6 +109,7 @@ WORKFLOWS: list[type] = [
 ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
     connector_activities,
     qualify_activities,
+    handoff_activities,
     # journeys new: activities
 ]
 

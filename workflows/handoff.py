@@ -192,7 +192,10 @@ class HandoffWorkflow:
         if assignment.queue or assignment.rep_id is None:
             state.status = "queued"
             state.log(now, f"no rep available ({assignment.reason}): team queue {assignment.team_id}")
+            await self._milestone("assigned", None, detail="team queue")
             await self._notify("queue", assignment.queue_channel, None)
+            state.notified_at = state.notified_at or workflow.now()
+            await self._milestone("notified", None, detail="team queue")
             return
         state.tried.append(assignment.rep_id)
         state.status = "waiting"
@@ -220,7 +223,11 @@ class HandoffWorkflow:
             await self._release()
             await self._assign_and_tell("escalated")
         elif step == "manager":
-            channel = policy.manager_slack_id or (current.queue_channel if current else "")
+            channel = (
+                (current.manager_slack_id if current else None)
+                or policy.manager_slack_id
+                or (current.queue_channel if current else "")
+            )
             await self._notify("manager_alert", channel, current.rep_id if current else None)
             await self._milestone("escalated", current.rep_id if current else None, detail="manager")
         else:

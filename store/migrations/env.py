@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import store.assignment_models  # noqa: F401  (its tables join Base.metadata)
 from store.models import Base
 
 target_metadata = Base.metadata

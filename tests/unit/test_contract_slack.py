@@ -508,3 +508,16 @@ async def test_sandbox_takes_the_default_sandbox_webhook_and_alert_channel(http,
     await hook.post_message(message(), idempotency_key="k")
     posted = await slack(http).post_message(message(channel="C0SALESALERT"), idempotency_key="k")
     assert posted.created and len(effects(sandbox, "created")) == 2
+
+
+async def test_a_user_id_is_a_direct_message_opened_once():
+    app = create_app(seed=1)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as http:
+        client = SlackClient(http, base_url="http://sandbox/slack", token="xoxb-test")
+        first = await client.post_message(ChatMessage(channel="U0ANARUIZ", text="hi"), idempotency_key="k-dm")
+        again = await client.post_message(ChatMessage(channel="U0ANARUIZ", text="hi"), idempotency_key="k-dm")
+    assert first.created and not again.created and first.id == again.id
+    opened = [c for c in app.state.sandbox.calls if c["path"] == "/api/conversations.open"]
+    assert len(opened) == 1
+    posted = [c for c in app.state.sandbox.calls if c["path"] == "/api/chat.postMessage"]
+    assert len(posted) == 1 and posted[0]["body"]["channel"].startswith("D")

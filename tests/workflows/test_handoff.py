@@ -225,6 +225,7 @@ async def test_nobody_available_goes_straight_to_the_queue(run_with):
     await accept(handle, "ben")
     assert (await result(handle)).accepted_by == "ben"
     assert [n.kind for n in fake.notified] == ["queue"]
+    assert [m.kind for m in fake.milestones] == ["mql", "assigned", "notified", "accepted"]
 
 
 async def test_the_lead_moving_on_closes_the_handoff(run_with):

@@ -1,0 +1,193 @@
+"""The hand-off's activities: the roster's policy, assignment (persisted, never the same slot
+twice), the SLA log, and the notes to reps, managers and the team queue."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contacts import personalize
+from activities.errors import connector_step
+from domain.connectors import WriteResult
+from domain.handoff import AssignInput, Assignment, HandoffPolicy, Milestone, RepNotifyInput
+from domain.roster import LeadRouting, Roster, load_roster
+from platforms.ports import ChatMessage, ChatPort, CrmPort, EmailMessage, EmailPort
+from store.assignments import AssignmentStore
+from store.db import SessionFactory
+from store.handoffs import HandoffLog
+from store.health import ConnectorStatsRecorder
+from store.repository import LeadStore
+
+OWNERS_TTL = 300.0
+
+HEADLINES = {
+    "assigned": ":rotating_light: New MQL for you: {name} ({job_title}, {company})",
+    "escalated_to_you": ":rotating_light: Escalated to you: {name} ({job_title}, {company})",
+    "manager_alert": ":warning: MQL not accepted in time: {name} ({company})",
+    "queue": ":inbox_tray: MQL in the team queue, first to accept takes it: {name} ({company})",
+}
+
+
+class HandoffActivities:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        store: LeadStore,
+        *,
+        chat: ChatPort,
+        email: EmailPort,
+        crm: CrmPort,
+        roster_file: Path,
+        public_url: str,
+        stats: ConnectorStatsRecorder | None = None,
+    ) -> None:
+        self._store = store
+        self._assignments = AssignmentStore(sessions)
+        self._log = HandoffLog(sessions)
+        self._chat, self._email, self._crm = chat, email, crm
+        self._roster_file = roster_file
+        self._roster_stamp: float | None = None
+        self._roster: Roster | None = None
+        self._public_url = public_url.rstrip("/")
+        self._stats = stats
+        self._owners: dict[str, str] = {}
+        self._owners_at = 0.0
+
+    def roster(self) -> Roster:
+        stamp = self._roster_file.stat().st_mtime
+        if self._roster is None or stamp != self._roster_stamp:
+            self._roster, self._roster_stamp = load_roster(self._roster_file), stamp
+        return self._roster
+
+    async def _crm_owner(self, email: str) -> str | None:
+        """The CRM owner id of a rep, matched by email (owners cached for five minutes)."""
+        if time.monotonic() - self._owners_at > OWNERS_TTL:
+            try:
+                owners = await self._crm.list_owners()
+            except Exception:
+                activity.logger.warning("CRM owners not read; the lead keeps its CRM owner", exc_info=True)
+                return None
+            self._owners = {o.email.lower(): o.id for o in owners}
+            self._owners_at = time.monotonic()
+        return self._owners.get(email.lower())
+
+    @activity.defn(name="handoff.policy")
+    async def policy(self) -> HandoffPolicy:
+        roster = self.roster()
+        escalation = roster.escalation
+        team = roster.team()
+        manager = roster.rep(team.manager_id) if team.manager_id else None
+        return HandoffPolicy(
+            sla=escalation.sla,
+            step_timeout=escalation.step_timeout,
+            chain=list(escalation.chain),
+            manager_slack_id=manager.slack_user_id if manager else None,
+        )
+
+    async def _routing(self, lead_id: str) -> LeadRouting:
+        lead = await self._store.get_lead(lead_id)
+        if lead is None:
+            raise ApplicationError(f"lead {lead_id} not found", type="NotFound", non_retryable=True)
+        traits: dict[str, Any] = {**(lead.traits or {}), **(lead.custom_fields or {})}
+        account = (await self._store.account(lead.account_id)) if lead.account_id else None
+        merged = {**traits, **(account or {})}
+        employees = merged.get("employees")
+        try:
+            employees = int(employees) if employees not in (None, "") else None
+        except (TypeError, ValueError):
+            employees = None
+        # Territories are ISO country codes; a country given by name is not guessed at.
+        country = str(merged.get("country") or "").strip()
+        return LeadRouting(
+            lead_id=lead_id,
+            country=country.upper() if len(country) == 2 else None,
+            employees=employees,
+            account_id=lead.account_id,
+            account_owner_id=(account or {}).get("owner_rep_id") or (account or {}).get("account_owner"),
+        )
+
+    @activity.defn(name="handoff.assign")
+    async def assign(self, data: AssignInput) -> Assignment:
+        roster = self.roster()
+        routing = await self._routing(data.lead_id)
+        record = await self._assignments.assign(
+            data.handoff_id,
+            data.attempt,
+            roster,
+            routing,
+            datetime.now(UTC),
+            exclude=set(data.exclude),
+        )
+        team = roster.team(routing.team)
+        rep = roster.rep(record.rep_id) if record.rep_id else None
+        manager = roster.manager_of(rep.id, team.id) if rep else None
+        return Assignment(
+            rep_id=rep.id if rep else None,
+            rep_name=rep.name if rep else None,
+            slack_user_id=rep.slack_user_id if rep else None,
+            manager_id=manager.id if manager else team.manager_id,
+            manager_slack_id=manager.slack_user_id if manager else None,
+            crm_owner_id=await self._crm_owner(rep.email) if rep else None,
+            team_id=team.id,
+            queue_channel=team.queue_slack_channel,
+            team_reps=list(team.reps),
+            queue=rep is None,
+            reason=record.reason,
+        )
+
+    @activity.defn(name="handoff.release")
+    async def release(self, data: AssignInput) -> None:
+        await self._assignments.release(data.handoff_id, datetime.now(UTC))
+
+    @activity.defn(name="handoff.record")
+    async def record(self, milestone: Milestone) -> None:
+        await self._log.record(milestone)
+        if milestone.kind == "accepted" and milestone.rep_id:
+            await self._assignments.accept(milestone.handoff_id, milestone.rep_id, milestone.at)
+
+    @activity.defn(name="notify.rep")
+    async def notify_rep(self, data: RepNotifyInput) -> WriteResult:
+        """Slack (the rep's DM, the manager, or the team channel), and an email to a rep."""
+        lead = await self._store.get_lead(data.lead_id)
+        link = f"{self._public_url}/v1/leads/{data.lead_id}"
+        accept = f"POST {self._public_url}/v1/handoffs/{data.handoff_id}/accept"
+        why = "; ".join(data.reasons) or "MQL"
+        text = personalize(HEADLINES[data.kind], lead)
+        waiting = f" Waiting {data.minutes_waiting:g} min." if data.minutes_waiting >= 0.1 else ""
+        score = f"Score {data.score} ({data.score_band})"
+        body = "\n".join((text, f"{score}. Why: {why}.{waiting}", f"Lead: {link}", f"Accept: {accept}"))
+
+        def mrkdwn(value: str) -> dict[str, str]:
+            return {"type": "mrkdwn", "text": value}
+
+        blocks = [
+            {"type": "section", "text": mrkdwn(f"*{text}*")},
+            {"type": "section", "text": mrkdwn(f"{score}. {why}")},
+            {"type": "context", "elements": [mrkdwn(f"<{link}|Open the lead> · {accept}")]},
+        ]
+        async with connector_step(self._stats, self._chat.provider, "notify.rep"):
+            posted = await self._chat.post_message(
+                ChatMessage(channel=data.slack_channel, text=body, blocks=blocks),
+                idempotency_key=f"{data.idempotency_key}:slack",
+            )
+        rep = self.roster().rep(data.rep_id) if data.rep_id else None
+        if rep is not None and data.kind in ("assigned", "escalated_to_you"):
+            async with connector_step(self._stats, self._email.provider, "notify.rep_email"):
+                await self._email.send_email(
+                    EmailMessage(
+                        to=rep.email,
+                        template_id="rep_mql_alert",
+                        subject=text,
+                        variables={"lead_url": link, "accept": accept, "score": data.score, "why": why},
+                    ),
+                    idempotency_key=f"{data.idempotency_key}:email",
+                )
+        return posted
+
+    def all(self) -> list[object]:
+        return [self.policy, self.assign, self.release, self.record, self.notify_rep]

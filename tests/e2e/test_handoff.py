@@ -1,0 +1,79 @@
+"""The hand-off over HTTP: events push a lead over the MQL line; within seconds a rep (or, out of
+hours, the team queue) gets the Slack message in the sandbox; the rep accepts through the API and
+the lead becomes an SQL; the SLA report counts it."""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from devstack.stack import DevStack
+from domain.ids import lead_id_for_email
+from tests.e2e.test_form_slice import demo_form, lead_state, new_email
+from tests.e2e.test_qualify import behaviour
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
+    stack: DevStack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+):
+    email = new_email()
+    user = f"u-{uuid.uuid4().hex[:10]}"
+    lead_id = lead_id_for_email(email)
+    assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
+    identify = {
+        "userId": user,
+        "traits": {"email": email, "industry": "Software", "employees": 420, "country": "DE"},
+        "context": {"timezone": "Europe/Berlin"},
+    }
+    assert (await api.post("/v1/identify", json=identify)).status_code == 200
+    await lead_state(api, lead_id, lambda s: bool((s["journey"] or {}).get("enrollments")), timeout=30)
+    assert (
+        await api.post("/v1/batch", json={"batch": behaviour(user, datetime.now(UTC))})
+    ).status_code == 200
+    lead = await lead_state(api, lead_id, lambda s: s["journey"]["active_handoff"] is not None, timeout=45)
+    handoff_id = lead["journey"]["active_handoff"]
+    mql_at = datetime.fromisoformat(lead["journey"]["stage_history"][-1]["at"])
+
+    deadline = time.monotonic() + 30
+    while True:
+        calls = (await sandbox.get("/_calls", params={"provider": "slack"})).json()["calls"]
+        posts = [c for c in calls if c["path"] == "/api/chat.postMessage" and lead_id in str(c["body"])]
+        if posts:
+            break
+        assert time.monotonic() < deadline, "no Slack message for the MQL"
+        await asyncio.sleep(0.1)
+    message = posts[0]
+    posted_at = datetime.fromisoformat(message["time"])
+    assert (posted_at - mql_at).total_seconds() < 30
+    assert "Example Corp" in message["body"]["text"] and handoff_id in message["body"]["text"]
+
+    state = (await api.get(f"/v1/handoffs/{handoff_id}")).json()
+    assignment = state["assignment"]
+    holder = assignment["rep_id"] or assignment["team_reps"][0]
+    if assignment["rep_id"]:
+        assert message["body"]["channel"] == assignment["slack_user_id"]
+    else:
+        assert message["body"]["channel"] == assignment["queue_channel"]
+    wrong = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": "nobody-here"})
+    assert wrong.status_code == 409 and "does not hold this lead" in wrong.json()["detail"]
+    accepted = await api.post(
+        f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder, "note": "calling now"}
+    )
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["rep_id"] == holder
+    again = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
+    assert again.status_code == 409 and "already accepted" in again.json()["detail"]
+
+    lead = await lead_state(api, lead_id, lambda s: s["journey"]["stage"] == "sql", timeout=20)
+    assert lead["journey"]["owner"] == holder
+    assert lead["journey"]["stage_history"][-1]["reason"].startswith(f"accepted by {holder}")
+
+    report = (await api.get("/v1/reports/sla", params={"window_hours": 1})).json()
+    assert report["handoffs"] >= 1 and report["accepted"] >= 1
+    assert report["seconds_from_mql"]["notified"]["p50"] is not None
+    assert report["seconds_from_mql"]["notified"]["p99"] < 30
