@@ -9,14 +9,14 @@ continue-as-new carries it.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.connectors import SyncPersonInput, WriteResult
+    from domain.connectors import CrmMeetingInput, SyncPersonInput, WriteResult
     from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
     from domain.handoff import (
         HANDOFF_CLOSE_SIGNAL,
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
 
 QUALIFY_PATCH = "qualify-v1"
 HANDOFF_PATCH = "handoff-v1"
+MEETING_PATCH = "meeting-log-v1"
 ENROLLMENTS_KEPT = 50
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 PUSH_TIMEOUT = timedelta(seconds=60)
@@ -75,6 +76,7 @@ class Qualifier:
         self._forward: list[EventNotice] = []
         self._triggers: list[SequencesForTrigger] = []
         self._outcomes: list[HandoffOutcome] = []
+        self._meetings: list[LeadEvent] = []
 
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
@@ -119,6 +121,8 @@ class Qualifier:
             and str(event.properties.get("stage", "")).lower() in ("closedwon", "closed_won", "won")
         ):
             state.move_to(LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at)
+        if event.type is EventType.MEETING_BOOKED and event.properties.get("meeting_start"):
+            self._meetings.append(event)
         if event.type in FORWARDED and any(e.status in ("active", "paused") for e in state.enrollments):
             self._forward.append(
                 EventNotice(
@@ -178,6 +182,7 @@ class Qualifier:
         changed = (state.stage, state.score) != before
         if changed:
             workflow.upsert_search_attributes([LEAD_SCORE.value_set(state.score)])
+        await self._log_meetings()
         await self._push()
         await self._enroll()
         await self._tell_nurtures(changed)
@@ -320,6 +325,44 @@ class Qualifier:
         self._triggers.append(
             SequencesForTrigger(kind="manual", sequence_id=request.sequence_id, restart=request.restart)
         )
+
+    async def _log_meetings(self) -> None:
+        """A booked meeting goes on the CRM record at once (the seed: meeting booking, immediate).
+
+        The invite itself is the scheduler's (Calendly puts it in the host's calendar)."""
+        meetings, self._meetings = self._meetings, []
+        if not meetings or not workflow.patched(MEETING_PATCH):
+            return
+        for event in meetings:
+            start = datetime.fromisoformat(str(event.properties["meeting_start"]).replace("Z", "+00:00"))
+            end_value = event.properties.get("meeting_end")
+            end = (
+                datetime.fromisoformat(str(end_value).replace("Z", "+00:00"))
+                if end_value
+                else start + timedelta(minutes=30)
+            )
+            try:
+                await workflow.execute_activity(
+                    "crm.log_meeting",
+                    CrmMeetingInput(
+                        lead_id=self._state.lead_id,
+                        idempotency_key=idempotency_key(
+                            workflow.info().workflow_id, "meeting", event.event_id
+                        ),
+                        subject=event.name or "Meeting with {name} ({company})",
+                        start=start,
+                        end=end,
+                        description=f"Booked through {event.source}",
+                        owner_id=None,
+                    ),
+                    result_type=WriteResult,
+                    start_to_close_timeout=PUSH_TIMEOUT,
+                    schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+                    retry_policy=PLATFORM_RETRY,
+                    summary="CRM: log the booked meeting",
+                )
+            except ActivityError as exc:
+                self._state.record_failure("crm.log_meeting", str(exc.cause or exc), workflow.now())
 
     def has_work(self) -> bool:
         return self._enabled and bool(self._triggers or self._context_due or self._outcomes)

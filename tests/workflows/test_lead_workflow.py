@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.connectors import (
+    CrmMeetingInput,
     SendEmailInput,
     SendReservation,
     SendReservationInput,
@@ -52,6 +53,7 @@ class RecordingPlatforms:
         self.pushes: list[tuple[str, SyncPersonInput]] = []
         self.sends: list[SendEmailInput] = []
         self.sequences: list[SequenceDefinition] = []
+        self.meetings: list[CrmMeetingInput] = []
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
@@ -106,6 +108,11 @@ class RecordingPlatforms:
         self.pushes.append(("email", data))
         return WriteResult(provider="klaviyo", object_type="profile", id="p-1", created=False)
 
+    @activity.defn(name="crm.log_meeting")
+    async def log_meeting(self, data: CrmMeetingInput) -> WriteResult:
+        self.meetings.append(data)
+        return WriteResult(provider="hubspot", object_type="meeting", id="m-1")
+
     @activity.defn(name="sends.reserve")
     async def reserve(self, data: SendReservationInput) -> SendReservation:
         return SendReservation(status="granted")
@@ -126,6 +133,7 @@ class RecordingPlatforms:
             self.email_sync_profile,
             self.reserve,
             self.send,
+            self.log_meeting,
         ]
 
 

@@ -230,3 +230,25 @@ async def test_form_abandonment_enrolls_recovery_and_a_restart_moves_to_the_new_
     assert new.version == 2 and new.enrollment == 2 and new.status == "active"
     described = await env.client.get_workflow_handle(old.workflow_id).describe()
     assert described.status is not None and described.status.name == "CANCELED"
+
+
+async def test_a_booked_meeting_goes_on_the_crm_record_at_once(env, lead_worker):
+    platforms, queue = lead_worker
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    booked = event(
+        EventType.MEETING_BOOKED,
+        now,
+        1,
+        name="Intro call",
+        properties={"meeting_start": "2026-12-01T15:00:00Z", "meeting_end": "2026-12-01T15:30:00Z"},
+    )
+    await signal_with_start(env.client, lead_id, [form_at(now), booked], queue)
+    await until(lambda: _logged(platforms))
+    meeting = platforms.meetings[0]
+    assert meeting.subject == "Intro call" and meeting.end - meeting.start == timedelta(minutes=30)
+    assert meeting.idempotency_key.endswith(f":meeting:{booked.event_id}")
+
+
+async def _logged(platforms: RecordingPlatforms) -> bool:
+    return bool(platforms.meetings)

@@ -1,0 +1,159 @@
+"""MQL -> rep notified, through the local stack, beside the bare stack.
+
+    .venv/bin/python -m bench.handoff [--leads 1000] [--rate 3]
+
+Each lead is driven over the API as a real one would be: a demo form, a Segment identify with
+firmographics, and a batch of behaviour (5 sessions, 3 downloads, 7 email clicks) that crosses the
+MQL line. The figure is the SLA log's `notified_at - mql_at` per hand-off: the moment the lead's
+workflow moved it to MQL to the moment the rep's (or the queue's) Slack message was posted. The
+bare stack is a plain SDK workflow making one activity call that posts to the same sandbox Slack,
+started at the same rate: what Temporal alone costs for "something happened -> Slack". The last
+line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.bare import BareNotify, BareSlack
+from bench.common import final_line, histogram, local_stack, percentile, progress
+from devstack.stack import DevStack
+from domain.ids import lead_id_for_email
+from store.db import create_engine
+from tests.e2e.test_form_slice import demo_form
+from tests.e2e.test_qualify import behaviour
+
+TARGET_P99_S = 5.0
+
+
+async def drive(api: httpx.AsyncClient, email: str, failures: list[str]) -> None:
+    user = f"bench-{uuid.uuid4().hex[:10]}"
+    identify = {
+        "userId": user,
+        "traits": {"email": email, "industry": "Software", "employees": 420, "country": "DE"},
+        "context": {"timezone": "Europe/Berlin"},
+    }
+    for method, path, body in (
+        ("POST", "/v1/forms/demo/submissions", demo_form(email)),
+        ("POST", "/v1/identify", identify),
+        ("POST", "/v1/batch", {"batch": behaviour(user, datetime.now(UTC))}),
+    ):
+        response = await api.request(method, path, json=body)
+        if response.status_code >= 300:
+            failures.append(f"{path}: {response.status_code}")
+
+
+async def steady(count: int, rate: float, make: Any) -> float:
+    """Starts `make(n)` at `rate` per second; returns the seconds it took to start them all."""
+    started = time.perf_counter()
+    tasks = []
+    for n in range(count):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(make(n)))
+        if n and n % 100 == 0:
+            progress(f"  {n} started")
+    await asyncio.gather(*tasks)
+    return time.perf_counter() - started
+
+
+async def product(stack: DevStack, leads: int, rate: float) -> dict[str, Any]:
+    emails = [f"bench.{uuid.uuid4().hex[:10]}@example-corp.com" for _ in range(leads)]
+    failures: list[str] = []
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(
+        base_url=stack.settings.api_url, headers=headers, limits=limits, timeout=60
+    ) as api:
+        progress(f"journeys: {leads} leads over the API at {rate:g}/s, each crossing the MQL line")
+        await steady(leads, rate, lambda n: drive(api, emails[n], failures))
+    lead_ids = [lead_id_for_email(e) for e in emails]
+    engine = create_engine(stack.database_url, pool_size=2)
+    query = text(
+        "SELECT extract(epoch FROM notified_at - mql_at), extract(epoch FROM assigned_at - mql_at) "
+        "FROM handoffs WHERE lead_id = ANY(:ids) AND notified_at IS NOT NULL"
+    )
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            async with engine.connect() as connection:
+                rows = (await connection.execute(query, {"ids": lead_ids})).all()
+            progress(f"  {len(rows)} of {leads} hand-offs notified")
+            if len(rows) >= leads or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(5)
+    finally:
+        await engine.dispose()
+    notified = [float(r[0]) for r in rows]
+    assigned = [float(r[1]) for r in rows if r[1] is not None]
+    return {"notified": notified, "assigned": assigned, "failures": failures}
+
+
+async def bare(stack: DevStack, count: int, rate: float) -> list[float]:
+    client = await Client.connect(stack.settings.temporal_address)
+    queue = f"bare-handoff-{uuid.uuid4().hex[:6]}"
+    latencies: list[float] = []
+    async with httpx.AsyncClient(timeout=20) as http:
+        slack = BareSlack(http, stack.settings.sandbox_url)
+        async with Worker(client, task_queue=queue, workflows=[BareNotify], activities=[slack.post]):
+
+            async def one(n: int) -> None:
+                started = time.perf_counter()
+                await client.execute_workflow(
+                    BareNotify.run, f"bare {n}", id=f"bare-notify-{queue}-{n}", task_queue=queue
+                )
+                latencies.append(time.perf_counter() - started)
+
+            progress(f"bare: {count} workflows, one Slack post each, at {rate:g}/s")
+            await steady(count, rate, one)
+    return latencies
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {f"p{q}_s": round(percentile(values, q), 3) for q in (50, 90, 99)}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--leads", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=3.0, help="MQLs per second")
+    parser.add_argument("--data-dir", type=Path, default=Path("bench/results/handoff-stack"))
+    args = parser.parse_args()
+    async with local_stack(args.data_dir) as stack:
+        bare_latencies = await bare(stack, args.leads, args.rate)
+        measured = await product(stack, args.leads, args.rate)
+    notified = measured["notified"]
+    progress("MQL -> rep notified (journeys):")
+    progress(histogram(notified, buckets_ms=(250, 500, 1000, 2000, 5000, 10000, 30000)))
+    progress("start -> Slack posted (bare stack):")
+    progress(histogram(bare_latencies, buckets_ms=(25, 50, 100, 250, 500, 1000, 5000)))
+    figures = {
+        "bench": "handoff",
+        "leads": args.leads,
+        "rate_per_s": args.rate,
+        "notified": len(notified),
+        "mql_to_notified": spread(notified),
+        "mql_to_assigned": spread(measured["assigned"]),
+        "bare_to_slack": spread(bare_latencies),
+        "p99_vs_bare": round(percentile(notified, 99) / max(percentile(bare_latencies, 99), 1e-6), 1),
+        "request_failures": len(measured["failures"]),
+        "target_p99_s": TARGET_P99_S,
+    }
+    figures["meets_target"] = len(notified) == args.leads and percentile(notified, 99) <= TARGET_P99_S
+    final_line(figures)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
