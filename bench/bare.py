@@ -1,12 +1,10 @@
-"""The bare stack for the hand-off benchmark: a plain SDK workflow that makes one activity call,
-a Slack post to the same sandbox, with no journeys code in between."""
+"""The bare stack's activity for the hand-off benchmark: a Slack post to the same sandbox, with no
+journeys code in between (the workflow is in `bench/bare_workflow.py`)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import httpx
-from temporalio import activity, workflow
+from temporalio import activity
 
 
 class BareSlack:
@@ -21,12 +19,3 @@ class BareSlack:
             headers={"Authorization": "Bearer xoxb-bare"},
         )
         return str(response.json().get("ts"))
-
-
-@workflow.defn(name="BareNotify")
-class BareNotify:
-    @workflow.run
-    async def run(self, text: str) -> str:
-        return await workflow.execute_activity(
-            "bare.post", text, result_type=str, start_to_close_timeout=timedelta(seconds=20)
-        )

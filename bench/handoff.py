@@ -26,7 +26,8 @@ from sqlalchemy import text
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from bench.bare import BareNotify, BareSlack
+from bench.bare import BareSlack
+from bench.bare_workflow import BareNotify
 from bench.common import final_line, histogram, local_stack, percentile, progress
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email

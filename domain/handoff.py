@@ -119,6 +119,11 @@ class HandoffOutcome(BaseModel):
     handoff_id: str
     rep_id: str
     accepted_at: datetime
+    crm_owner_id: str | None = None
+
+
+# What the rep's work after acceptance is: a sequence in config/sequences/.
+SALES_SEQUENCE_ID = "sales_outreach"
 
 
 class RepNotifyInput(BaseModel):

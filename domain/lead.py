@@ -182,6 +182,7 @@ class LeadState(BaseModel):
     handoffs: int = 0
     active_handoff: str | None = None
     owner: str | None = None
+    owner_crm_id: str | None = None
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_event_ids

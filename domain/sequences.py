@@ -181,6 +181,8 @@ class LeadContext(BaseModel):
     lead_source: str | None = None
     country: str | None = None
     timezone: str | None = None
+    # The CRM owner (the rep who accepted the lead): tasks of a sales sequence are theirs.
+    owner_crm_id: str | None = None
 
 
 def _holds(condition: Condition, context: LeadContext) -> bool:
@@ -229,6 +231,20 @@ class SendStep(_StepBase):
     template: str = Field(min_length=1)
     subject: str | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
+    next: str | None = None
+
+    def targets(self) -> list[str | None]:
+        return [self.next]
+
+
+class TaskStep(_StepBase):
+    """A task for the lead's owner in the CRM (a call, an email to write, a to-do), due after `due_in`."""
+
+    type: Literal["task"] = "task"
+    subject: str = Field(min_length=1)
+    body: str = ""
+    due_in: Duration | None = None
+    priority: Literal["LOW", "MEDIUM", "HIGH"] = "MEDIUM"
     next: str | None = None
 
     def targets(self) -> list[str | None]:
@@ -311,7 +327,8 @@ class ExitStep(_StepBase):
 
 
 Step = Annotated[
-    SendStep | WaitStep | WaitUntilStep | BranchStep | SplitStep | ExitStep, Field(discriminator="type")
+    SendStep | TaskStep | WaitStep | WaitUntilStep | BranchStep | SplitStep | ExitStep,
+    Field(discriminator="type"),
 ]
 _PAUSING = (WaitStep, WaitUntilStep)
 
@@ -468,7 +485,7 @@ class SequenceDefinition(_Config):
         self.steps = [step.model_copy(deep=True) for step in self.steps]
         for step in self.steps:
             after = self.following(step.id)
-            if isinstance(step, SendStep | WaitStep):
+            if isinstance(step, SendStep | TaskStep | WaitStep):
                 if step.next is None:
                     step.next = after
             elif isinstance(step, WaitUntilStep):

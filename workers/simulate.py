@@ -37,7 +37,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.connectors import SendEmailInput, SendReservation, SendReservationInput, WriteResult
+from domain.connectors import CrmTaskInput, SendEmailInput, SendReservation, SendReservationInput, WriteResult
 from domain.events import EventType
 from domain.lead import LifecycleStage
 from domain.nurture import (
@@ -301,6 +301,11 @@ class _FakeSends:
         self.sent.append(_Send(step_id=data.step_id or "", template=data.template_id, at=at))
         return WriteResult(provider="preview", object_type="email", id=data.idempotency_key)
 
+    @activity.defn(name="crm.create_task")
+    async def task(self, data: CrmTaskInput) -> WriteResult:
+        # The step log says what the task was; nothing is written anywhere in a preview.
+        return WriteResult(provider="preview", object_type="task", id=data.idempotency_key)
+
 
 @dataclass
 class _Input:
@@ -383,7 +388,10 @@ async def simulate(
         queue = f"simulate-{uuid.uuid4()}"
         workflow_id = nurture_workflow_id(lead_id, sequence.id, 1)
         async with Worker(
-            env.client, task_queue=queue, workflows=[NurtureWorkflow], activities=[fakes.reserve, fakes.send]
+            env.client,
+            task_queue=queue,
+            workflows=[NurtureWorkflow],
+            activities=[fakes.reserve, fakes.send, fakes.task],
         ):
             await env.client.start_workflow(
                 NurtureWorkflow.run,

@@ -74,7 +74,14 @@ class HandoffWorkflow:
         handoff_id = workflow.info().workflow_id
         await self._milestone("accepted", request.rep_id)
         await asyncio.gather(
-            self._tell_lead(HandoffOutcome(handoff_id=handoff_id, rep_id=request.rep_id, accepted_at=now)),
+            self._tell_lead(
+                HandoffOutcome(
+                    handoff_id=handoff_id,
+                    rep_id=request.rep_id,
+                    accepted_at=now,
+                    crm_owner_id=state.assignment.crm_owner_id if state.assignment else None,
+                )
+            ),
             self._call(
                 "crm.create_task",
                 CrmTaskInput(

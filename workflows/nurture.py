@@ -16,7 +16,13 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.connectors import SendEmailInput, SendReservation, SendReservationInput, WriteResult
+    from domain.connectors import (
+        CrmTaskInput,
+        SendEmailInput,
+        SendReservation,
+        SendReservationInput,
+        WriteResult,
+    )
     from domain.ids import idempotency_key, lead_workflow_id
     from domain.nurture import (
         NURTURE_CONTEXT_SIGNAL,
@@ -36,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         LeadContext,
         SendStep,
         SplitStep,
+        TaskStep,
         WaitStep,
         WaitUntilStep,
         assign_variant,
@@ -175,6 +182,33 @@ class NurtureWorkflow:
         )
         if isinstance(step, SendStep):
             await self._send(step)
+        elif isinstance(step, TaskStep):
+            due = now + (step.due_in or timedelta(0))
+            try:
+                await workflow.execute_activity(
+                    "crm.create_task",
+                    CrmTaskInput(
+                        lead_id=self._input.lead_id,
+                        idempotency_key=idempotency_key(
+                            workflow.info().workflow_id, step.id, str(state.visits.get(step.id, 0) + 1)
+                        ),
+                        subject=step.subject,
+                        body=step.body,
+                        due_at=due,
+                        owner_id=self._context.owner_crm_id,
+                        priority=step.priority,
+                    ),
+                    result_type=WriteResult,
+                    start_to_close_timeout=SEND_TIMEOUT,
+                    schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+                    retry_policy=PLATFORM_RETRY,
+                    summary=f"{step.id}: task `{step.subject}`",
+                )
+            except ActivityError as exc:
+                state.record(step.id, "task_failed", workflow.now(), str(exc.cause or exc)[:300])
+            else:
+                state.record(step.id, "task", workflow.now(), f"{step.subject} (due {due.isoformat()})")
+            self._advance(step.id, step.next)
         elif isinstance(step, WaitStep):
             if state.deadline is None:
                 state.deadline = now + step.duration

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.handoff import (
         HANDOFF_CLOSE_SIGNAL,
         HANDOFF_WORKFLOW_TYPE,
+        SALES_SEQUENCE_ID,
         HandoffInput,
         HandoffOutcome,
         handoff_workflow_id,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
 QUALIFY_PATCH = "qualify-v1"
 HANDOFF_PATCH = "handoff-v1"
 MEETING_PATCH = "meeting-log-v1"
+SALES_PATCH = "sales-outreach-v1"
 ENROLLMENTS_KEPT = 50
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 PUSH_TIMEOUT = timedelta(seconds=60)
@@ -173,7 +175,10 @@ class Qualifier:
                 outcome.accepted_at,
             ):
                 state.owner, state.active_handoff = outcome.rep_id, None
+                state.owner_crm_id = outcome.crm_owner_id
                 self._context_due = True
+                if workflow.patched(SALES_PATCH):
+                    self._triggers.append(SequencesForTrigger(kind="manual", sequence_id=SALES_SEQUENCE_ID))
         self._outcomes.clear()
         if decision.qualified and state.stage in (LifecycleStage.LEAD, LifecycleStage.RECYCLED):
             state.move_to(LifecycleStage.MQL, "MQL rule: " + "; ".join(decision.met), workflow.now())
@@ -200,6 +205,7 @@ class Qualifier:
             lead_source=state.lead_source,
             country=state.country,
             timezone=state.timezone,
+            owner_crm_id=state.owner_crm_id,
         )
 
     async def _push(self) -> None:

@@ -59,9 +59,14 @@ def sequence(*steps: object, **fields: object) -> SequenceDefinition:
 # --- the shipped files ---------------------------------------------------------------------------------
 
 
-def test_the_three_sequence_files_load():
+def test_the_sequence_files_load():
     sequences = load_sequences(CONFIG)
-    assert set(sequences) == {"welcome_nurture", "form_abandonment_recovery", "content_followup"}
+    assert set(sequences) == {
+        "welcome_nurture",
+        "form_abandonment_recovery",
+        "content_followup",
+        "sales_outreach",
+    }
     for definition in sequences.values():
         assert definition.version >= 1
         assert isinstance(definition.steps[-1], ExitStep)

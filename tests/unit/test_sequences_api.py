@@ -49,7 +49,12 @@ async def test_the_loaded_sequences_are_listed(client: httpx.AsyncClient):
     answer = await client.get("/v1/sequences", headers=ADMIN)
     assert answer.status_code == 200
     listed = {item["id"]: item for item in answer.json()["sequences"]}
-    assert sorted(listed) == ["content_followup", "form_abandonment_recovery", "welcome_nurture"]
+    assert sorted(listed) == [
+        "content_followup",
+        "form_abandonment_recovery",
+        "sales_outreach",
+        "welcome_nurture",
+    ]
     welcome = listed["welcome_nurture"]
     assert welcome["version"] == 1 and welcome["name"] == "Welcome nurture"
     assert welcome["trigger"]["kind"] == "lead_created" and welcome["steps"] == len(WELCOME_STEPS)

@@ -16,7 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.connectors import SendEmailInput, SendReservation, SendReservationInput, WriteResult
+from domain.connectors import CrmTaskInput, SendEmailInput, SendReservation, SendReservationInput, WriteResult
 from domain.nurture import EventNotice, NurtureInput, NurtureState, nurture_workflow_id
 from domain.sequences import (
     LeadContext,
@@ -41,6 +41,7 @@ class RecordingSends:
         self.reservations: list[SendReservationInput] = []
         self.defer_first: dict[str, timedelta] = {}
         self.suppressed = False
+        self.tasks: list[tuple[datetime, CrmTaskInput]] = []
 
     @activity.defn(name="sends.reserve")
     async def reserve(self, data: SendReservationInput) -> SendReservation:
@@ -58,6 +59,11 @@ class RecordingSends:
     async def send(self, data: SendEmailInput) -> WriteResult:
         self.sent.append((data.step_id or "", activity.info().current_attempt_scheduled_time, data))
         return WriteResult(provider="klaviyo", object_type="event", id=data.idempotency_key)
+
+    @activity.defn(name="crm.create_task")
+    async def task(self, data: CrmTaskInput) -> WriteResult:
+        self.tasks.append((activity.info().current_attempt_scheduled_time, data))
+        return WriteResult(provider="hubspot", object_type="task", id=data.idempotency_key)
 
     def steps(self) -> list[str]:
         return [step for step, _, _ in self.sent]
@@ -80,7 +86,10 @@ async def sends(env: WorkflowEnvironment) -> AsyncIterator[tuple[RecordingSends,
     recorder = RecordingSends()
     queue = f"nurture-{uuid.uuid4()}"
     async with Worker(
-        env.client, task_queue=queue, workflows=WORKFLOWS, activities=[recorder.reserve, recorder.send]
+        env.client,
+        task_queue=queue,
+        workflows=WORKFLOWS,
+        activities=[recorder.reserve, recorder.send, recorder.task],
     ):
         yield recorder, queue
 
@@ -364,3 +373,22 @@ async def test_a_sixty_day_sequence_continues_as_new_and_finishes(env, sends):
     # No send was repeated across runs: each key once.
     keys = [data.idempotency_key for _, _, data in recorder.sent]
     assert len(keys) == len(set(keys))
+
+
+async def test_a_task_step_gives_the_owner_a_crm_task(env, sends):
+    recorder, queue = sends
+    seq = sequence(
+        [
+            {"type": "task", "id": "call", "subject": "Call {name}", "priority": "HIGH", "due_in": "2h"},
+            {"type": "send", "id": "mail", "template": "t"},
+        ],
+        marketing=False,
+    )
+    started = await env.get_current_time()
+    state = await result(await start(env.client, queue, seq, context(owner_crm_id="owner-7")))
+    assert state.status == "completed" and [e.kind for e in state.log][:2] == ["task", "sent"]
+    _, task = recorder.tasks[0]
+    assert task.owner_id == "owner-7" and task.priority == "HIGH" and task.subject == "Call {name}"
+    assert timedelta(hours=2) <= task.due_at - started < timedelta(hours=2, minutes=5)
+    assert task.idempotency_key.endswith(":call:1")
+    assert recorder.reservations[-1].marketing is False

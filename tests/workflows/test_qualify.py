@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.events import EventType, LeadEvent
+from domain.handoff import HandoffOutcome
 from domain.lead import LifecycleStage
 from domain.nurture import NurtureState
 from domain.qualify import CHANGE_STAGE_UPDATE, EnrollRequest, StageChangeRequest, StageChangeResult
@@ -252,3 +253,26 @@ async def test_a_booked_meeting_goes_on_the_crm_record_at_once(env, lead_worker)
 
 async def _logged(platforms: RecordingPlatforms) -> bool:
     return bool(platforms.meetings)
+
+
+async def test_acceptance_makes_an_sql_owned_by_the_rep_in_the_sales_sequence(env, lead_worker):
+    platforms, queue = lead_worker
+    catalog = load_sequences(PROJECT_ROOT / "config" / "sequences")
+    platforms.sequences = [WELCOME, catalog["sales_outreach"]]
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    handle = await signal_with_start(env.client, lead_id, [form_at(now), *engaged_lead_events(now)], queue)
+    await until(lambda: _has(handle, lambda s: s.active_handoff is not None))
+    handoff_id = (await state_of(handle)).active_handoff
+    assert handoff_id == f"handoff-{lead_id}-1"
+    await handle.signal(
+        LeadWorkflow.handoff_outcome,
+        HandoffOutcome(handoff_id=handoff_id, rep_id="ana", accepted_at=now, crm_owner_id="owner-ana"),
+    )
+    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.SQL))
+    await until(lambda: _has(handle, lambda s: any(e.sequence_id == "sales_outreach" for e in s.enrollments)))
+    state = await state_of(handle)
+    assert state.owner == "ana" and state.owner_crm_id == "owner-ana" and state.active_handoff is None
+    assert state.stage_history[-1].reason == f"accepted by ana ({handoff_id})"
+    welcome = next(e for e in state.enrollments if e.sequence_id == WELCOME.id)
+    await until(lambda: _nurture_status(env.client.get_workflow_handle(welcome.workflow_id), "paused"))
