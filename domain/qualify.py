@@ -46,6 +46,8 @@ class EnrollRequest(BaseModel):
 
     sequence_id: str = Field(min_length=1, max_length=100)
     restart: bool = False
+    # Ends the lead's enrollments in the sequence (an account's outreach stopped by a meeting).
+    stop: bool = False
 
 
 class Enrollable(BaseModel):

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     scoring_file: Path = Field(default=PROJECT_ROOT / "config" / "scoring.toml")
     sequences_dir: Path = Field(default=PROJECT_ROOT / "config" / "sequences")
     roster_file: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml")
+    # Account-based outbound: an account is a target with this much intent from this many contacts.
+    abm_intent_threshold: int = 60
+    abm_min_contacts: int = 2
+    abm_window_days: float = 30.0
     # The frequency cap across every journey: at most this many marketing emails per window.
     email_cap_max_sends: int = 3
     email_cap_window_days: float = 7.0

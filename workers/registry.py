@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from activities.accounts import AccountActivities
 from activities.analytics import AnalyticsActivities, WebhookActivities
 from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
@@ -19,12 +20,14 @@ from activities.email import EmailActivities
 from activities.handoff import HandoffActivities
 from activities.notify import NotifyActivities
 from activities.qualify import QualifyActivities
+from domain.accounts import AbmPolicy
 from domain.sequences import FrequencyCap
 from platforms.base import Throttle
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 from workers.connectors import build_connectors
+from workflows.account import AccountJourneyWorkflow
 from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
@@ -98,10 +101,23 @@ def handoff_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return list(handoff.all())  # type: ignore[arg-type]
 
 
+def account_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """Account-based outbound: the targeting policy, and leads' news to their account's journey."""
+    settings = deps.settings
+    policy = AbmPolicy(
+        intent_threshold=settings.abm_intent_threshold,
+        min_contacts=settings.abm_min_contacts,
+        window=timedelta(days=settings.abm_window_days),
+    )
+    accounts = AccountActivities(deps.store, policy, task_queue=settings.temporal_task_queue)
+    return list(accounts.all())  # type: ignore[arg-type]
+
+
 WORKFLOWS: list[type] = [
     LeadWorkflow,
     NurtureWorkflow,
     HandoffWorkflow,
+    AccountJourneyWorkflow,
     ConnectorStepsWorkflow,
     # journeys new: workflows
 ]
@@ -110,6 +126,7 @@ ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
     connector_activities,
     qualify_activities,
     handoff_activities,
+    account_activities,
     # journeys new: activities
 ]
 

@@ -16,6 +16,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from domain.accounts import ContactActivity
     from domain.connectors import CrmMeetingInput, SyncPersonInput, WriteResult
     from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
     from domain.handoff import (
@@ -47,6 +48,7 @@ QUALIFY_PATCH = "qualify-v1"
 HANDOFF_PATCH = "handoff-v1"
 MEETING_PATCH = "meeting-log-v1"
 SALES_PATCH = "sales-outreach-v1"
+ABM_PATCH = "abm-v1"
 ENROLLMENTS_KEPT = 50
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 PUSH_TIMEOUT = timedelta(seconds=60)
@@ -79,6 +81,9 @@ class Qualifier:
         self._triggers: list[SequencesForTrigger] = []
         self._outcomes: list[HandoffOutcome] = []
         self._meetings: list[LeadEvent] = []
+        self._stops: list[str] = []
+        self._intent = 0
+        self._meeting_booked = False
 
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
@@ -123,6 +128,9 @@ class Qualifier:
             and str(event.properties.get("stage", "")).lower() in ("closedwon", "closed_won", "won")
         ):
             state.move_to(LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at)
+        self._intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
+        if event.type is EventType.MEETING_BOOKED:
+            self._meeting_booked = True
         if event.type is EventType.MEETING_BOOKED and event.properties.get("meeting_start"):
             self._meetings.append(event)
         if event.type in FORWARDED and any(e.status in ("active", "paused") for e in state.enrollments):
@@ -189,7 +197,9 @@ class Qualifier:
             workflow.upsert_search_attributes([LEAD_SCORE.value_set(state.score)])
         await self._log_meetings()
         await self._push()
+        await self._stop_enrollments()
         await self._enroll()
+        await self._tell_account()
         await self._tell_nurtures(changed)
         return changed
 
@@ -315,7 +325,9 @@ class Qualifier:
                 )
                 self._trim()
 
-    async def _replace(self, enrollments: list[Enrollment], version: int) -> None:
+    async def _replace(
+        self, enrollments: list[Enrollment], version: int, *, reason: str | None = None
+    ) -> None:
         """Cancels the enrollments in flight, so the lead can start over on `version`."""
         for enrollment in enrollments:
             if enrollment.status not in ("active", "paused"):
@@ -325,12 +337,48 @@ class Qualifier:
             except Exception:
                 workflow.logger.info("enrollment %s was already closed", enrollment.workflow_id)
             enrollment.status, enrollment.ended_at = "exited", workflow.now()
-            enrollment.reason = f"replaced by version {version}"
+            enrollment.reason = reason or f"replaced by version {version}"
 
     def enroll(self, request: EnrollRequest) -> None:
+        if request.stop:
+            self._stops.append(request.sequence_id)
+            return
         self._triggers.append(
             SequencesForTrigger(kind="manual", sequence_id=request.sequence_id, restart=request.restart)
         )
+
+    async def _stop_enrollments(self) -> None:
+        stops, self._stops = self._stops, []
+        for sequence_id in stops:
+            await self._replace(
+                [e for e in self._state.enrollments if e.sequence_id == sequence_id], 0, reason="stopped"
+            )
+
+    async def _tell_account(self) -> None:
+        """The account's journey hears its contacts' intent and meetings (account-based outbound)."""
+        state = self._state
+        intent, meeting = self._intent, self._meeting_booked
+        self._intent, self._meeting_booked = 0, False
+        if not state.account_id or state.stage is LifecycleStage.ANONYMOUS or not (intent or meeting):
+            return
+        if not workflow.patched(ABM_PATCH):
+            return
+        try:
+            await workflow.execute_activity(
+                "accounts.report",
+                ContactActivity(
+                    lead_id=state.lead_id,
+                    intent_points=intent,
+                    fit=state.fit.fit if state.fit else None,
+                    meeting_booked=meeting,
+                    at=workflow.now(),
+                ),
+                start_to_close_timeout=LOOKUP_TIMEOUT,
+                retry_policy=PLATFORM_RETRY,
+                summary=f"Account {state.account_id}: intent +{intent}" + (", meeting" if meeting else ""),
+            )
+        except ActivityError as exc:
+            state.record_failure("accounts.report", str(exc.cause or exc), workflow.now())
 
     async def _log_meetings(self) -> None:
         """A booked meeting goes on the CRM record at once (the seed: meeting booking, immediate).
@@ -371,7 +419,7 @@ class Qualifier:
                 self._state.record_failure("crm.log_meeting", str(exc.cause or exc), workflow.now())
 
     def has_work(self) -> bool:
-        return self._enabled and bool(self._triggers or self._context_due or self._outcomes)
+        return self._enabled and bool(self._triggers or self._context_due or self._outcomes or self._stops)
 
     def handoff_outcome(self, outcome: HandoffOutcome) -> None:
         self._outcomes.append(outcome)

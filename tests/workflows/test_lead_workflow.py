@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.accounts import ContactActivity
 from domain.connectors import (
     CrmMeetingInput,
     SendEmailInput,
@@ -54,6 +55,7 @@ class RecordingPlatforms:
         self.sends: list[SendEmailInput] = []
         self.sequences: list[SequenceDefinition] = []
         self.meetings: list[CrmMeetingInput] = []
+        self.account_reports: list[ContactActivity] = []
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
@@ -113,6 +115,10 @@ class RecordingPlatforms:
         self.meetings.append(data)
         return WriteResult(provider="hubspot", object_type="meeting", id="m-1")
 
+    @activity.defn(name="accounts.report")
+    async def report_account(self, data: ContactActivity) -> None:
+        self.account_reports.append(data)
+
     @activity.defn(name="sends.reserve")
     async def reserve(self, data: SendReservationInput) -> SendReservation:
         return SendReservation(status="granted")
@@ -134,6 +140,7 @@ class RecordingPlatforms:
             self.reserve,
             self.send,
             self.log_meeting,
+            self.report_account,
         ]
 
 

@@ -276,3 +276,34 @@ async def test_acceptance_makes_an_sql_owned_by_the_rep_in_the_sales_sequence(en
     assert state.stage_history[-1].reason == f"accepted by ana ({handoff_id})"
     welcome = next(e for e in state.enrollments if e.sequence_id == WELCOME.id)
     await until(lambda: _nurture_status(env.client.get_workflow_handle(welcome.workflow_id), "paused"))
+
+
+async def test_a_contact_reports_intent_to_its_account_and_an_account_stop_ends_its_outreach(
+    env, lead_worker
+):
+    platforms, queue = lead_worker
+    abm = load_sequences(PROJECT_ROOT / "config" / "sequences")["abm_outreach"]
+    platforms.sequences = [abm]
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    group = event(EventType.GROUP, now, 1, properties={"group_id": "acct-42"})
+    handle = await signal_with_start(
+        env.client, lead_id, [form_at(now), group, *engaged_lead_events(now)], queue
+    )
+    await until(lambda: _reported(platforms))
+    report = platforms.account_reports[-1]
+    assert report.lead_id == lead_id and report.intent_points > 0 and report.fit is True
+    await handle.signal(LeadWorkflow.enroll, EnrollRequest(sequence_id=abm.id))
+    await until(lambda: _has(handle, lambda s: any(e.sequence_id == abm.id for e in s.enrollments)))
+    await handle.signal(LeadWorkflow.enroll, EnrollRequest(sequence_id=abm.id, stop=True))
+    await until(
+        lambda: _has(
+            handle, lambda s: all(e.status == "exited" for e in s.enrollments if e.sequence_id == abm.id)
+        )
+    )
+    stopped = next(e for e in (await state_of(handle)).enrollments if e.sequence_id == abm.id)
+    assert stopped.reason == "stopped"
+
+
+async def _reported(platforms: RecordingPlatforms) -> bool:
+    return bool(platforms.account_reports)

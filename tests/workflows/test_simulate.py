@@ -270,4 +270,7 @@ def test_the_cli_prints_a_table_and_refuses_an_unknown_sequence():
     unknown = journeys("no_such_sequence")
     assert unknown.returncode == 2
     assert "no sequence 'no_such_sequence'" in unknown.stderr
-    assert "content_followup, form_abandonment_recovery, sales_outreach, welcome_nurture" in unknown.stderr
+    assert (
+        "abm_outreach, content_followup, form_abandonment_recovery, sales_outreach, welcome_nurture"
+        in unknown.stderr
+    )
