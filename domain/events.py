@@ -33,6 +33,8 @@ class EventType(StrEnum):
     SUBSCRIPTION_CANCELLED = "subscription_cancelled"
     DEAL_STAGE_CHANGED = "deal_stage_changed"
     LEAD_AD_SUBMITTED = "lead_ad_submitted"
+    # Sales took the lead in the CRM (a lead status or lifecycle stage set there).
+    SALES_ACCEPTED = "sales_accepted"
 
 
 EMAIL_ENGAGEMENT = frozenset(

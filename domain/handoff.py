@@ -78,6 +78,16 @@ class Milestone(BaseModel):
     detail: str = ""
 
 
+HANDOFF_CRM_ACCEPT_SIGNAL = "accepted_in_crm"
+
+
+class CrmAcceptance(BaseModel):
+    """Signal: the rep took the lead in the CRM (a webhook told the lead's journey)."""
+
+    detail: str
+    at: datetime
+
+
 class AcceptRequest(BaseModel):
     rep_id: str = Field(min_length=1, max_length=100)
     note: str = Field("", max_length=500)

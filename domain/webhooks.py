@@ -216,6 +216,10 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
     events: list[IncomingEvent] = []
     for index, item in enumerate(payload):
         item = _object(item, f"[{index}]")
+        accepted = _hubspot_acceptance(item, index, received_at, new_id)
+        if accepted is not None:
+            events.append(accepted)
+            continue
         if item.get("subscriptionType") != "deal.propertyChange" or item.get("propertyName") != "dealstage":
             continue
         deal = str(item.get("objectId", ""))
@@ -241,6 +245,44 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
             )
         )
     return events
+
+
+# A rep working the lead in HubSpot: its lead status, or its lifecycle stage moved to SQL.
+HUBSPOT_ACCEPTING = {
+    "hs_lead_status": {"IN_PROGRESS", "CONNECTED", "OPEN_DEAL"},
+    "lifecyclestage": {"salesqualifiedlead", "opportunity"},
+}
+
+
+def _hubspot_acceptance(
+    item: dict[str, Any], index: int, received_at: datetime, new_id: NewId
+) -> IncomingEvent | None:
+    if item.get("subscriptionType") != "contact.propertyChange":
+        return None
+    accepting = HUBSPOT_ACCEPTING.get(str(item.get("propertyName")))
+    if accepting is None or str(item.get("propertyValue")) not in accepting:
+        return None
+    contact = str(item.get("objectId", ""))
+    if not contact or item.get("eventId") is None:
+        raise PayloadError(f"[{index}].objectId", "a contact change names its objectId and eventId")
+    return _event(
+        provider="hubspot",
+        message_id=str(item["eventId"]),
+        kind=EventType.SALES_ACCEPTED,
+        occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
+        received_at=received_at,
+        payload=item,
+        new_id=new_id,
+        name=f"{item.get('propertyName')}={item.get('propertyValue')}",
+        properties={
+            "contact_id": contact,
+            "property": item.get("propertyName"),
+            "value": item.get("propertyValue"),
+            "change_source": item.get("changeSource"),
+            "source_id": item.get("sourceId"),
+        },
+        external_ids={"hubspot_contact": contact},
+    )
 
 
 # --- Resend (Standard Webhooks via Svix): https://resend.com/docs/dashboard/webhooks ------------

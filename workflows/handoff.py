@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.handoff import (
         ACCEPT_UPDATE,
         HANDOFF_CLOSE_SIGNAL,
+        HANDOFF_CRM_ACCEPT_SIGNAL,
         HANDOFF_OUTCOME_SIGNAL,
         HANDOFF_STATE_QUERY,
         HANDOFF_WORKFLOW_TYPE,
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         AcceptResult,
         AssignInput,
         Assignment,
+        CrmAcceptance,
         HandoffInput,
         HandoffOutcome,
         HandoffPolicy,
@@ -53,6 +55,7 @@ class HandoffWorkflow:
         self._state = HandoffState()
         self._input: HandoffInput | None = None
         self._closed = False
+        self._crm_acceptance: CrmAcceptance | None = None
 
     @workflow.query(name=HANDOFF_STATE_QUERY)
     def state(self) -> HandoffState:
@@ -67,17 +70,26 @@ class HandoffWorkflow:
 
     @workflow.update(name=ACCEPT_UPDATE)
     async def accept(self, request: AcceptRequest) -> AcceptResult:
+        return await self._accept(request.rep_id, request.note)
+
+    @workflow.signal(name=HANDOFF_CRM_ACCEPT_SIGNAL)
+    def accepted_in_crm(self, acceptance: CrmAcceptance) -> None:
+        """The rep took the lead in the CRM: as good as the API's accept, for whoever holds it."""
+        if self._state.status in ("waiting", "queued") and self._crm_acceptance is None:
+            self._crm_acceptance = acceptance
+
+    async def _accept(self, rep_id: str, note: str) -> AcceptResult:
         assert self._input is not None
         state, now = self._state, workflow.now()
-        state.status, state.accepted_by, state.accepted_at = "accepted", request.rep_id, now
-        state.log(now, f"accepted{': ' + request.note if request.note else ''}", request.rep_id)
+        state.status, state.accepted_by, state.accepted_at = "accepted", rep_id, now
+        state.log(now, f"accepted{': ' + note if note else ''}", rep_id)
         handoff_id = workflow.info().workflow_id
-        await self._milestone("accepted", request.rep_id)
+        await self._milestone("accepted", rep_id)
         await asyncio.gather(
             self._tell_lead(
                 HandoffOutcome(
                     handoff_id=handoff_id,
-                    rep_id=request.rep_id,
+                    rep_id=rep_id,
                     accepted_at=now,
                     crm_owner_id=state.assignment.crm_owner_id if state.assignment else None,
                 )
@@ -98,7 +110,7 @@ class HandoffWorkflow:
         )
         return AcceptResult(
             handoff_id=handoff_id,
-            rep_id=request.rep_id,
+            rep_id=rep_id,
             accepted_at=now,
             seconds_from_mql=(now - self._input.mql_at).total_seconds(),
         )
@@ -138,6 +150,10 @@ class HandoffWorkflow:
             remaining = max(deadline - workflow.now(), timedelta(0))
             summary = "SLA: the rep accepts" if not state.tried[1:] else "escalated: accept"
             done = await self._wait_for_outcome(remaining if state.status != "queued" else None, summary)
+            if self._crm_acceptance is not None and state.status in ("waiting", "queued"):
+                holder = state.assignment.rep_id if state.assignment else None
+                await self._accept(holder or "crm", f"in the CRM: {self._crm_acceptance.detail}")
+                break
             if done:
                 break
             step = chain.pop(0) if chain else "team_queue"
@@ -166,7 +182,7 @@ class HandoffWorkflow:
         workflow.set_current_details(self._details())
         try:
             await workflow.wait_condition(
-                lambda: self._state.status == "accepted" or self._closed,
+                lambda: self._state.status == "accepted" or self._closed or self._crm_acceptance is not None,
                 timeout=timeout,
                 timeout_summary=summary,
             )

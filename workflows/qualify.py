@@ -21,8 +21,10 @@ with workflow.unsafe.imports_passed_through():
     from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
     from domain.handoff import (
         HANDOFF_CLOSE_SIGNAL,
+        HANDOFF_CRM_ACCEPT_SIGNAL,
         HANDOFF_WORKFLOW_TYPE,
         SALES_SEQUENCE_ID,
+        CrmAcceptance,
         HandoffInput,
         HandoffOutcome,
         handoff_workflow_id,
@@ -49,6 +51,7 @@ HANDOFF_PATCH = "handoff-v1"
 MEETING_PATCH = "meeting-log-v1"
 SALES_PATCH = "sales-outreach-v1"
 ABM_PATCH = "abm-v1"
+CRM_ACCEPT_PATCH = "crm-accept-v1"
 ENROLLMENTS_KEPT = 50
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 PUSH_TIMEOUT = timedelta(seconds=60)
@@ -82,6 +85,7 @@ class Qualifier:
         self._outcomes: list[HandoffOutcome] = []
         self._meetings: list[LeadEvent] = []
         self._stops: list[str] = []
+        self._crm_accepts: list[str] = []
         self._intent = 0
         self._meeting_booked = False
 
@@ -129,6 +133,8 @@ class Qualifier:
         ):
             state.move_to(LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at)
         self._intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
+        if event.type is EventType.SALES_ACCEPTED and state.active_handoff:
+            self._crm_accepts.append(f"{event.name} ({event.source})")
         if event.type is EventType.MEETING_BOOKED:
             self._meeting_booked = True
         if event.type is EventType.MEETING_BOOKED and event.properties.get("meeting_start"):
@@ -196,6 +202,7 @@ class Qualifier:
         if changed:
             workflow.upsert_search_attributes([LEAD_SCORE.value_set(state.score)])
         await self._log_meetings()
+        await self._tell_handoff()
         await self._push()
         await self._stop_enrollments()
         await self._enroll()
@@ -346,6 +353,18 @@ class Qualifier:
         self._triggers.append(
             SequencesForTrigger(kind="manual", sequence_id=request.sequence_id, restart=request.restart)
         )
+
+    async def _tell_handoff(self) -> None:
+        accepts, self._crm_accepts = self._crm_accepts, []
+        state = self._state
+        if not accepts or state.active_handoff is None or not workflow.patched(CRM_ACCEPT_PATCH):
+            return
+        try:
+            await workflow.get_external_workflow_handle(state.active_handoff).signal(
+                HANDOFF_CRM_ACCEPT_SIGNAL, CrmAcceptance(detail=accepts[0], at=workflow.now())
+            )
+        except Exception:
+            workflow.logger.info("hand-off %s already closed", state.active_handoff)
 
     async def _stop_enrollments(self) -> None:
         stops, self._stops = self._stops, []

@@ -66,6 +66,7 @@ def test_the_sequence_files_load():
         "form_abandonment_recovery",
         "content_followup",
         "sales_outreach",
+        "abm_outreach",
     }
     for definition in sequences.values():
         assert definition.version >= 1

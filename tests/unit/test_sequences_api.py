@@ -50,6 +50,7 @@ async def test_the_loaded_sequences_are_listed(client: httpx.AsyncClient):
     assert answer.status_code == 200
     listed = {item["id"]: item for item in answer.json()["sequences"]}
     assert sorted(listed) == [
+        "abm_outreach",
         "content_followup",
         "form_abandonment_recovery",
         "sales_outreach",

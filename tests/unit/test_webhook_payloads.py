@@ -165,3 +165,31 @@ def test_resend_engagement():
     )
     assert event.email == "ada@example.com" and event.message_id == "msg_1"
     assert resend_events({**payload, "type": "email.sent"}, NOW, new_id, message_id="m") == []
+
+
+def test_a_rep_working_the_contact_in_hubspot_is_a_sales_acceptance():
+    def change(prop: str, value: str, event_id: int) -> dict:
+        return {
+            "eventId": event_id,
+            "subscriptionType": "contact.propertyChange",
+            "objectId": 1201,
+            "propertyName": prop,
+            "propertyValue": value,
+            "changeSource": "CRM_UI",
+            "sourceId": "userId:42",
+            "occurredAt": 1764237600000,
+            "portalId": 62515,
+        }
+
+    batch = [
+        change("hs_lead_status", "IN_PROGRESS", 1),
+        change("hs_lead_status", "NEW", 2),
+        change("lifecyclestage", "salesqualifiedlead", 3),
+        change("firstname", "Ada", 4),
+    ]
+    events = hubspot_events(batch, NOW, new_id)
+    assert [e.lead_event.type for e in events] == [EventType.SALES_ACCEPTED] * 2
+    first = events[0]
+    assert first.external_ids == {"hubspot_contact": "1201"} and first.message_id == "1"
+    assert first.lead_event.name == "hs_lead_status=IN_PROGRESS"
+    assert first.lead_event.properties["change_source"] == "CRM_UI"

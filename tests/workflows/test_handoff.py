@@ -22,6 +22,7 @@ from domain.handoff import (
     AcceptResult,
     AssignInput,
     Assignment,
+    CrmAcceptance,
     HandoffInput,
     HandoffPolicy,
     HandoffState,
@@ -145,10 +146,11 @@ async def run_with(env: WorkflowEnvironment) -> AsyncIterator[Any]:
 
 
 async def status(handle: WorkflowHandle, wanted: str, timeout: float = 10.0) -> HandoffState:
+    """Waits for `wanted`, and for the rep (or the queue) to have been told."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         state = HandoffState.model_validate(await handle.query("state"))
-        if state.status == wanted:
+        if state.status == wanted and state.notified_at is not None:
             return state
         assert asyncio.get_running_loop().time() < deadline, state
         await asyncio.sleep(0.05)
@@ -236,3 +238,17 @@ async def test_the_lead_moving_on_closes_the_handoff(run_with):
     state = await result(handle)
     assert state.status == "closed" and state.close_reason == "lead moved to recycled by sdr"
     assert fake.milestones[-1].kind == "closed" and fake.released == 1
+
+
+async def test_the_rep_taking_the_lead_in_the_crm_accepts_it(run_with, env):
+    fake = FakeSales(["ana"])
+    handle = await run_with(fake)
+    await status(handle, "waiting")
+    now = await env.get_current_time()
+    await handle.signal(
+        HandoffWorkflow.accepted_in_crm, CrmAcceptance(detail="hs_lead_status=IN_PROGRESS (hubspot)", at=now)
+    )
+    state = await result(handle)
+    assert state.status == "accepted" and state.accepted_by == "ana"
+    assert any("in the CRM: hs_lead_status=IN_PROGRESS" in entry.what for entry in state.audit)
+    assert fake.milestones[-1].kind == "accepted"
