@@ -15,13 +15,14 @@ from activities.contacts import personalize
 from activities.errors import connector_step
 from domain.connectors import WriteResult
 from domain.handoff import AssignInput, Assignment, HandoffPolicy, Milestone, RepNotifyInput
-from domain.roster import LeadRouting, Roster, load_roster
+from domain.roster import LeadRouting, Roster
 from platforms.ports import ChatMessage, ChatPort, CrmPort, EmailMessage, EmailPort
 from store.assignments import AssignmentStore
 from store.db import SessionFactory
 from store.handoffs import HandoffLog
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
+from store.rosters import RosterSource
 
 OWNERS_TTL = 300.0
 
@@ -50,19 +51,14 @@ class HandoffActivities:
         self._assignments = AssignmentStore(sessions)
         self._log = HandoffLog(sessions)
         self._chat, self._email, self._crm = chat, email, crm
-        self._roster_file = roster_file
-        self._roster_stamp: float | None = None
-        self._roster: Roster | None = None
+        self._rosters = RosterSource(sessions, roster_file)
         self._public_url = public_url.rstrip("/")
         self._stats = stats
         self._owners: dict[str, str] = {}
         self._owners_at = 0.0
 
-    def roster(self) -> Roster:
-        stamp = self._roster_file.stat().st_mtime
-        if self._roster is None or stamp != self._roster_stamp:
-            self._roster, self._roster_stamp = load_roster(self._roster_file), stamp
-        return self._roster
+    async def roster(self) -> Roster:
+        return await self._rosters.current()
 
     async def _crm_owner(self, email: str) -> str | None:
         """The CRM owner id of a rep, matched by email (owners cached for five minutes)."""
@@ -78,7 +74,7 @@ class HandoffActivities:
 
     @activity.defn(name="handoff.policy")
     async def policy(self) -> HandoffPolicy:
-        roster = self.roster()
+        roster = await self.roster()
         escalation = roster.escalation
         team = roster.team()
         manager = roster.rep(team.manager_id) if team.manager_id else None
@@ -113,7 +109,7 @@ class HandoffActivities:
 
     @activity.defn(name="handoff.assign")
     async def assign(self, data: AssignInput) -> Assignment:
-        roster = self.roster()
+        roster = await self.roster()
         routing = await self._routing(data.lead_id)
         record = await self._assignments.assign(
             data.handoff_id,
@@ -175,7 +171,7 @@ class HandoffActivities:
                 ChatMessage(channel=data.slack_channel, text=body, blocks=blocks),
                 idempotency_key=f"{data.idempotency_key}:slack",
             )
-        rep = self.roster().rep(data.rep_id) if data.rep_id else None
+        rep = (await self.roster()).rep(data.rep_id) if data.rep_id else None
         if rep is not None and data.kind in ("assigned", "escalated_to_you"):
             async with connector_step(self._stats, self._email.provider, "notify.rep_email"):
                 await self._email.send_email(

@@ -29,6 +29,7 @@ from api.routes import (
     journeys,
     leads,
     reports,
+    roster,
     segment,
     sequences,
     webhooks,
@@ -195,6 +196,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         sequences,
         reports,
         handoffs,
+        roster,
         admin,
         codec,
     ):

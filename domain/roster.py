@@ -371,6 +371,11 @@ def parse_roster(text: str, *, source: str = "roster") -> Roster:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{source}: not valid TOML: {exc}") from exc
+    return roster_from(data, source=source)
+
+
+def roster_from(data: Any, *, source: str = "roster") -> Roster:
+    """The roster in parsed data (TOML or the API's JSON), with the same field-named errors."""
     try:
         return Roster.model_validate(data)
     except ValidationError as exc:

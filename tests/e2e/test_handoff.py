@@ -77,3 +77,22 @@ async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
     assert report["handoffs"] >= 1 and report["accepted"] >= 1
     assert report["seconds_from_mql"]["notified"]["p50"] is not None
     assert report["seconds_from_mql"]["notified"]["p99"] < 30
+
+
+async def test_the_roster_is_read_replaced_and_reset_through_the_api(api: httpx.AsyncClient):
+    start = (await api.get("/v1/roster")).json()
+    assert start["source"] == "file" and start["roster"]["reps"]
+    roster = start["roster"]
+    bad = {**roster, "reps": [{**roster["reps"][0], "timezone": "Mars/Olympus"}, *roster["reps"][1:]]}
+    refused = await api.put("/v1/roster", json=bad)
+    assert refused.status_code == 422 and "reps[0]" in refused.json()["detail"]
+    assert (await api.get("/v1/roster")).json()["source"] == "file"
+    away = {"start": "2026-12-24T00:00:00+00:00", "end": "2026-12-28T00:00:00+00:00"}
+    changed = {**roster, "reps": [{**roster["reps"][0], "out_of_office": [away]}, *roster["reps"][1:]]}
+    accepted = await api.put("/v1/roster", json=changed)
+    assert accepted.status_code == 200, accepted.text
+    now = (await api.get("/v1/roster")).json()
+    assert now["source"] == "api" and now["updated_by"].startswith("key ")
+    assert len(now["roster"]["reps"][0]["out_of_office"]) == 1
+    assert (await api.delete("/v1/roster")).status_code == 204
+    assert (await api.get("/v1/roster")).json()["source"] == "file"
