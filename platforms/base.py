@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
+from pydantic import BaseModel
 
 from platforms.errors import (
     PermanentPlatformError,
@@ -35,6 +36,39 @@ class Throttle(Protocol):
     """
 
     async def acquire(self, key: str) -> None: ...
+
+
+class LedgerEntry(BaseModel):
+    status: Literal["pending", "done"]
+    external_id: str | None = None
+
+
+class WriteLedger(Protocol):
+    """Our own record of writes to a platform that cannot be asked cheaply whether a write
+    happened. `pending` before the write, `done` after: a retry that finds `done` answers without
+    a call; one that finds `pending` (the outcome was lost) asks the platform the expensive way."""
+
+    async def recall(self, key: str) -> LedgerEntry | None: ...
+
+    async def pending(self, key: str, provider: str) -> None: ...
+
+    async def done(self, key: str, external_id: str) -> None: ...
+
+
+class MemoryLedger:
+    """A `WriteLedger` in memory: for tests and single-process tools."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, LedgerEntry] = {}
+
+    async def recall(self, key: str) -> LedgerEntry | None:
+        return self.entries.get(key)
+
+    async def pending(self, key: str, provider: str) -> None:
+        self.entries.setdefault(key, LedgerEntry(status="pending"))
+
+    async def done(self, key: str, external_id: str) -> None:
+        self.entries[key] = LedgerEntry(status="done", external_id=external_id)
 
 
 class CallObserver(Protocol):

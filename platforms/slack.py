@@ -55,7 +55,7 @@ from typing import Any
 
 import httpx
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from platforms.base import CallObserver, PlatformClient, Throttle, WriteLedger
 from platforms.errors import (
     PermanentPlatformError,
     PlatformError,
@@ -166,9 +166,11 @@ class SlackClient(_SlackErrors):
         max_history_pages: int = 20,
         throttle: Throttle | None = None,
         observer: CallObserver | None = None,
+        ledger: WriteLedger | None = None,
     ) -> None:
         super().__init__(http, base_url=base_url, throttle=throttle, observer=observer)
         self._token = token
+        self._ledger = ledger
         self._dedupe_window = dedupe_window
         self._page_size = max(1, min(history_page_size, 999))
         self._max_pages = max(1, max_history_pages)
@@ -200,10 +202,22 @@ class SlackClient(_SlackErrors):
         return self._dms[channel]
 
     async def post_message(self, message: ChatMessage, *, idempotency_key: str) -> WriteResult:
+        # With a ledger, only a retry whose earlier outcome was lost reads the channel's history
+        # (Tier 3, about 50 a minute for the whole workspace): a first attempt posts at once.
+        entry = await self._ledger.recall(idempotency_key) if self._ledger else None
+        if entry is not None and entry.status == "done" and entry.external_id:
+            return WriteResult(
+                provider=self.provider, object_type="message", id=entry.external_id, created=False
+            )
         message = message.model_copy(update={"channel": await self._conversation(message.channel)})
-        earlier = await self.find_message(message.channel, idempotency_key)
-        if earlier is not None:
-            return WriteResult(provider=self.provider, object_type="message", id=earlier, created=False)
+        if self._ledger is None or entry is not None:
+            earlier = await self.find_message(message.channel, idempotency_key)
+            if earlier is not None:
+                if self._ledger is not None:
+                    await self._ledger.done(idempotency_key, earlier)
+                return WriteResult(provider=self.provider, object_type="message", id=earlier, created=False)
+        if self._ledger is not None:
+            await self._ledger.pending(idempotency_key, self.provider)
         body: dict[str, Any] = {
             "channel": message.channel,
             "text": message.text,
@@ -223,7 +237,10 @@ class SlackClient(_SlackErrors):
             )
         finally:
             _channel.reset(token)
-        return WriteResult(provider=self.provider, object_type="message", id=str(response.json()["ts"]))
+        ts = str(response.json()["ts"])
+        if self._ledger is not None:
+            await self._ledger.done(idempotency_key, ts)
+        return WriteResult(provider=self.provider, object_type="message", id=ts)
 
     async def find_message(self, channel: str, idempotency_key: str) -> str | None:
         """The `ts` of a message in `channel`, newer than the dedupe window, posted with this key."""

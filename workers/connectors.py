@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from platforms.base import CallObserver, Throttle
+from platforms.base import CallObserver, Throttle, WriteLedger
 from platforms.ga4 import GA4Client
 from platforms.google_calendar import GoogleCalendarClient
 from platforms.hubspot import HubSpotClient
@@ -39,6 +39,7 @@ def build_connectors(
     *,
     throttle: Throttle | None = None,
     observer: CallObserver | None = None,
+    ledger: WriteLedger | None = None,
 ) -> Connectors:
     hubspot = HubSpotClient(
         http,
@@ -93,6 +94,7 @@ def build_connectors(
             token=settings.slack_bot_token.get_secret_value(),
             throttle=throttle,
             observer=observer,
+            ledger=ledger,
         )
     calendar = GoogleCalendarClient(
         http,

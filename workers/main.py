@@ -14,7 +14,7 @@ import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from temporalio.worker import Worker
 
-from platforms.base import Throttle
+from platforms.base import Throttle, WriteLedger
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
 from runtime.temporal import connect, metrics_runtime
@@ -22,6 +22,7 @@ from store.db import create_engine, session_factory
 from store.health import ConnectorStatsRecorder
 from store.ratelimit import PostgresThrottle
 from store.repository import LeadStore
+from store.writes import PostgresWriteLedger
 from workers.registry import WORKFLOWS, Dependencies, all_activities
 
 log = logging.getLogger("journeys.worker")
@@ -34,12 +35,13 @@ def build_activities(
     *,
     throttle: Throttle | None = None,
     stats: ConnectorStatsRecorder | None = None,
+    ledger: WriteLedger | None = None,
 ) -> list[Callable[..., Any]]:
     """Every registered journey's activities, with their clients pointed where the settings say."""
     # Each call to a platform is a client span in the activity's trace.
     HTTPXClientInstrumentor().instrument_client(http)
     return all_activities(
-        Dependencies(settings=settings, http=http, store=store, throttle=throttle, stats=stats)
+        Dependencies(settings=settings, http=http, store=store, throttle=throttle, stats=stats, ledger=ledger)
     )
 
 
@@ -73,7 +75,9 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             client,
             task_queue=settings.temporal_task_queue,
             workflows=WORKFLOWS,
-            activities=build_activities(settings, http, store, throttle=throttle, stats=stats),
+            activities=build_activities(
+                settings, http, store, throttle=throttle, stats=stats, ledger=PostgresWriteLedger(sessions)
+            ),
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
         log.info(

@@ -22,7 +22,7 @@ from activities.notify import NotifyActivities
 from activities.qualify import QualifyActivities
 from domain.accounts import AbmPolicy
 from domain.sequences import FrequencyCap
-from platforms.base import Throttle
+from platforms.base import Throttle, WriteLedger
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
@@ -46,11 +46,14 @@ class Dependencies:
     store: LeadStore
     throttle: Throttle | None = None
     stats: ConnectorStatsRecorder | None = None
+    ledger: WriteLedger | None = None
 
 
 def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """Every port's activities, each over the provider the settings chose."""
-    ports = build_connectors(deps.settings, deps.http, throttle=deps.throttle, observer=deps.stats)
+    ports = build_connectors(
+        deps.settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
+    )
     groups: list[Any] = [
         CrmActivities(ports.crm, deps.store, deps.stats),
         EmailActivities(
@@ -87,7 +90,9 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 def handoff_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """The hand-off: the roster, assignment, the SLA log, and the notes to reps."""
     settings = deps.settings
-    ports = build_connectors(settings, deps.http, throttle=deps.throttle, observer=deps.stats)
+    ports = build_connectors(
+        settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
+    )
     handoff = HandoffActivities(
         deps.store.sessions,
         deps.store,

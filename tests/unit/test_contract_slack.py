@@ -521,3 +521,26 @@ async def test_a_user_id_is_a_direct_message_opened_once():
     assert len(opened) == 1
     posted = [c for c in app.state.sandbox.calls if c["path"] == "/api/chat.postMessage"]
     assert len(posted) == 1 and posted[0]["body"]["channel"].startswith("D")
+
+
+async def test_with_a_ledger_a_first_post_skips_the_history_and_a_retry_makes_no_call():
+    from platforms.base import MemoryLedger
+
+    app = create_app(seed=1)
+    ledger = MemoryLedger()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as http:
+        client = SlackClient(http, base_url="http://sandbox/slack", token="xoxb-test", ledger=ledger)
+        first = await client.post_message(
+            ChatMessage(channel="C0SALESQUEUE", text="hi"), idempotency_key="k1"
+        )
+        calls_after_first = len(app.state.sandbox.calls)
+        again = await client.post_message(
+            ChatMessage(channel="C0SALESQUEUE", text="hi"), idempotency_key="k1"
+        )
+        # An outcome lost mid-post (pending in the ledger) is settled by reading the history.
+        await ledger.pending("k2", "slack")
+        lost = await client.post_message(ChatMessage(channel="C0SALESQUEUE", text="yo"), idempotency_key="k2")
+    assert [c["path"] for c in app.state.sandbox.calls[:calls_after_first]] == ["/api/chat.postMessage"]
+    assert again.id == first.id and not again.created
+    assert app.state.sandbox.calls[calls_after_first]["path"] == "/api/conversations.history"
+    assert lost.created and (await ledger.recall("k2")).status == "done"
