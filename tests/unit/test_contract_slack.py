@@ -543,4 +543,5 @@ async def test_with_a_ledger_a_first_post_skips_the_history_and_a_retry_makes_no
     assert [c["path"] for c in app.state.sandbox.calls[:calls_after_first]] == ["/api/chat.postMessage"]
     assert again.id == first.id and not again.created
     assert app.state.sandbox.calls[calls_after_first]["path"] == "/api/conversations.history"
-    assert lost.created and (await ledger.recall("k2")).status == "done"
+    settled = await ledger.recall("k2")
+    assert lost.created and settled is not None and settled.status == "done"
