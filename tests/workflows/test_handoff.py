@@ -5,8 +5,9 @@ roster's choices are the fake's."""
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio import activity
@@ -30,6 +31,7 @@ from domain.handoff import (
     RepNotifyInput,
     handoff_workflow_id,
 )
+from domain.roster import LeadRouting, RepLoad, Roster, choose, roster_from
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
 from workers.registry import WORKFLOWS
@@ -252,3 +254,108 @@ async def test_the_rep_taking_the_lead_in_the_crm_accepts_it(run_with, env):
     assert state.status == "accepted" and state.accepted_by == "ana"
     assert any("in the CRM: hs_lead_status=IN_PROGRESS" in entry.what for entry in state.audit)
     assert fake.milestones[-1].kind == "accepted"
+
+
+class RosterSales(FakeSales):
+    """The real assignment rule (`domain.roster.choose`) at the server's (skipped) clock."""
+
+    def __init__(self, roster: Roster, routing: dict[str, Any]) -> None:
+        super().__init__([])
+        self.roster = roster
+        self.routing = routing
+        self.loads: dict[str, RepLoad] = {}
+
+    @activity.defn(name="handoff.assign")
+    async def assign(self, data: AssignInput) -> Assignment:
+        self.assigned.append(data)
+        now = activity.info().current_attempt_scheduled_time
+        routing = LeadRouting(lead_id=data.lead_id, **self.routing)
+        choice = choose(self.roster, routing, now, self.loads, exclude=set(data.exclude))
+        if choice.rep_id:
+            load = self.loads.setdefault(choice.rep_id, RepLoad())
+            load.assigned_total, load.open, load.last_assigned_at = (
+                load.assigned_total + 1,
+                load.open + 1,
+                now,
+            )
+        team = self.roster.team()
+        rep = self.roster.rep(choice.rep_id) if choice.rep_id else None
+        return Assignment(
+            rep_id=choice.rep_id,
+            slack_user_id=rep.slack_user_id if rep else None,
+            team_id=team.id,
+            queue_channel=team.queue_slack_channel,
+            team_reps=list(team.reps),
+            queue=choice.rep_id is None,
+            reason=choice.reason,
+        )
+
+
+def roster_now(
+    now: datetime, *, away: str | None = None, off_duty: frozenset[str] | set[str] = frozenset()
+) -> Roster:
+    """Three reps; `away` is out of office now; `off_duty` reps work a window that starts in 3 hours."""
+    later = (now + timedelta(hours=3)).astimezone(ZoneInfo("Asia/Tokyo"))
+
+    def hours(rep: str) -> dict[str, Any]:
+        if rep in off_duty:
+            start = later.time().replace(second=0, microsecond=0)
+            end = (later + timedelta(hours=1)).time().replace(second=0, microsecond=0)
+            return {"days": [0, 1, 2, 3, 4, 5, 6], "start": start.isoformat(), "end": end.isoformat()}
+        return {"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "23:59"}
+
+    away_now = {"start": (now - timedelta(days=1)).isoformat(), "end": (now + timedelta(days=1)).isoformat()}
+    reps = [
+        {
+            "id": rep,
+            "name": rep.title(),
+            "email": f"{rep}@example.com",
+            "slack_user_id": f"U0{rep.upper()}XXXXX",
+            "timezone": "Asia/Tokyo",
+            "working_hours": hours(rep),
+            "capacity": 1,
+            "out_of_office": [away_now] if rep == away else [],
+        }
+        for rep in ("ana", "ben", "cho")
+    ]
+    return roster_from(
+        {
+            "version": 1,
+            "default_team": "inbound",
+            "reps": reps,
+            "teams": [
+                {
+                    "id": "inbound",
+                    "name": "Inbound",
+                    "reps": ["ana", "ben", "cho"],
+                    "queue_slack_channel": "C0QUEUE1",
+                }
+            ],
+        }
+    )
+
+
+async def test_the_account_owner_gets_the_lead(env, run_with):
+    now = await env.get_current_time()
+    fake = RosterSales(roster_now(now), {"account_id": "acct-1", "account_owner_id": "cho"})
+    handle = await run_with(fake)
+    state = await status(handle, "waiting")
+    assert state.assignment is not None and state.assignment.rep_id == "cho"
+    assert state.assignment.reason == "account owner"
+
+
+async def test_out_of_office_and_off_duty_reps_are_passed_over(env, run_with):
+    now = await env.get_current_time()
+    fake = RosterSales(roster_now(now, away="ana", off_duty={"ben"}), {})
+    handle = await run_with(fake)
+    state = await status(handle, "waiting")
+    assert state.assignment is not None and state.assignment.rep_id == "cho"
+
+
+async def test_nobody_on_duty_in_their_zone_means_the_team_queue(env, run_with):
+    now = await env.get_current_time()
+    fake = RosterSales(roster_now(now, off_duty={"ana", "ben", "cho"}), {})
+    handle = await run_with(fake)
+    state = await status(handle, "queued")
+    assert state.assignment is not None and state.assignment.queue
+    assert [n.slack_channel for n in fake.notified] == ["C0QUEUE1"]
