@@ -1,6 +1,6 @@
 """MQL -> rep notified, through the local stack, beside the bare stack.
 
-    .venv/bin/python -m bench.handoff [--leads 1000] [--rate 3]
+    .venv/bin/python -m bench.handoff [--leads 1000] [--rate 1] [--bare 300]
 
 Each lead is driven over the API as a real one would be: a demo form, a Segment identify with
 firmographics, and a batch of behaviour (5 sessions, 3 downloads, 7 email clicks) that crosses the
@@ -157,11 +157,12 @@ def spread(values: list[float]) -> dict[str, float]:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--leads", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=3.0, help="MQLs per second")
+    parser.add_argument("--rate", type=float, default=1.0, help="MQLs per second")
+    parser.add_argument("--bare", type=int, default=300, help="bare-stack workflows, at the same rate")
     parser.add_argument("--data-dir", type=Path, default=Path("bench/results/handoff-stack"))
     args = parser.parse_args()
     async with local_stack(args.data_dir) as stack:
-        bare_latencies = await bare(stack, args.leads, args.rate)
+        bare_latencies = await bare(stack, args.bare, args.rate)
         measured = await product(stack, args.leads, args.rate)
     notified = measured["notified"]
     progress("MQL -> rep notified (journeys):")
