@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.hours import WeeklyHours
 from domain.sequences import Duration
 
 _SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
@@ -70,34 +71,15 @@ def _aware(now: datetime) -> datetime:
 # --- reps ------------------------------------------------------------------------------------------------
 
 
-class WorkingHours(_Config):
+class WorkingHours(WeeklyHours):
     """When a rep takes hand-offs, in the rep's own zone: weekdays (0 = Monday .. 6 = Sunday), [start, end).
 
     Hours stay within one day (no overnight shifts). Being wall-clock times, they follow daylight saving:
     9:00 in New York is 13:00 UTC in summer and 14:00 UTC in winter.
     """
 
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    start: time = time(9, 0)
-    end: time = time(17, 0)
-
-    @field_validator("days")
-    @classmethod
-    def _valid_days(cls, days: list[int]) -> list[int]:
-        if not days:
-            raise ValueError("at least one day is needed (0 = Monday .. 6 = Sunday)")
-        for day in days:
-            if not 0 <= day <= 6:
-                raise ValueError(f"{day} is not a day (0 = Monday .. 6 = Sunday)")
-        return sorted(set(days))
-
-    @model_validator(mode="after")
-    def _start_before_end(self) -> WorkingHours:
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("start and end are the rep's local times: write them without an offset")
-        if self.start >= self.end:
-            raise ValueError(f"start {self.start} must be before end {self.end} (hours stay within a day)")
-        return self
+    local_times: ClassVar[str] = "the rep's local times"
+    within: ClassVar[str] = "hours stay within a day"
 
     def contains(self, local: datetime) -> bool:
         """Whether `local` (a time already in the rep's zone) falls inside these hours."""

@@ -15,7 +15,7 @@ import re
 import tomllib
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from domain.events import EventType
+from domain.hours import WeeklyHours
 from domain.stages import LifecycleStage
 
 EXIT = "exit"
@@ -375,30 +376,11 @@ def assign_variant(
 # --- the sequence ----------------------------------------------------------------------------------------
 
 
-class SendWindow(_Config):
+class SendWindow(WeeklyHours):
     """When sends may go out, in the lead's local time: weekdays (0 = Monday .. 6 = Sunday), [start, end)."""
 
-    days: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    start: time = time(9, 0)
-    end: time = time(17, 0)
-
-    @field_validator("days")
-    @classmethod
-    def _valid_days(cls, days: list[int]) -> list[int]:
-        if not days:
-            raise ValueError("at least one day is needed (0 = Monday .. 6 = Sunday)")
-        for day in days:
-            if not 0 <= day <= 6:
-                raise ValueError(f"{day} is not a day (0 = Monday .. 6 = Sunday)")
-        return sorted(set(days))
-
-    @model_validator(mode="after")
-    def _start_before_end(self) -> SendWindow:
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("start and end are local times of the lead: write them without an offset")
-        if self.start >= self.end:
-            raise ValueError(f"start {self.start} must be before end {self.end} (windows stay within a day)")
-        return self
+    local_times: ClassVar[str] = "local times of the lead"
+    within: ClassVar[str] = "windows stay within a day"
 
 
 class Trigger(_Config):
