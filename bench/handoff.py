@@ -127,7 +127,21 @@ async def product(stack: DevStack, leads: int, rate: float) -> dict[str, Any]:
         await engine.dispose()
     notified = [float(r[0]) for r in rows]
     assigned = [float(r[1]) for r in rows if r[1] is not None]
-    return {"notified": notified, "assigned": assigned, "failures": failures}
+    calls = await platform_calls(stack)
+    return {"notified": notified, "assigned": assigned, "failures": failures, "calls": calls}
+
+
+async def platform_calls(stack: DevStack) -> dict[str, int]:
+    """Calls the sandbox saw per provider and status class: where the work and the limits go."""
+    async with httpx.AsyncClient(base_url=stack.settings.sandbox_url, timeout=60) as sandbox:
+        calls = (await sandbox.get("/_calls")).json()["calls"]
+    counts: dict[str, int] = {}
+    for call in calls:
+        key = f"{call['provider']} {call['method']} {call['status'] // 100}xx"
+        counts[key] = counts.get(key, 0) + 1
+    for key, count in sorted(counts.items(), key=lambda kv: -kv[1]):
+        progress(f"  {count:7d}  {key}")
+    return counts
 
 
 async def bare(stack: DevStack, count: int, rate: float) -> list[float]:
@@ -179,6 +193,7 @@ async def main() -> None:
         "bare_to_slack": spread(bare_latencies),
         "p99_vs_bare": round(percentile(notified, 99) / max(percentile(bare_latencies, 99), 1e-6), 1),
         "request_failures": len(measured["failures"]),
+        "platform_calls_per_lead": round(sum(measured["calls"].values()) / max(args.leads, 1), 1),
         "target_p99_s": TARGET_P99_S,
     }
     figures["meets_target"] = len(notified) == args.leads and percentile(notified, 99) <= TARGET_P99_S
