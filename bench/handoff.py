@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -137,7 +138,8 @@ async def platform_calls(stack: DevStack) -> dict[str, int]:
         calls = (await sandbox.get("/_calls")).json()["calls"]
     counts: dict[str, int] = {}
     for call in calls:
-        key = f"{call['provider']} {call['method']} {call['status'] // 100}xx"
+        path = re.sub(r"/[^/]*\d[^/]*", "/{id}", call["path"])
+        key = f"{call['provider']} {call['method']} {path} {call['status'] // 100}xx"
         counts[key] = counts.get(key, 0) + 1
     for key, count in sorted(counts.items(), key=lambda kv: -kv[1]):
         progress(f"  {count:7d}  {key}")
