@@ -4,17 +4,21 @@
 
 Each lead is driven over the API as a real one would be: a demo form, a Segment identify with
 firmographics, and a batch of behaviour (5 sessions, 3 downloads, 7 email clicks) that crosses the
-MQL line. The figure is the SLA log's `notified_at - mql_at` per hand-off: the moment the lead's
-workflow moved it to MQL to the moment the rep's (or the queue's) Slack message was posted. The
-bare stack is a plain SDK workflow making one activity call that posts to the same sandbox Slack,
-started at the same rate: what Temporal alone costs for "something happened -> Slack". The last
-line is one JSON object.
+MQL line. Reps work their DMs: `--accept-share` of the hand-offs (default 0.9) are accepted over the
+API by the rep holding them, a uniform 20 s to 4 min after the DM; the rest run the whole escalation
+chain (next rep, manager, team queue), as an unattended team's would (`--accept-share 0`: nobody
+accepts, the worst case). The figure is the SLA log's `notified_at - mql_at` per hand-off: the
+moment the lead's workflow moved it to MQL to the moment the rep's (or the queue's) Slack message
+was posted. The bare stack is a plain SDK workflow making one activity call that posts to the same
+sandbox Slack, started at the same rate: what Temporal alone costs for "something happened ->
+Slack". The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import re
 import time
 import uuid
@@ -37,6 +41,27 @@ from tests.e2e.test_form_slice import demo_form
 from tests.e2e.test_qualify import behaviour
 
 TARGET_P99_S = 5.0
+
+
+async def work_the_dm(api: httpx.AsyncClient, email: str, accept_share: float, accepted: list[str]) -> None:
+    """The rep holding the hand-off accepts it 20 s to 4 min after the DM (or never)."""
+    if random.random() >= accept_share:
+        return
+    handoff_id = f"handoff-{lead_id_for_email(email)}-1"
+    holder = None
+    for _ in range(120):
+        answer = await api.get(f"/v1/handoffs/{handoff_id}")
+        assignment = answer.json().get("assignment") if answer.status_code == 200 else None
+        if assignment and assignment.get("rep_id"):
+            holder = assignment["rep_id"]
+            break
+        await asyncio.sleep(1)
+    if holder is None:
+        return
+    await asyncio.sleep(random.uniform(20, 240))
+    answer = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
+    if answer.status_code == 200:
+        accepted.append(handoff_id)
 
 
 async def drive(api: httpx.AsyncClient, email: str, failures: list[str]) -> None:
@@ -63,6 +88,8 @@ async def always_on_roster(api: httpx.AsyncClient, reps: int = 10) -> None:
     roster = (await api.get("/v1/roster")).json()["roster"]
     manager = next(r for r in roster["reps"] if r["id"] == roster["teams"][0]["manager_id"])
     on_duty = {"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00:00", "end": "23:59:59"}
+    others = [r for r in roster["reps"] if r["id"] != manager["id"]]
+    kept = {rep_id for team in roster["teams"][1:] for rep_id in team["reps"]}
     bench_reps = [
         {
             "id": f"rep{n}",
@@ -77,7 +104,12 @@ async def always_on_roster(api: httpx.AsyncClient, reps: int = 10) -> None:
         for n in range(reps)
     ]
     team = {**roster["teams"][0], "reps": [r["id"] for r in bench_reps]}
-    body = {**roster, "reps": [*bench_reps, manager], "teams": [team, *roster["teams"][1:]]}
+    # Other teams (customer success) keep their people.
+    body = {
+        **roster,
+        "reps": [*bench_reps, manager, *(r for r in others if r["id"] in kept)],
+        "teams": [team, *roster["teams"][1:]],
+    }
     answer = await api.put("/v1/roster", json=body)
     answer.raise_for_status()
     await asyncio.sleep(6)  # workers reread the roster within 5 s
@@ -98,9 +130,11 @@ async def steady(count: int, rate: float, make: Any) -> float:
     return time.perf_counter() - started
 
 
-async def product(stack: DevStack, leads: int, rate: float) -> dict[str, Any]:
+async def product(stack: DevStack, leads: int, rate: float, accept_share: float) -> dict[str, Any]:
     emails = [f"bench.{uuid.uuid4().hex[:10]}@example-corp.com" for _ in range(leads)]
     failures: list[str] = []
+    accepted: list[str] = []
+    reps_at_work: list[asyncio.Task[None]] = []
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(
@@ -108,7 +142,14 @@ async def product(stack: DevStack, leads: int, rate: float) -> dict[str, Any]:
     ) as api:
         await always_on_roster(api)
         progress(f"journeys: {leads} leads over the API at {rate:g}/s, each crossing the MQL line")
-        await steady(leads, rate, lambda n: drive(api, emails[n], failures))
+
+        async def lead_and_rep(n: int) -> None:
+            await drive(api, emails[n], failures)
+            reps_at_work.append(asyncio.create_task(work_the_dm(api, emails[n], accept_share, accepted)))
+
+        await steady(leads, rate, lead_and_rep)
+        progress("waiting for the reps' last acceptances ...")
+        await asyncio.gather(*reps_at_work)
     lead_ids = [lead_id_for_email(e) for e in emails]
     engine = create_engine(stack.database_url, pool_size=2)
     query = text(
@@ -129,7 +170,13 @@ async def product(stack: DevStack, leads: int, rate: float) -> dict[str, Any]:
     notified = [float(r[0]) for r in rows]
     assigned = [float(r[1]) for r in rows if r[1] is not None]
     calls = await platform_calls(stack)
-    return {"notified": notified, "assigned": assigned, "failures": failures, "calls": calls}
+    return {
+        "notified": notified,
+        "assigned": assigned,
+        "failures": failures,
+        "calls": calls,
+        "accepted": len(accepted),
+    }
 
 
 async def platform_calls(stack: DevStack) -> dict[str, int]:
@@ -175,11 +222,12 @@ async def main() -> None:
     parser.add_argument("--leads", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=1.0, help="MQLs per second")
     parser.add_argument("--bare", type=int, default=300, help="bare-stack workflows, at the same rate")
+    parser.add_argument("--accept-share", type=float, default=0.9, help="hand-offs the reps accept")
     parser.add_argument("--data-dir", type=Path, default=Path("bench/results/handoff-stack"))
     args = parser.parse_args()
     async with local_stack(args.data_dir) as stack:
         bare_latencies = await bare(stack, args.bare, args.rate)
-        measured = await product(stack, args.leads, args.rate)
+        measured = await product(stack, args.leads, args.rate, args.accept_share)
     notified = measured["notified"]
     progress("MQL -> rep notified (journeys):")
     progress(histogram(notified, buckets_ms=(250, 500, 1000, 2000, 5000, 10000, 30000)))
@@ -190,6 +238,7 @@ async def main() -> None:
         "leads": args.leads,
         "rate_per_s": args.rate,
         "notified": len(notified),
+        "accepted_by_reps": measured["accepted"],
         "mql_to_notified": spread(notified),
         "mql_to_assigned": spread(measured["assigned"]),
         "bare_to_slack": spread(bare_latencies),

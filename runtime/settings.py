@@ -82,8 +82,10 @@ class Settings(BaseSettings):
     # Overrides of platforms.throttle.DEFAULT_RATE_LIMITS, as JSON:
     # {"hubspot": {"per_second": 19, "burst": 19}} for a portal allowed 190 per 10 s.
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
-    # A call that would wait longer than this for its slot is retried later by Temporal instead.
-    rate_limit_max_wait_seconds: float = 20.0
+    # A call that would wait longer than this for its slot is retried later by Temporal instead:
+    # a call sleeping for its slot holds one of the worker's activity slots, and under a sustained
+    # overload of one key (a manager's DM channel) long sleeps starve every other call.
+    rate_limit_max_wait_seconds: float = 3.0
 
     # Webhook secrets, one per provider; a provider without one refuses its webhooks.
     stripe_webhook_secret: SecretStr | None = None
