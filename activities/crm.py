@@ -15,8 +15,9 @@ from domain.connectors import (
     SyncPersonInput,
     WriteResult,
 )
+from domain.customers import CompanyInput
 from domain.lead import UpsertContactInput, UpsertContactResult
-from platforms.ports import CrmPort, Deal, Meeting, Note, Task
+from platforms.ports import Company, CrmPort, Deal, Meeting, Note, Task
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 
@@ -116,6 +117,27 @@ class CrmActivities:
         async with connector_step(self._stats, self._crm.provider, "crm.log_meeting"):
             return await self._crm.log_meeting(meeting, idempotency_key=data.idempotency_key)
 
+    @activity.defn(name="crm.upsert_company")
+    async def upsert_company(self, data: CompanyInput) -> WriteResult:
+        """The account as a CRM company (keyed by its domain), with its owner and properties."""
+        lead, email = await lead_with_email(self._store, data.lead_id)
+        account = await self._store.account(data.account_id) if lead.account_id == data.account_id else None
+        traits = (account or {}).get("traits") or {}
+        domain = str(traits.get("domain") or traits.get("website") or email.rsplit("@", 1)[-1])
+        employees = traits.get("employees")
+        company = Company(
+            domain=domain,
+            name=str(traits.get("name") or lead.company or domain),
+            industry=traits.get("industry"),
+            employees=int(employees)
+            if isinstance(employees, int | float) and not isinstance(employees, bool)
+            else None,
+            owner_id=data.owner_id,
+            properties={"journeys_account_id": data.account_id, **data.properties},
+        )
+        async with connector_step(self._stats, self._crm.provider, "crm.upsert_company"):
+            return await self._crm.upsert_company(company, idempotency_key=data.idempotency_key)
+
     @activity.defn(name="crm.add_sales_context")
     async def add_sales_context(self, data: CrmNoteInput) -> WriteResult:
         """One note with everything sales needs to call this lead (`body` is its headline)."""
@@ -132,6 +154,7 @@ class CrmActivities:
 
     def all(self) -> list[object]:
         return [
+            self.upsert_company,
             self.add_sales_context,
             self.upsert_contact,
             self.sync_person,

@@ -3,7 +3,6 @@ twice), the SLA log, and the notes to reps, managers and the team queue."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contacts import personalize
 from activities.errors import connector_step
+from activities.owners import CrmOwnerDirectory
 from domain.connectors import WriteResult
 from domain.handoff import AssignInput, Assignment, HandoffPolicy, Milestone, RepNotifyInput
 from domain.roster import LeadRouting, Roster
@@ -23,8 +23,6 @@ from store.handoffs import HandoffLog
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 from store.rosters import RosterSource
-
-OWNERS_TTL = 300.0
 
 HEADLINES = {
     "assigned": ":rotating_light: New MQL for you: {name} ({job_title}, {company})",
@@ -54,23 +52,13 @@ class HandoffActivities:
         self._rosters = RosterSource(sessions, roster_file)
         self._public_url = public_url.rstrip("/")
         self._stats = stats
-        self._owners: dict[str, str] = {}
-        self._owners_at = 0.0
+        self._owners = CrmOwnerDirectory(crm)
 
     async def roster(self) -> Roster:
         return await self._rosters.current()
 
     async def _crm_owner(self, email: str) -> str | None:
-        """The CRM owner id of a rep, matched by email (owners cached for five minutes)."""
-        if time.monotonic() - self._owners_at > OWNERS_TTL:
-            try:
-                owners = await self._crm.list_owners()
-            except Exception:
-                activity.logger.warning("CRM owners not read; the lead keeps its CRM owner", exc_info=True)
-                return None
-            self._owners = {o.email.lower(): o.id for o in owners}
-            self._owners_at = time.monotonic()
-        return self._owners.get(email.lower())
+        return await self._owners.owner_id(email)
 
     @activity.defn(name="handoff.policy")
     async def policy(self) -> HandoffPolicy:

@@ -117,6 +117,8 @@ class CalendarEventInput(BaseModel):
     time_zone: str = "UTC"
     calendar_id: str = "primary"
     extra_attendees: list[str] = Field(default_factory=list)
+    # The roster's rep who hosts: the event goes in their calendar, with them invited.
+    host_rep_id: str | None = None
 
 
 class AnalyticsEventInput(BaseModel):

@@ -154,6 +154,8 @@ class LeadState(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     seen_event_ids: list[str] = Field(default_factory=list)
     account_id: str | None = None
+    # The advocate whose referral code brought this lead (their lead id).
+    referred_by: str | None = None
     crm_contact_id: str | None = None
     email_profile_id: str | None = None
     welcome_enrolled: bool = False

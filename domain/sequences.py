@@ -46,13 +46,16 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SHORT = re.compile(r"^(?:\d+[smhdw])+$")
 _SHORT_PART = re.compile(r"(\d+)([smhdw])")
 _ISO = re.compile(
-    r"^(?P<sign>-)?P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"^(?P<sign>-)?P(?:(?P<y>\d+)Y)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
     r"(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
 
 
 def parse_duration(text: str) -> timedelta:
-    """'30m', '4h', '2d', '1w', '1d12h', or ISO 8601 ('P2D', 'PT4H', 'P1DT1.5S') as a timedelta."""
+    """'30m', '4h', '2d', '1w', '1d12h', or ISO 8601 ('P2D', 'PT4H', 'P1DT1.5S') as a timedelta.
+
+    A year ('P1Y35D') is 365 days, as pydantic writes a timedelta of 365 days or more; months have
+    no fixed length and are refused."""
     value = text.strip()
     if _SHORT.match(value):
         return timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in _SHORT_PART.findall(value)))
@@ -61,14 +64,14 @@ def parse_duration(text: str) -> timedelta:
         parts = iso.groupdict()
         total = timedelta(
             weeks=int(parts["w"] or 0),
-            days=int(parts["d"] or 0),
+            days=365 * int(parts["y"] or 0) + int(parts["d"] or 0),
             hours=int(parts["h"] or 0),
             minutes=int(parts["m"] or 0),
             seconds=float(parts["s"] or 0),
         )
         return -total if parts["sign"] else total
-    if re.match(r"^-?P[^T]*[YM]", value):
-        raise ValueError(f"{text!r}: years and months have no fixed length; use days or weeks (e.g. '30d')")
+    if re.match(r"^-?P[^T]*M", value):
+        raise ValueError(f"{text!r}: months have no fixed length; use days or weeks (e.g. '30d')")
     raise ValueError(f"{text!r} is not a duration; write e.g. '30m', '4h', '2d', '1w' or ISO 8601 'P2D'")
 
 

@@ -389,6 +389,7 @@ class HubSpotClient(PlatformClient):
                 "industry": company.industry,
                 "numberofemployees": None if company.employees is None else str(company.employees),
                 "country": company.country,
+                "hubspot_owner_id": company.owner_id,
             }
         )
         result = await self._upsert(

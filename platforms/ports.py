@@ -49,6 +49,8 @@ class Company(BaseModel):
     industry: str | None = None
     employees: int | None = None
     country: str | None = None
+    # The CRM owner (a customer's success manager, an account executive).
+    owner_id: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
 
 

@@ -437,6 +437,7 @@ class SalesforceClient(PlatformClient):
             "Industry": company.industry,
             "NumberOfEmployees": company.employees,
             "BillingCountry": company.country,
+            "OwnerId": company.owner_id,
         }
         body = {k: v for k, v in body.items() if v is not None}
         body.update({api_field_name(k): v for k, v in company.properties.items()})

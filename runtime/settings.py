@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     scoring_file: Path = Field(default=PROJECT_ROOT / "config" / "scoring.toml")
     sequences_dir: Path = Field(default=PROJECT_ROOT / "config" / "sequences")
     roster_file: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml")
+    customer_policy_file: Path = Field(default=PROJECT_ROOT / "config" / "customer.toml")
     # Account-based outbound: an account is a target with this much intent from this many contacts.
     abm_intent_threshold: int = 60
     abm_min_contacts: int = 2

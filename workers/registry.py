@@ -16,6 +16,7 @@ from activities.accounts import AccountActivities
 from activities.analytics import AnalyticsActivities, WebhookActivities
 from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
+from activities.customers import CustomerActivities
 from activities.email import EmailActivities
 from activities.handoff import HandoffActivities
 from activities.notify import NotifyActivities
@@ -26,12 +27,15 @@ from platforms.base import Throttle, WriteLedger
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
+from store.rosters import RosterSource
 from workers.connectors import build_connectors
 from workflows.account import AccountJourneyWorkflow
 from workflows.connector_steps import ConnectorStepsWorkflow
+from workflows.customer import CustomerJourneyWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
+from workflows.onboarding import OnboardingWorkflow
 
 # journeys new: imports
 
@@ -63,7 +67,12 @@ def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
             stats=deps.stats,
         ),
         NotifyActivities(ports.chat, deps.store, deps.stats),
-        CalendarActivities(ports.calendar, deps.store, deps.stats),
+        CalendarActivities(
+            ports.calendar,
+            deps.store,
+            deps.stats,
+            rosters=RosterSource(deps.store.sessions, deps.settings.roster_file),
+        ),
         AnalyticsActivities(ports.analytics, deps.stats),
         WebhookActivities(ports.webhooks, deps.stats),
     ]
@@ -118,12 +127,31 @@ def account_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return list(accounts.all())  # type: ignore[arg-type]
 
 
+def customer_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """Customer journeys: the policy, the account's CSM, and leads' customer news to their account."""
+    settings = deps.settings
+    ports = build_connectors(
+        settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
+    )
+    customers = CustomerActivities(
+        deps.store.sessions,
+        deps.store,
+        crm=ports.crm,
+        policy_file=settings.customer_policy_file,
+        roster_file=settings.roster_file,
+        task_queue=settings.temporal_task_queue,
+    )
+    return list(customers.all())  # type: ignore[arg-type]
+
+
 WORKFLOWS: list[type] = [
     LeadWorkflow,
     NurtureWorkflow,
     HandoffWorkflow,
     AccountJourneyWorkflow,
     ConnectorStepsWorkflow,
+    CustomerJourneyWorkflow,
+    OnboardingWorkflow,
     # journeys new: workflows
 ]
 
@@ -132,6 +160,7 @@ ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
     qualify_activities,
     handoff_activities,
     account_activities,
+    customer_activities,
     # journeys new: activities
 ]
 

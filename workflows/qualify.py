@@ -17,7 +17,15 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import ContactActivity
-    from domain.connectors import CrmMeetingInput, SyncPersonInput, WriteResult
+    from domain.connectors import CalendarEventInput, CrmMeetingInput, SyncPersonInput, WriteResult
+    from domain.customers import (
+        CustomerEvent,
+        CustomerReport,
+        ReferralReport,
+        customer_account_id,
+        nps_class,
+        survey_score,
+    )
     from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
     from domain.handoff import (
         HANDOFF_CLOSE_SIGNAL,
@@ -52,6 +60,12 @@ MEETING_PATCH = "meeting-log-v1"
 SALES_PATCH = "sales-outreach-v1"
 ABM_PATCH = "abm-v1"
 CRM_ACCEPT_PATCH = "crm-accept-v1"
+CUSTOMER_PATCH = "customer-v1"
+MEETING_CALENDAR_PATCH = "meeting-calendar-v1"
+# Schedulers that put the meeting in the host's calendar themselves.
+SCHEDULERS_WITH_CALENDAR = frozenset({"calendly"})
+CUSTOMER_STAGES = frozenset({LifecycleStage.CUSTOMER, LifecycleStage.ADVOCATE})
+SURVEY_EVENT = "survey responded"
 ENROLLMENTS_KEPT = 50
 LOOKUP_TIMEOUT = timedelta(seconds=30)
 PUSH_TIMEOUT = timedelta(seconds=60)
@@ -88,6 +102,9 @@ class Qualifier:
         self._crm_accepts: list[str] = []
         self._intent = 0
         self._meeting_booked = False
+        self._customer_events: list[CustomerEvent] = []
+        self._referral: ReferralReport | None = None
+        self._close_reason: str | None = None
 
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
@@ -131,7 +148,11 @@ class Qualifier:
             event.type is EventType.DEAL_STAGE_CHANGED
             and str(event.properties.get("stage", "")).lower() in ("closedwon", "closed_won", "won")
         ):
-            state.move_to(LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at)
+            if state.move_to(
+                LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at
+            ):
+                self._close_reason = f"the lead became a customer ({event.type.value})"
+        self._note_customer_event(event)
         self._intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
         if event.type is EventType.SALES_ACCEPTED and state.active_handoff:
             self._crm_accepts.append(f"{event.name} ({event.source})")
@@ -139,7 +160,10 @@ class Qualifier:
             self._meeting_booked = True
         if event.type is EventType.MEETING_BOOKED and event.properties.get("meeting_start"):
             self._meetings.append(event)
-        if event.type in FORWARDED and any(e.status in ("active", "paused") for e in state.enrollments):
+        forwarded = event.type in FORWARDED or (
+            event.type in CUSTOMER_EVENTS and workflow.patched(CUSTOMER_PATCH)  # a nurture's purchase goal
+        )
+        if forwarded and any(e.status in ("active", "paused") for e in state.enrollments):
             self._forward.append(
                 EventNotice(
                     event_id=event.event_id,
@@ -149,6 +173,82 @@ class Qualifier:
                     occurred_at=event.occurred_at,
                 )
             )
+
+    def _note_customer_event(self, event: LeadEvent) -> None:
+        """A customer's payments, product use and survey answers, for the account's journey; a
+        promoter becomes an Advocate; a referral code names the advocate who brought this lead."""
+        state = self._state
+        code = event.properties.get("referral_code")
+        if isinstance(code, str) and code and state.referred_by is None and code != state.lead_id:
+            state.referred_by = code
+            self._referral = ReferralReport(
+                referral_code=code, new_lead_id=state.lead_id, occurred_at=event.occurred_at
+            )
+        if state.stage not in CUSTOMER_STAGES:
+            return
+        kind: str | None = None
+        if event.type in CUSTOMER_EVENTS or event.type is EventType.DEAL_STAGE_CHANGED:
+            kind = "purchase" if event.type is not EventType.SUBSCRIPTION_STARTED else "subscription_started"
+        elif event.type is EventType.SUBSCRIPTION_RENEWED:
+            kind = "subscription_renewed"
+        elif event.type is EventType.SUBSCRIPTION_CANCELLED:
+            kind = "subscription_cancelled"
+        elif event.type is EventType.TRACK and (event.name or "").strip().casefold() == SURVEY_EVENT:
+            kind = "survey_response"
+            score = survey_score(event.properties)
+            if score is not None and nps_class(score) == "promoter":
+                state.move_to(LifecycleStage.ADVOCATE, f"promoter: answered {score}", event.occurred_at)
+        elif event.type is EventType.TRACK:
+            kind = "usage"
+        if kind is None:
+            return
+        self._customer_events.append(
+            CustomerEvent(
+                event_id=event.event_id,
+                lead_id=state.lead_id,
+                kind=kind,
+                name=event.name or event.type.value,
+                properties={
+                    k: v for k, v in event.properties.items() if isinstance(v, str | int | float | bool)
+                },
+                occurred_at=event.occurred_at,
+            )
+        )
+
+    async def _tell_customer(self) -> None:
+        """The account's customer journey hears its people's payments, use and answers."""
+        events, self._customer_events = self._customer_events, []
+        referral, self._referral = self._referral, None
+        close, self._close_reason = self._close_reason, None
+        if not (events or referral or close) or not workflow.patched(CUSTOMER_PATCH):
+            return
+        state = self._state
+        if close:
+            await self.close_handoff(close)
+        calls: list[tuple[str, object, str]] = []
+        if events:
+            account = customer_account_id(state.account_id, state.lead_id)
+            calls.append(
+                (
+                    "customers.report",
+                    CustomerReport(account_id=account, events=events),
+                    f"Account {account}: " + ", ".join(sorted({e.kind for e in events})),
+                )
+            )
+        if referral:
+            calls.append(("customers.report_referral", referral, "Referral: tell the advocate's account"))
+        for name, argument, summary in calls:
+            try:
+                await workflow.execute_activity(
+                    name,
+                    argument,
+                    start_to_close_timeout=LOOKUP_TIMEOUT,
+                    schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+                    retry_policy=PLATFORM_RETRY,
+                    summary=summary,
+                )
+            except ActivityError as exc:
+                state.record_failure(name, str(exc.cause or exc), workflow.now())
 
     async def settle(self) -> bool:
         """After a batch of events: facts, totals, the MQL rule, pushes, enrollments, nurture news.
@@ -207,6 +307,7 @@ class Qualifier:
         await self._stop_enrollments()
         await self._enroll()
         await self._tell_account()
+        await self._tell_customer()
         await self._tell_nurtures(changed)
         return changed
 
@@ -436,6 +537,35 @@ class Qualifier:
                 )
             except ActivityError as exc:
                 self._state.record_failure("crm.log_meeting", str(exc.cause or exc), workflow.now())
+            if event.source not in SCHEDULERS_WITH_CALENDAR and workflow.patched(MEETING_CALENDAR_PATCH):
+                await self._meeting_invite(event, start, end)
+
+    async def _meeting_invite(self, event: LeadEvent, start: datetime, end: datetime) -> None:
+        """A meeting booked where no scheduler made the invite (a form, the product, a CRM link):
+        the event in the owner's calendar, the lead invited."""
+        state = self._state
+        try:
+            await workflow.execute_activity(
+                "calendar.create_event",
+                CalendarEventInput(
+                    idempotency_key=idempotency_key(
+                        workflow.info().workflow_id, "meeting-invite", event.event_id
+                    ),
+                    lead_id=state.lead_id,
+                    summary=event.name or "Meeting with {name} ({company})",
+                    description=f"Booked through {event.source}",
+                    start=start,
+                    end=end,
+                    host_rep_id=state.owner,
+                ),
+                result_type=WriteResult,
+                start_to_close_timeout=PUSH_TIMEOUT,
+                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
+                retry_policy=PLATFORM_RETRY,
+                summary="Calendar: the booked meeting",
+            )
+        except ActivityError as exc:
+            state.record_failure("calendar.create_event", str(exc.cause or exc), workflow.now())
 
     def has_work(self) -> bool:
         return self._enabled and bool(self._triggers or self._context_due or self._outcomes or self._stops)
