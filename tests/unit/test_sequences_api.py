@@ -52,9 +52,12 @@ async def test_the_loaded_sequences_are_listed(client: httpx.AsyncClient):
     assert sorted(listed) == [
         "abm_outreach",
         "content_followup",
+        "customer_reengagement",
+        "expansion",
         "form_abandonment_recovery",
         "sales_outreach",
         "welcome_nurture",
+        "win_back",
     ]
     welcome = listed["welcome_nurture"]
     assert welcome["version"] == 1 and welcome["name"] == "Welcome nurture"

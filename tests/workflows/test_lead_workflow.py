@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from domain.accounts import ContactActivity
 from domain.connectors import (
+    CalendarEventInput,
     CrmMeetingInput,
     SendEmailInput,
     SendReservation,
@@ -21,6 +22,7 @@ from domain.connectors import (
     SyncPersonInput,
     WriteResult,
 )
+from domain.customers import CustomerReport, ReferralReport
 from domain.events import EventType, LeadEvent, Touch
 from domain.lead import (
     EVENTS_SIGNAL,
@@ -56,6 +58,9 @@ class RecordingPlatforms:
         self.sequences: list[SequenceDefinition] = []
         self.meetings: list[CrmMeetingInput] = []
         self.account_reports: list[ContactActivity] = []
+        self.customer_reports: list[CustomerReport] = []
+        self.referrals: list[ReferralReport] = []
+        self.invites: list[CalendarEventInput] = []
 
     @activity.defn(name="crm.upsert_contact")
     async def upsert_contact(self, data: UpsertContactInput) -> UpsertContactResult:
@@ -119,6 +124,20 @@ class RecordingPlatforms:
     async def report_account(self, data: ContactActivity) -> None:
         self.account_reports.append(data)
 
+    @activity.defn(name="customers.report")
+    async def report_customer(self, data: CustomerReport) -> None:
+        self.customer_reports.append(data)
+
+    @activity.defn(name="customers.report_referral")
+    async def report_referral(self, data: ReferralReport) -> bool:
+        self.referrals.append(data)
+        return True
+
+    @activity.defn(name="calendar.create_event")
+    async def create_event(self, data: CalendarEventInput) -> WriteResult:
+        self.invites.append(data)
+        return WriteResult(provider="google", object_type="event", id=data.idempotency_key)
+
     @activity.defn(name="sends.reserve")
     async def reserve(self, data: SendReservationInput) -> SendReservation:
         return SendReservation(status="granted")
@@ -141,6 +160,9 @@ class RecordingPlatforms:
             self.send,
             self.log_meeting,
             self.report_account,
+            self.report_customer,
+            self.report_referral,
+            self.create_event,
         ]
 
 

@@ -15,7 +15,7 @@ from temporalio.worker import Worker
 
 from domain.events import EventType, LeadEvent
 from domain.handoff import HandoffOutcome
-from domain.lead import LifecycleStage
+from domain.lead import EventsRecorded, LifecycleStage
 from domain.nurture import NurtureState
 from domain.qualify import CHANGE_STAGE_UPDATE, EnrollRequest, StageChangeRequest, StageChangeResult
 from domain.scoring import FitResult, Seniority
@@ -194,6 +194,55 @@ async def test_a_purchase_makes_a_customer(env, lead_worker):
     )
     await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.CUSTOMER))
     await until(lambda: _pushed(platforms, "customer"))
+    # The account's customer journey hears of the purchase (an account of one: no Segment group).
+    await until(lambda: _customer_reported(platforms, "purchase"))
+    report = platforms.customer_reports[0]
+    assert report.account_id == f"lead-{lead_id}" and report.events[0].lead_id == lead_id
+
+
+async def _customer_reported(platforms: RecordingPlatforms, kind: str) -> bool:
+    return any(e.kind == kind for r in platforms.customer_reports for e in r.events)
+
+
+async def test_a_customers_use_and_answers_reach_the_account_and_a_promoter_becomes_an_advocate(
+    env, lead_worker
+):
+    platforms, queue = lead_worker
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    group = event(EventType.GROUP, now, 0, properties={"group_id": "acme"})
+    handle = await signal_with_start(
+        env.client, lead_id, [form_at(now), group, event(EventType.PURCHASE, now, 1)], queue
+    )
+    await until(lambda: _customer_reported(platforms, "purchase"))
+    used = event(EventType.TRACK, now, 2, name="Logged In", properties={"plan": "team"})
+    answered = event(EventType.TRACK, now, 3, name="Survey Responded", properties={"score": 10})
+    await handle.signal(LeadWorkflow.events, EventsRecorded(events=[used, answered]))
+    await until(lambda: _customer_reported(platforms, "survey_response"))
+    kinds = [(e.kind, e.name) for r in platforms.customer_reports for e in r.events]
+    assert ("usage", "Logged In") in kinds and ("survey_response", "Survey Responded") in kinds
+    assert {r.account_id for r in platforms.customer_reports} == {"acme"}
+    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.ADVOCATE))
+    # Before the purchase, product events are a lead's behaviour, not an account's.
+    assert not any(
+        e.kind == "usage" and e.occurred_at < now for r in platforms.customer_reports for e in r.events
+    )
+
+
+async def test_a_referral_code_names_the_advocate(env, lead_worker):
+    platforms, queue = lead_worker
+    lead_id, advocate = str(uuid.uuid4()), str(uuid.uuid4())
+    now = await env.get_current_time()
+    landed = event(EventType.PAGE, now, 1, properties={"path": "/", "referral_code": advocate})
+    handle = await signal_with_start(env.client, lead_id, [landed, form_at(now)], queue)
+    await until(lambda: _has(handle, lambda s: s.referred_by == advocate))
+    await until(lambda: _referred(platforms))
+    assert platforms.referrals[0].new_lead_id == lead_id and platforms.referrals[0].referral_code == advocate
+    assert platforms.customer_reports == []  # not a customer: nothing for an account
+
+
+async def _referred(platforms: RecordingPlatforms) -> bool:
+    return bool(platforms.referrals)
 
 
 async def _has(handle, predicate) -> bool:
@@ -249,6 +298,26 @@ async def test_a_booked_meeting_goes_on_the_crm_record_at_once(env, lead_worker)
     meeting = platforms.meetings[0]
     assert meeting.subject == "Intro call" and meeting.end - meeting.start == timedelta(minutes=30)
     assert meeting.idempotency_key.endswith(f":meeting:{booked.event_id}")
+    # Booked outside a scheduler (no Calendly invite): the calendar event too.
+    await until(lambda: _invited(platforms))
+    invite = platforms.invites[0]
+    assert invite.start == meeting.start and invite.lead_id == lead_id
+    assert invite.idempotency_key.endswith(f":meeting-invite:{booked.event_id}")
+
+
+async def test_a_calendly_booking_has_its_invite_already(env, lead_worker):
+    platforms, queue = lead_worker
+    now = await env.get_current_time()
+    booked = event(
+        EventType.MEETING_BOOKED, now, 1, name="Demo", properties={"meeting_start": "2026-12-02T15:00:00Z"}
+    ).model_copy(update={"source": "calendly"})
+    await signal_with_start(env.client, str(uuid.uuid4()), [form_at(now), booked], queue)
+    await until(lambda: _logged(platforms))
+    assert platforms.invites == []
+
+
+async def _invited(platforms: RecordingPlatforms) -> bool:
+    return bool(platforms.invites)
 
 
 async def _logged(platforms: RecordingPlatforms) -> bool:
