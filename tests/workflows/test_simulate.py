@@ -271,6 +271,6 @@ def test_the_cli_prints_a_table_and_refuses_an_unknown_sequence():
     assert unknown.returncode == 2
     assert "no sequence 'no_such_sequence'" in unknown.stderr
     assert (
-        "abm_outreach, content_followup, form_abandonment_recovery, sales_outreach, welcome_nurture"
-        in unknown.stderr
+        "abm_outreach, content_followup, customer_reengagement, expansion, form_abandonment_recovery, "
+        "sales_outreach, welcome_nurture, win_back" in unknown.stderr
     )
