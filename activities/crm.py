@@ -101,7 +101,10 @@ class CrmActivities:
             person_id=await self._contact_id(lead.lead_id),
         )
         async with connector_step(self._stats, self._crm.provider, "crm.upsert_deal"):
-            return await self._crm.upsert_deal(deal, idempotency_key=data.idempotency_key)
+            written = await self._crm.upsert_deal(deal, idempotency_key=data.idempotency_key)
+        # The CRM's deal webhooks (a deal won) name only the deal: this finds the lead.
+        await self._store.link_identity(f"{self._crm.provider}_deal", written.id, lead.lead_id)
+        return written
 
     @activity.defn(name="crm.log_meeting")
     async def log_meeting(self, data: CrmMeetingInput) -> WriteResult:

@@ -23,6 +23,7 @@ from api.forms import FormCatalog
 from api.routes import (
     admin,
     codec,
+    customers,
     forms,
     handoffs,
     health,
@@ -196,6 +197,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         sequences,
         reports,
         handoffs,
+        customers,
         roster,
         admin,
         codec,

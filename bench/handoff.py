@@ -43,6 +43,19 @@ from tests.e2e.test_qualify import behaviour
 TARGET_P99_S = 5.0
 
 
+async def call(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A request, sent again when the connection drops (the API closes idle keep-alive connections,
+    and a request can race the close); the API's idempotency makes a resend safe."""
+    for attempt in range(5):
+        try:
+            return await api.request(method, path, **kwargs)
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 async def work_the_dm(api: httpx.AsyncClient, email: str, accept_share: float, accepted: list[str]) -> None:
     """The rep holding the hand-off accepts it 20 s to 4 min after the DM (or never)."""
     if random.random() >= accept_share:
@@ -50,7 +63,7 @@ async def work_the_dm(api: httpx.AsyncClient, email: str, accept_share: float, a
     handoff_id = f"handoff-{lead_id_for_email(email)}-1"
     holder = None
     for _ in range(120):
-        answer = await api.get(f"/v1/handoffs/{handoff_id}")
+        answer = await call(api, "GET", f"/v1/handoffs/{handoff_id}")
         assignment = answer.json().get("assignment") if answer.status_code == 200 else None
         if assignment and assignment.get("rep_id"):
             holder = assignment["rep_id"]
@@ -59,7 +72,7 @@ async def work_the_dm(api: httpx.AsyncClient, email: str, accept_share: float, a
     if holder is None:
         return
     await asyncio.sleep(random.uniform(20, 240))
-    answer = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
+    answer = await call(api, "POST", f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
     if answer.status_code == 200:
         accepted.append(handoff_id)
 
@@ -70,13 +83,18 @@ async def drive(api: httpx.AsyncClient, email: str, failures: list[str]) -> None
         "userId": user,
         "traits": {"email": email, "industry": "Software", "employees": 420, "country": "DE"},
         "context": {"timezone": "Europe/Berlin"},
+        "messageId": f"{user}-identify",
     }
-    for method, path, body in (
-        ("POST", "/v1/forms/demo/submissions", demo_form(email)),
-        ("POST", "/v1/identify", identify),
-        ("POST", "/v1/batch", {"batch": behaviour(user, datetime.now(UTC))}),
+    # Message ids and an idempotency key: a request resent after a dropped connection counts once.
+    batch = [
+        {**item, "messageId": f"{user}-{n}"} for n, item in enumerate(behaviour(user, datetime.now(UTC)))
+    ]
+    for method, path, body, headers in (
+        ("POST", "/v1/forms/demo/submissions", demo_form(email), {"Idempotency-Key": f"{user}-form"}),
+        ("POST", "/v1/identify", identify, {}),
+        ("POST", "/v1/batch", {"batch": batch}, {}),
     ):
-        response = await api.request(method, path, json=body)
+        response = await call(api, method, path, json=body, headers=headers)
         if response.status_code >= 300:
             failures.append(f"{path}: {response.status_code}")
 

@@ -40,7 +40,8 @@ Mapping
     names (`Industry`, `My_Field__c`) are written as given; snake_case keys, as the activities
     name them for every CRM, become custom fields: `journeys_utm_source` ->
     `Journeys_Utm_Source__c` (the org must have them). `deal_stages` maps our stage names to
-    the org's Opportunity stages (unmapped ones are sent as given).
+    the org's Opportunity stages (by default HubSpot's default pipeline's ids to a new org's
+    stages; unmapped ones are sent as given).
 
 Errors and limits
     Errors come back as a JSON list `[{"message", "errorCode", "fields"}]` (the token endpoint
@@ -102,6 +103,17 @@ DEFAULT_LEAD_STATUS: dict[str, str] = {
     "mql": "Working - Contacted",
     "sql": "Working - Contacted",
     "disqualified": "Closed - Not Converted",
+}
+
+# HubSpot's default pipeline's stage ids (what the journeys write) to a new org's Opportunity stages.
+DEFAULT_DEAL_STAGES: dict[str, str] = {
+    "appointmentscheduled": "Prospecting",
+    "qualifiedtobuy": "Qualification",
+    "presentationscheduled": "Needs Analysis",
+    "decisionmakerboughtin": "Id. Decision Makers",
+    "contractsent": "Negotiation/Review",
+    "closedwon": "Closed Won",
+    "closedlost": "Closed Lost",
 }
 
 TASK_PRIORITY = {"LOW": "Low", "MEDIUM": "Normal", "HIGH": "High"}
@@ -201,7 +213,7 @@ class SalesforceClient(PlatformClient):
         self._person_object = person_object
         self._fields = fields or SalesforceFields()
         self._lead_status = dict(DEFAULT_LEAD_STATUS if lead_status is None else lead_status)
-        self._deal_stages = dict(deal_stages or {})
+        self._deal_stages = dict(DEFAULT_DEAL_STAGES if deal_stages is None else deal_stages)
         self._multi_currency = multi_currency
         self._daily_limit_retry_after = daily_limit_retry_after
         self._concurrent_limit_retry_after = concurrent_limit_retry_after

@@ -9,7 +9,9 @@ ten years replays as fast as one of ten days.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
@@ -454,24 +456,27 @@ class CustomerJourneyWorkflow:
         state.status, state.churned_at = "churned", now
         state.log(now, f"churned: {reason}")
         key = workflow.info().workflow_id
-        await asyncio.gather(
+        calls: list[Coroutine[Any, Any, object]] = [
             self._tell_csm(
                 ("churned", str(state.term_number)), f"Churned: {{company}}: {reason}.", state.buyer_lead_id
             ),
             self._enroll(state.play_contacts(), policy.renewal.win_back_sequence),
-            self._call(
-                "crm.upsert_company",
-                CompanyInput(
-                    account_id=state.account_id,
-                    lead_id=state.buyer_lead_id or (state.contacts[0] if state.contacts else ""),
-                    idempotency_key=idempotency_key(key, "company", "churned", str(state.term_number)),
-                    properties={"customer_status": "churned", "churned_on": now.date().isoformat()},
-                ),
-                "CRM: the company churned",
+        ]
+        someone = state.buyer_lead_id or (state.contacts[0] if state.contacts else None)
+        if someone:
+            calls.append(
+                self._call(
+                    "crm.upsert_company",
+                    CompanyInput(
+                        account_id=state.account_id,
+                        lead_id=someone,
+                        idempotency_key=idempotency_key(key, "company", "churned", str(state.term_number)),
+                        properties={"customer_status": "churned", "churned_on": now.date().isoformat()},
+                    ),
+                    "CRM: the company churned",
+                )
             )
-            if state.buyer_lead_id or state.contacts
-            else asyncio.sleep(0),
-        )
+        await asyncio.gather(*calls)
 
     async def _won_back(self, event: CustomerEvent) -> None:
         state = self._state

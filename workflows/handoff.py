@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.connectors import CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
+    from domain.connectors import CrmDealInput, CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
     from domain.handoff import (
         ACCEPT_UPDATE,
         HANDOFF_CLOSE_SIGNAL,
@@ -47,6 +47,8 @@ FAST_RETRY = PLATFORM_RETRY.__class__(
     non_retryable_error_types=PLATFORM_RETRY.non_retryable_error_types,
 )
 CALL_TIMEOUT = timedelta(seconds=20)
+# Acceptance opens the deal in the CRM, so the rep's "closed won" there makes the lead a customer.
+DEAL_PATCH = "handoff-deal-v1"
 
 
 @workflow.defn(name=HANDOFF_WORKFLOW_TYPE)
@@ -85,6 +87,20 @@ class HandoffWorkflow:
         state.log(now, f"accepted{': ' + note if note else ''}", rep_id)
         handoff_id = workflow.info().workflow_id
         await self._milestone("accepted", rep_id)
+        owner = state.assignment.crm_owner_id if state.assignment else None
+        if workflow.patched(DEAL_PATCH):
+            await self._call(
+                "crm.upsert_deal",
+                CrmDealInput(
+                    lead_id=self._input.lead_id,
+                    idempotency_key=idempotency_key(handoff_id, "accepted", "deal"),
+                    deal_key=handoff_id,
+                    name="{company}: new business",
+                    stage="qualifiedtobuy",
+                    owner_id=owner,
+                ),
+                "CRM: the deal, owned by the rep",
+            )
         await asyncio.gather(
             self._tell_lead(
                 HandoffOutcome(

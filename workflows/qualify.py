@@ -83,6 +83,11 @@ FORWARDED = frozenset(
 )
 
 
+def _deal_won(event: LeadEvent) -> bool:
+    stage = str(event.properties.get("stage", "")).lower()
+    return event.type is EventType.DEAL_STAGE_CHANGED and stage in ("closedwon", "closed_won", "won")
+
+
 def _engagement(email_engagement: int) -> str:
     return "high" if email_engagement >= 70 else "medium" if email_engagement >= 30 else "low"
 
@@ -144,10 +149,7 @@ class Qualifier:
         for hit in hits:
             if hit.category == "content" and state.stage is not LifecycleStage.ANONYMOUS:
                 self._triggers.append(SequencesForTrigger(kind="content_downloaded", topic=hit.topic))
-        if event.type in CUSTOMER_EVENTS or (
-            event.type is EventType.DEAL_STAGE_CHANGED
-            and str(event.properties.get("stage", "")).lower() in ("closedwon", "closed_won", "won")
-        ):
+        if event.type in CUSTOMER_EVENTS or _deal_won(event):
             if state.move_to(
                 LifecycleStage.CUSTOMER, f"{event.type.value} ({event.source})", event.occurred_at
             ):
@@ -187,7 +189,7 @@ class Qualifier:
         if state.stage not in CUSTOMER_STAGES:
             return
         kind: str | None = None
-        if event.type in CUSTOMER_EVENTS or event.type is EventType.DEAL_STAGE_CHANGED:
+        if event.type in CUSTOMER_EVENTS or _deal_won(event):
             kind = "purchase" if event.type is not EventType.SUBSCRIPTION_STARTED else "subscription_started"
         elif event.type is EventType.SUBSCRIPTION_RENEWED:
             kind = "subscription_renewed"

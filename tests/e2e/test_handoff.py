@@ -14,12 +14,16 @@ from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email
 from tests.e2e.test_qualify import behaviour
+from tests.e2e.test_webhooks import deal_won, hooks, post_hubspot  # noqa: F401  (hooks: a fixture)
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
-    stack: DevStack, api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+    stack: DevStack,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    hooks: httpx.AsyncClient,  # noqa: F811
 ):
     email = new_email()
     user = f"u-{uuid.uuid4().hex[:10]}"
@@ -72,6 +76,21 @@ async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
     lead = await lead_state(api, lead_id, lambda s: s["journey"]["stage"] == "sql", timeout=20)
     assert lead["journey"]["owner"] == holder
     assert lead["journey"]["stage_history"][-1]["reason"].startswith(f"accepted by {holder}")
+
+    # Acceptance opened the deal in the CRM; the rep wins it there: the lead is a customer, and
+    # its account's customer journey starts (the CSM is told at once).
+    lead = await lead_state(api, lead_id, lambda s: bool(s.get("identities", {}).get("hubspot_deal")))
+    deal_id = lead["identities"]["hubspot_deal"][0]
+    assert (await post_hubspot(stack, hooks, [deal_won(deal_id)])).status_code == 200
+    await lead_state(api, lead_id, lambda s: s["journey"]["stage"] == "customer", timeout=20)
+    account = (await api.get(f"/v1/customers/lead-{lead_id}")).json()
+    deadline = time.monotonic() + 20
+    while account.get("status") != "onboarding":
+        assert time.monotonic() < deadline, account
+        await asyncio.sleep(0.2)
+        account = (await api.get(f"/v1/customers/lead-{lead_id}")).json()
+    handoff = (await api.get(f"/v1/handoffs/{handoff_id}")).json()
+    assert handoff["status"] == "accepted"  # a won deal does not reopen anything
 
     report = (await api.get("/v1/reports/sla", params={"window_hours": 1})).json()
     assert report["handoffs"] >= 1 and report["accepted"] >= 1

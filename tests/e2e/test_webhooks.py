@@ -50,6 +50,43 @@ async def post_stripe(
     )
 
 
+async def post_hubspot(
+    stack: DevStack, hooks: httpx.AsyncClient, events: list[dict[str, Any]]
+) -> httpx.Response:
+    """Delivers webhook events as HubSpot signs them (v3: method, full URI, body, timestamp)."""
+    raw = body_of(events)
+    url = httpx.URL(f"{stack.settings.api_url}/v1/webhooks/hubspot", params=hooks.params)
+    timestamp = str(int(time.time() * 1000))
+    signature = sign_hubspot_v3(
+        method="POST",
+        uri=str(url),
+        body=raw,
+        client_secret=DEV_WEBHOOK_SECRETS["JOURNEYS_HUBSPOT_CLIENT_SECRET"],
+        timestamp_ms=timestamp,
+    )
+    return await hooks.post(
+        "/v1/webhooks/hubspot",
+        content=raw,
+        headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp},
+    )
+
+
+def deal_won(deal_id: str) -> dict[str, Any]:
+    return {
+        "eventId": uuid.uuid4().int % 10**12,
+        "subscriptionId": 1,
+        "portalId": 62515,
+        "appId": 1,
+        "occurredAt": int(time.time() * 1000),
+        "subscriptionType": "deal.propertyChange",
+        "attemptNumber": 0,
+        "objectId": int(deal_id),
+        "propertyName": "dealstage",
+        "propertyValue": "closedwon",
+        "changeSource": "CRM_UI",
+    }
+
+
 def checkout(email: str, customer: str) -> dict[str, Any]:
     return {
         "id": f"evt_{uuid.uuid4().hex[:12]}",
@@ -172,21 +209,7 @@ async def test_hubspot_deal_stage_change_finds_the_lead_by_deal(stack: DevStack,
             "changeSource": "CRM_UI",
         }
     ]
-    raw = body_of(events)
-    url = httpx.URL(f"{stack.settings.api_url}/v1/webhooks/hubspot", params=hooks.params)
-    timestamp = str(int(time.time() * 1000))
-    signature = sign_hubspot_v3(
-        method="POST",
-        uri=str(url),
-        body=raw,
-        client_secret=DEV_WEBHOOK_SECRETS["JOURNEYS_HUBSPOT_CLIENT_SECRET"],
-        timestamp_ms=timestamp,
-    )
-    response = await hooks.post(
-        "/v1/webhooks/hubspot",
-        content=raw,
-        headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp},
-    )
+    response = await post_hubspot(stack, hooks, events)
     assert response.status_code == 200, response.text
     await eventually(
         api,

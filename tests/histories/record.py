@@ -21,16 +21,22 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.connectors import ConnectorStepsInput, connector_steps_workflow_id
+from domain.customers import onboarding_workflow_id
+from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult, HandoffInput, handoff_workflow_id
 from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
 from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
 from tests.workflows.test_connector_steps import STEPS, RecordingConnectors
+from tests.workflows.test_customer import Platforms as CustomerPlatforms
+from tests.workflows.test_customer import StandInLead, stand_in, start_account
+from tests.workflows.test_handoff import FakeSales
 from tests.workflows.test_lead_workflow import START, RecordingPlatforms, form, page, signal_with_start
 from tests.workflows.test_nurture import context
 from tests.workflows.test_qualify import WELCOME, engaged_lead_events, form_at
 from workers.registry import WORKFLOWS
 from workflows.connector_steps import ConnectorStepsWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
 
@@ -122,6 +128,48 @@ async def main() -> None:
         await nurture.result()
         recorded["nurture_welcome_paused_resumed_exited"] = nurture
         platforms.sequences = []
+
+        # A hand-off that escalates past the SLA to the next rep, who accepts.
+        sales = FakeSales(["ana", "ben"])
+        async with Worker(env.client, task_queue="record-sales", workflows=WORKFLOWS, activities=sales.all()):
+            lead = str(uuid.uuid4())
+            handle = await env.client.start_workflow(
+                HandoffWorkflow.run,
+                HandoffInput(
+                    lead_id=lead,
+                    mql_at=await env.get_current_time(),
+                    score=82,
+                    score_band="hot",
+                    reasons=["email engagement 74 >= 70"],
+                ),
+                id=handoff_workflow_id(lead, 1),
+                task_queue="record-sales",
+            )
+            await env.sleep(timedelta(minutes=6))
+            await handle.execute_update(ACCEPT_UPDATE, AcceptRequest(rep_id="ben"), result_type=AcceptResult)
+            await handle.result()
+            recorded["handoff_escalated_then_accepted"] = handle
+
+        # A customer's first month: welcome, onboarding with a missed milestone, a promoter's answer.
+        customers = CustomerPlatforms()
+        async with Worker(
+            env.client,
+            task_queue="record-customers",
+            workflows=[*WORKFLOWS, StandInLead],
+            activities=customers.activities(),
+        ):
+            buyer = str(uuid.uuid4())
+            await stand_in(env, "record-customers", buyer)
+            account = await start_account(env, "record-customers", buyer)
+            await account.send(buyer, "usage", "Logged In")
+            await env.sleep(timedelta(days=16))
+            await account.send(buyer, "usage", "User Invited")
+            await account.send(buyer, "survey_response", "Survey Responded", score=10, survey="nps-1")
+            await env.sleep(timedelta(days=20))
+            onboarding = env.client.get_workflow_handle(onboarding_workflow_id(account.account_id))
+            await onboarding.result()
+            recorded["onboarding_one_milestone_missed"] = onboarding
+            recorded["customer_first_month"] = account.handle
 
         force = "--force" in sys.argv
         for name, handle in recorded.items():

@@ -16,7 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from domain.connectors import CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
+from domain.connectors import CrmDealInput, CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
 from domain.handoff import (
     ACCEPT_UPDATE,
     AcceptRequest,
@@ -47,6 +47,7 @@ class FakeSales:
         self.notified: list[RepNotifyInput] = []
         self.milestones: list[Milestone] = []
         self.tasks: list[CrmTaskInput] = []
+        self.deals: list[CrmDealInput] = []
         self.released = 0
 
     @activity.defn(name="handoff.policy")
@@ -96,8 +97,14 @@ class FakeSales:
         self.tasks.append(data)
         return WriteResult(provider="hubspot", object_type="task", id="t-1")
 
+    @activity.defn(name="crm.upsert_deal")
+    async def deal(self, data: CrmDealInput) -> WriteResult:
+        self.deals.append(data)
+        return WriteResult(provider="hubspot", object_type="deal", id="d-1")
+
     def all(self) -> list[Any]:
         return [
+            self.deal,
             self.policy,
             self.assign,
             self.release,
@@ -177,6 +184,9 @@ async def test_the_assigned_rep_accepts_in_time(run_with):
     assert [m.kind for m in fake.milestones] == ["mql", "assigned", "notified", "accepted"]
     assert [(n.kind, n.slack_channel) for n in fake.notified] == [("assigned", "U-ana")]
     assert fake.tasks and fake.tasks[0].priority == "HIGH"
+    # Acceptance opens the deal in the CRM, keyed by the hand-off, owned by the rep.
+    assert len(fake.deals) == 1 and fake.deals[0].deal_key.startswith("handoff-")
+    assert fake.deals[0].stage == "qualifiedtobuy"
 
 
 async def test_no_answer_escalates_to_the_next_rep_the_manager_then_the_team_queue(env, run_with):
