@@ -66,7 +66,15 @@ async def test_a_purchase_webhook_starts_the_customer_journey_at_once(
     assert "New customer" in slack[0]["body"]["text"] and "Example Corp" in slack[0]["body"]["text"]
     state = await customer_state(api, account_id, lambda s: s["csm"] is not None)
     csm = state["csm"]
-    assert csm["csm_id"] in ("olivia", "sam") and slack[0]["body"]["channel"] == csm["slack_user_id"]
+    assert csm["csm_id"] in ("olivia", "sam")
+    # A DM: Slack opens the conversation with the CSM's user id, then posts to it.
+    opened = await calls_until(
+        sandbox,
+        "slack",
+        lambda c: c["path"] == "/api/conversations.open" and csm["slack_user_id"] in str(c["body"]),
+    )
+    dm_channel = slack[0]["body"]["channel"]
+    assert dm_channel.startswith("D") and opened
     assert state["status"] == "onboarding" and state["buyer_lead_id"] == lead_id
     assert {m["id"] for m in state["onboarding_milestones"]} == {
         "first_login",
@@ -110,7 +118,7 @@ async def test_a_purchase_webhook_starts_the_customer_journey_at_once(
     detractor = await calls_until(
         sandbox, "slack", lambda c: c["path"] == "/api/chat.postMessage" and "Detractor" in str(c["body"])
     )
-    assert detractor[0]["body"]["channel"] == csm["slack_user_id"]
+    assert detractor[0]["body"]["channel"] == dm_channel
     await calls_until(
         sandbox, "hubspot", lambda c: "/objects/tasks" in c["path"] and "nps-1 3" in str(c["body"])
     )

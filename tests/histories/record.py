@@ -129,58 +129,74 @@ async def main() -> None:
         recorded["nurture_welcome_paused_resumed_exited"] = nurture
         platforms.sequences = []
 
-        # A hand-off that escalates past the SLA to the next rep, who accepts.
-        sales = FakeSales(["ana", "ben"])
-        async with Worker(env.client, task_queue="record-sales", workflows=WORKFLOWS, activities=sales.all()):
-            lead = str(uuid.uuid4())
-            handle = await env.client.start_workflow(
-                HandoffWorkflow.run,
-                HandoffInput(
-                    lead_id=lead,
-                    mql_at=await env.get_current_time(),
-                    score=82,
-                    score_band="hot",
-                    reasons=["email engagement 74 >= 70"],
-                ),
-                id=handoff_workflow_id(lead, 1),
-                task_queue="record-sales",
-            )
-            await env.sleep(timedelta(minutes=6))
-            await handle.execute_update(ACCEPT_UPDATE, AcceptRequest(rep_id="ben"), result_type=AcceptResult)
-            await handle.result()
-            recorded["handoff_escalated_then_accepted"] = handle
+        await save(recorded)
+    await env.shutdown()
 
-        # A customer's first month: welcome, onboarding with a missed milestone, a promoter's answer.
-        customers = CustomerPlatforms()
-        async with Worker(
-            env.client,
-            task_queue="record-customers",
-            workflows=[*WORKFLOWS, StandInLead],
-            activities=customers.activities(),
-        ):
-            buyer = str(uuid.uuid4())
-            await stand_in(env, "record-customers", buyer)
-            account = await start_account(env, "record-customers", buyer)
-            await account.send(buyer, "usage", "Logged In")
-            await env.sleep(timedelta(days=16))
-            await account.send(buyer, "usage", "User Invited")
-            await account.send(buyer, "survey_response", "Survey Responded", score=10, survey="nps-1")
-            await env.sleep(timedelta(days=20))
-            onboarding = env.client.get_workflow_handle(onboarding_workflow_id(account.account_id))
-            await onboarding.result()
-            recorded["onboarding_one_milestone_missed"] = onboarding
-            recorded["customer_first_month"] = account.handle
 
-        force = "--force" in sys.argv
-        for name, handle in recorded.items():
-            if (HERE / f"{name}.json").exists() and not force:
-                print(f"kept {name}.json")
-                continue
-            history = await handle.fetch_history()
-            (HERE / f"{name}.json").write_text(history.to_json())
-            print(f"wrote {name}.json ({len(history.events)} events)")
+async def save(recorded: dict[str, WorkflowHandle]) -> None:
+    force = "--force" in sys.argv
+    for name, handle in recorded.items():
+        if (HERE / f"{name}.json").exists() and not force:
+            print(f"kept {name}.json")
+            continue
+        history = await handle.fetch_history()
+        (HERE / f"{name}.json").write_text(history.to_json())
+        print(f"wrote {name}.json ({len(history.events)} events)")
+
+
+async def record_sales_and_customers() -> None:
+    """On a server of their own: skipping days past runs whose workers are gone stalls its clock."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
+    )
+    await register_search_attributes(env.client)
+    recorded: dict[str, WorkflowHandle] = {}
+    # A hand-off that escalates past the SLA to the next rep, who accepts.
+    sales = FakeSales(["ana", "ben"])
+    async with Worker(env.client, task_queue="record-sales", workflows=WORKFLOWS, activities=sales.all()):
+        lead = str(uuid.uuid4())
+        handle = await env.client.start_workflow(
+            HandoffWorkflow.run,
+            HandoffInput(
+                lead_id=lead,
+                mql_at=await env.get_current_time(),
+                score=82,
+                score_band="hot",
+                reasons=["email engagement 74 >= 70"],
+            ),
+            id=handoff_workflow_id(lead, 1),
+            task_queue="record-sales",
+        )
+        await env.sleep(timedelta(minutes=6))
+        await handle.execute_update(ACCEPT_UPDATE, AcceptRequest(rep_id="ben"), result_type=AcceptResult)
+        await handle.result()
+        recorded["handoff_escalated_then_accepted"] = handle
+
+    # A customer's first month: welcome, onboarding with a missed milestone, a promoter's answer.
+    customers = CustomerPlatforms()
+    async with Worker(
+        env.client,
+        task_queue="record-customers",
+        workflows=[*WORKFLOWS, StandInLead],
+        activities=customers.activities(),
+    ):
+        buyer = str(uuid.uuid4())
+        await stand_in(env, "record-customers", buyer)
+        account = await start_account(env, "record-customers", buyer)
+        await account.send(buyer, "usage", "Logged In")
+        await env.sleep(timedelta(days=16))
+        await account.send(buyer, "usage", "User Invited")
+        await account.send(buyer, "survey_response", "Survey Responded", score=10, survey="nps-1")
+        await env.sleep(timedelta(days=20))
+        onboarding = env.client.get_workflow_handle(onboarding_workflow_id(account.account_id))
+        await onboarding.result()
+        recorded["onboarding_one_milestone_missed"] = onboarding
+        recorded["customer_first_month"] = account.handle
+
+    await save(recorded)
     await env.shutdown()
 
 
 if __name__ == "__main__":
     asyncio.run(main())
+    asyncio.run(record_sales_and_customers())
