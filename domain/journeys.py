@@ -12,6 +12,24 @@ from domain.connectors import (
     ConnectorStepsInput,
     connector_steps_workflow_id,
 )
+from domain.customers import (
+    CUSTOMER_EVENT_SIGNAL,
+    CUSTOMER_STATE_QUERY,
+    CUSTOMER_WORKFLOW_TYPE,
+    CustomerEvent,
+    CustomerInput,
+    CustomerState,
+    customer_workflow_id,
+)
+from domain.handoff import (
+    ACCEPT_UPDATE,
+    HANDOFF_STATE_QUERY,
+    HANDOFF_WORKFLOW_TYPE,
+    AcceptRequest,
+    AcceptResult,
+    HandoffInput,
+    HandoffState,
+)
 from domain.ids import lead_workflow_id
 from domain.lead import (
     EVENTS_SIGNAL,
@@ -23,7 +41,13 @@ from domain.lead import (
     LeadState,
     LeadWorkflowInput,
 )
-from domain.qualify import ENROLL_SIGNAL, EnrollRequest
+from domain.qualify import (
+    CHANGE_STAGE_UPDATE,
+    ENROLL_SIGNAL,
+    EnrollRequest,
+    StageChangeRequest,
+    StageChangeResult,
+)
 
 
 @dataclass(frozen=True)
@@ -34,11 +58,25 @@ class JourneySpec:
     signals: dict[str, type[BaseModel]] = field(default_factory=dict)
     state_query: str | None = None
     state_model: type[BaseModel] | None = None
+    # Update name -> (request model, result model): validated here, then by the workflow's validator.
+    updates: dict[str, tuple[type[BaseModel], type[BaseModel]]] = field(default_factory=dict)
+    # False: the engine starts these itself (a hand-off's number is the lead's count); the API only
+    # reads, signals and updates them.
+    startable: bool = True
 
 
 def _lead_id(data: BaseModel) -> str:
     assert isinstance(data, LeadWorkflowInput)
     return lead_workflow_id(data.lead_id)
+
+
+def _customer_id(data: BaseModel) -> str:
+    assert isinstance(data, CustomerInput)
+    return customer_workflow_id(data.account_id)
+
+
+def _not_started_here(data: BaseModel) -> str:
+    raise AssertionError("not startable through the API")
 
 
 def _connector_steps_id(data: BaseModel) -> str:
@@ -54,6 +92,24 @@ JOURNEYS: dict[str, JourneySpec] = {
         signals={EVENTS_SIGNAL: EventsRecorded, MERGED_SIGNAL: LeadMerged, ENROLL_SIGNAL: EnrollRequest},
         state_query=LEAD_STATE_QUERY,
         state_model=LeadState,
+        updates={CHANGE_STAGE_UPDATE: (StageChangeRequest, StageChangeResult)},
+    ),
+    "handoff": JourneySpec(
+        workflow_type=HANDOFF_WORKFLOW_TYPE,
+        input_model=HandoffInput,
+        workflow_id=_not_started_here,
+        state_query=HANDOFF_STATE_QUERY,
+        state_model=HandoffState,
+        updates={ACCEPT_UPDATE: (AcceptRequest, AcceptResult)},
+        startable=False,
+    ),
+    "customer": JourneySpec(
+        workflow_type=CUSTOMER_WORKFLOW_TYPE,
+        input_model=CustomerInput,
+        workflow_id=_customer_id,
+        signals={CUSTOMER_EVENT_SIGNAL: CustomerEvent},
+        state_query=CUSTOMER_STATE_QUERY,
+        state_model=CustomerState,
     ),
     "connector_steps": JourneySpec(
         workflow_type=CONNECTOR_STEPS_WORKFLOW_TYPE,

@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import idempotency_key, lead_workflow_id
     from domain.qualify import ENROLL_SIGNAL, EnrollRequest
     from domain.search_attributes import ACCOUNT_ID, JOURNEY
+    from workflows import metrics
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 CALL_TIMEOUT = timedelta(seconds=30)
@@ -69,6 +70,7 @@ class CustomerJourneyWorkflow:
         self._state = input.state or CustomerState(account_id=input.account_id)
         self._pending: list[CustomerEvent] = []
         self._onboarding: list[OnboardingResult] = []
+        self._memo_shown: dict[str, object] = {}
 
     @workflow.signal(name=CUSTOMER_EVENT_SIGNAL)
     def customer_event(self, event: CustomerEvent) -> None:
@@ -102,6 +104,7 @@ class CustomerJourneyWorkflow:
                 await self._onboarding_done(self._onboarding.pop(0), policy)
             await self._due(policy)
             workflow.set_current_details(self._details())
+            self._memo()
             if self._history_full(input):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not (self._pending or self._onboarding):
@@ -127,6 +130,20 @@ class CustomerJourneyWorkflow:
     def _history_full(input: CustomerInput) -> bool:
         info = workflow.info()
         return info.is_continue_as_new_suggested() or info.get_current_history_length() > input.history_limit
+
+    def _memo(self) -> None:
+        """The run's page in the Temporal UI: the account at a glance (no PII), when it changes."""
+        s = self._state
+        memo: dict[str, object] = {
+            "status": s.status,
+            "health": s.health,
+            "band": s.health_band,
+            "csm": s.csm.csm_id if s.csm else None,
+            "renews": s.subscription_ends_at.date().isoformat() if s.subscription_ends_at else None,
+        }
+        if memo != self._memo_shown:
+            self._memo_shown = memo
+            workflow.upsert_memo(memo)
 
     def _details(self) -> str:
         s = self._state
@@ -435,6 +452,7 @@ class CustomerJourneyWorkflow:
         if band == before:
             return
         state.log(now, f"health {score}: {before or 'unscored'} -> {band}")
+        metrics.customer_health_changed(band)
         if band == "at_risk" and state.status in ("active", "onboarding"):
             state.status = "at_risk"
             await asyncio.gather(
@@ -455,6 +473,7 @@ class CustomerJourneyWorkflow:
             return
         state.status, state.churned_at = "churned", now
         state.log(now, f"churned: {reason}")
+        metrics.customer_churned()
         key = workflow.info().workflow_id
         calls: list[Coroutine[Any, Any, object]] = [
             self._tell_csm(

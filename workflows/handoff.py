@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import idempotency_key, lead_workflow_id
     from domain.search_attributes import JOURNEY, LEAD_ID, OWNER
+    from workflows import metrics
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 # The hand-off's own calls must be fast: a slow platform is retried quickly, not in minutes.
@@ -47,6 +48,7 @@ FAST_RETRY = PLATFORM_RETRY.__class__(
     non_retryable_error_types=PLATFORM_RETRY.non_retryable_error_types,
 )
 CALL_TIMEOUT = timedelta(seconds=20)
+MEMO_PATCH = "handoff-memo-v1"
 # Acceptance opens the deal in the CRM, so the rep's "closed won" there makes the lead a customer.
 DEAL_PATCH = "handoff-deal-v1"
 
@@ -85,6 +87,7 @@ class HandoffWorkflow:
         state, now = self._state, workflow.now()
         state.status, state.accepted_by, state.accepted_at = "accepted", rep_id, now
         state.log(now, f"accepted{': ' + note if note else ''}", rep_id)
+        metrics.handoff_accepted()
         handoff_id = workflow.info().workflow_id
         await self._milestone("accepted", rep_id)
         owner = state.assignment.crm_owner_id if state.assignment else None
@@ -196,6 +199,7 @@ class HandoffWorkflow:
 
     async def _wait_for_outcome(self, timeout: timedelta | None, summary: str) -> bool:
         workflow.set_current_details(self._details())
+        self._memo()
         try:
             await workflow.wait_condition(
                 lambda: self._state.status == "accepted" or self._closed or self._crm_acceptance is not None,
@@ -205,6 +209,21 @@ class HandoffWorkflow:
         except TimeoutError:
             return False
         return True
+
+    def _memo(self) -> None:
+        """The run's page in the Temporal UI: why the lead qualified and who holds it now."""
+        if self._input is None or not workflow.patched(MEMO_PATCH):
+            return
+        holder = self._state.assignment
+        workflow.upsert_memo(
+            {
+                "score": self._input.score,
+                "band": self._input.score_band,
+                "why": "; ".join(self._input.reasons),
+                "status": self._state.status,
+                "holder": None if holder is None else ("team queue" if holder.queue else holder.rep_id),
+            }
+        )
 
     def _details(self) -> str:
         state = self._state
@@ -233,7 +252,9 @@ class HandoffWorkflow:
             state.log(now, f"no rep available ({assignment.reason}): team queue {assignment.team_id}")
             await self._milestone("assigned", None, detail="team queue")
             await self._notify("queue", assignment.queue_channel, None)
-            state.notified_at = state.notified_at or workflow.now()
+            if state.notified_at is None:
+                state.notified_at = workflow.now()
+                metrics.handoff_notified((state.notified_at - self._input.mql_at).total_seconds())
             await self._milestone("notified", None, detail="team queue")
             return
         state.tried.append(assignment.rep_id)
@@ -250,7 +271,9 @@ class HandoffWorkflow:
             ),
             self._crm_owner(assignment),
         )
-        state.notified_at = state.notified_at or workflow.now()
+        if state.notified_at is None:
+            state.notified_at = workflow.now()
+            metrics.handoff_notified((state.notified_at - self._input.mql_at).total_seconds())
         state.log(workflow.now(), "notified (Slack and email)", assignment.rep_id)
         await self._milestone("notified", assignment.rep_id)
 
@@ -258,6 +281,7 @@ class HandoffWorkflow:
         state, now = self._state, workflow.now()
         current = state.assignment
         state.log(now, f"SLA passed: escalating ({step})", current.rep_id if current else None)
+        metrics.handoff_escalated(step)
         if step == "next_rep":
             await self._release()
             await self._assign_and_tell("escalated")

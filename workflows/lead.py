@@ -52,10 +52,14 @@ with workflow.unsafe.imports_passed_through():
         LEAD_SCORE,
         LIFECYCLE_STAGE,
     )
+    from workflows import metrics
     from workflows.policies import PLATFORM_CALL_TIMEOUT, PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
     from workflows.qualify import Qualifier
 
 T = TypeVar("T")
+
+# Runs recorded before memos existed replay without them.
+MEMO_PATCH = "memo-v1"
 
 
 def _platform_call(activity: str, argument: object, result_type: type[T], summary: str) -> Awaitable[T]:
@@ -79,6 +83,8 @@ class LeadWorkflow:
         self._pending: list[LeadEvent] = list(input.pending)
         self._merged: LeadMerged | None = None
         self._qualifier = Qualifier(self._state)
+        # The stage last counted in the metrics (a run carried over continues from its stage).
+        self._metered_stage = self._state.stage
 
     @workflow.run
     async def run(self, input: LeadWorkflowInput) -> LeadState:
@@ -261,3 +267,24 @@ class LeadWorkflow:
         if self._state.account_id:
             updates.append(ACCOUNT_ID.value_set(self._state.account_id))
         workflow.upsert_search_attributes(updates)
+        if self._state.stage is not self._metered_stage:
+            self._metered_stage = self._state.stage
+            metrics.stage_reached(self._state.stage.value)
+            if workflow.patched(MEMO_PATCH):
+                workflow.upsert_memo(self._memo())
+
+    def _memo(self) -> dict[str, Any]:
+        """What the Temporal UI shows on the run's page: why it stands where it stands (no PII)."""
+        state = self._state
+        last = state.stage_history[-1] if state.stage_history else None
+        touch = state.first_touch
+        return {
+            "stage": state.stage.value,
+            "why": last.reason if last else None,
+            "since": last.at.isoformat() if last else None,
+            "score": state.score,
+            "first_touch": " / ".join(p for p in (touch.source, touch.medium, touch.campaign) if p)
+            if touch
+            else None,
+            "owner": state.owner,
+        }

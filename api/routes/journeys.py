@@ -1,4 +1,5 @@
-"""Journey control for services: start a registered journey, read it, signal it, cancel it.
+"""Journey control for services: start a registered journey, read it, signal it, update it,
+cancel it.
 
 Temporal's answers become HTTP ones: not found 404, already running 409, bad input 422.
 """
@@ -12,9 +13,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.context import AppContext, context
@@ -22,6 +23,8 @@ from domain.journeys import BY_WORKFLOW_TYPE, JOURNEYS, JourneySpec
 
 router = APIRouter(tags=["journeys"])
 RPC_TIMEOUT = timedelta(seconds=5)
+# An update waits for the workflow's answer, which may call a platform first.
+UPDATE_TIMEOUT = timedelta(seconds=30)
 # Our ids are built from business keys; anything else is not ours (and never reaches a query).
 WORKFLOW_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 
@@ -89,9 +92,10 @@ async def start_journey(
 ) -> JSONResponse:
     await ctx.auth.require(request, "admin")
     spec = JOURNEYS.get(journey_type)
-    if spec is None:
+    if spec is None or not spec.startable:
+        startable = sorted(name for name, s in JOURNEYS.items() if s.startable)
         raise HTTPException(
-            status_code=404, detail=f"no journey type {journey_type!r}; known: {sorted(JOURNEYS)}"
+            status_code=404, detail=f"no journey type {journey_type!r} to start; known: {startable}"
         )
     try:
         data = spec.input_model.model_validate(body)
@@ -202,6 +206,57 @@ async def signal_journey(
     except RPCError as exc:
         raise _temporal_error(exc, workflow_id) from exc
     return {"workflow_id": workflow_id, "signal": signal, "status": "sent"}
+
+
+@router.post(
+    "/v1/journeys/{workflow_id}/updates/{update}",
+    summary="Send a journey one of the updates it allows, and get its answer",
+    responses={
+        200: {
+            "content": {"application/json": {"example": {"stage": "sql", "previous": "mql", "changed": True}}}
+        },
+        404: {"description": "no such journey"},
+        409: {"description": "the journey refused the update (its validator's reason), or it is not running"},
+        422: {"description": "update not allowed, or bad body"},
+    },
+)
+async def update_journey(
+    workflow_id: str,
+    update: str,
+    request: Request,
+    body: dict[str, Any] = Body(examples=[{"stage": "recycled", "reason": "no budget", "by": "sdr"}]),
+    ctx: AppContext = Depends(context),
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "admin")
+    spec, described = await _spec_of(request, workflow_id)
+    models = spec.updates.get(update)
+    if models is None:
+        raise HTTPException(
+            status_code=422,
+            detail=f"{spec.workflow_type} takes the updates {sorted(spec.updates)}, not {update!r}",
+        )
+    request_model, result_model = models
+    try:
+        data = request_model.model_validate(body)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        raise HTTPException(
+            status_code=409, detail=f"journey {workflow_id!r} is {described.status.name.lower()}"
+        )
+    try:
+        result = await (
+            _client(request)
+            .get_workflow_handle(workflow_id)
+            .execute_update(update, data, result_type=result_model, rpc_timeout=UPDATE_TIMEOUT)
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        raise HTTPException(status_code=409, detail=message) from exc
+    except RPCError as exc:
+        raise _temporal_error(exc, workflow_id) from exc
+    return result.model_dump(mode="json")
 
 
 @router.post(

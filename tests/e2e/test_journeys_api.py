@@ -1,4 +1,4 @@
-"""Journey control over HTTP: start by type with a validated input, read, signal, cancel."""
+"""Journey control over HTTP: start by type with a validated input, read, signal, update, cancel."""
 
 import asyncio
 import uuid
@@ -40,6 +40,19 @@ async def test_start_read_signal_cancel(api):
     assert body["status"] == "RUNNING" and body["type"] == "LeadJourney"
     assert body["state"]["activity"]["page_views"] == 1
     assert body["search_attributes"].get("LeadId") == lead_id, body["search_attributes"]
+
+    # Updates: validated here, then by the workflow's own validator, its answer returned.
+    updates = f"/v1/journeys/{workflow_id}/updates"
+    refused = await api.post(
+        f"{updates}/change_stage", json={"stage": "recycled", "reason": "not yet", "by": "ops"}
+    )
+    assert refused.status_code == 409 and "cannot move to recycled" in refused.json()["detail"]
+    moved = await api.post(f"{updates}/change_stage", json={"stage": "lead", "reason": "known", "by": "ops"})
+    assert moved.status_code == 200, moved.text
+    assert moved.json() == {"stage": "lead", "previous": "anonymous", "changed": True}
+    assert (await api.post(f"{updates}/change_stage", json={"stage": "nowhere"})).status_code == 422
+    assert (await api.post(f"{updates}/explode", json={})).status_code == 422
+    assert (await api.post("/v1/journeys/handoff", json={})).status_code == 404  # the engine starts those
 
     assert (await api.post(f"/v1/journeys/{workflow_id}/cancel")).status_code == 202
     for _ in range(50):

@@ -55,3 +55,5 @@ async def test_api_and_worker_metrics(stack: DevStack, api):
     assert worker.status_code == 200
     assert "temporal_workflow_task" in worker.text, "the SDK's own metrics"
     assert "journeys_connector_errors{" in worker.text and 'provider="hubspot"' in worker.text
+    # The journeys' own, counted inside the workflows (replays count nothing).
+    assert sample(worker.text, "journeys_lead_stage_reached", stage="lead") >= 1
