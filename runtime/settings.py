@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     otel_exporter: Literal["none", "console", "file", "otlp"] = "none"
     # The Temporal SDK's metrics (task latencies, slots, polls) on http://127.0.0.1:<port>/metrics.
     worker_metrics_port: int | None = None
+    # 127.0.0.1 keeps the metrics on the machine; 0.0.0.0 in a container, for the collector.
+    worker_metrics_host: str = "127.0.0.1"
 
     @cached_property
     def data_path(self) -> Path:

@@ -32,9 +32,9 @@ def data_converter(settings: Settings) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
-def metrics_runtime(port: int) -> Runtime:
-    """A Temporal runtime whose SDK metrics Prometheus can scrape on `port`."""
-    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"127.0.0.1:{port}")))
+def metrics_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
+    """A Temporal runtime whose SDK metrics (and the journeys' own) Prometheus can scrape on `port`."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"{host}:{port}")))
 
 
 async def connect(

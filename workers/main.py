@@ -69,7 +69,11 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 timeout=httpx.Timeout(20.0, connect=5.0), limits=httpx.Limits(max_connections=100)
             )
         )
-        runtime = metrics_runtime(settings.worker_metrics_port) if settings.worker_metrics_port else None
+        runtime = (
+            metrics_runtime(settings.worker_metrics_port, settings.worker_metrics_host)
+            if settings.worker_metrics_port
+            else None
+        )
         client = await connect(settings, runtime=runtime)
         worker = Worker(
             client,
