@@ -20,6 +20,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from domain.accounts import (
+    ACCOUNT_ACTIVITY_SIGNAL,
+    AccountJourneyInput,
+    AccountState,
+    ContactActivity,
+    account_workflow_id,
+)
 from domain.connectors import ConnectorStepsInput, connector_steps_workflow_id
 from domain.customers import onboarding_workflow_id
 from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult, HandoffInput, handoff_workflow_id
@@ -27,6 +34,8 @@ from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
 from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
+from tests.workflows.test_account import StandInLead as AccountStandInLead
+from tests.workflows.test_account import policy as abm_policy
 from tests.workflows.test_connector_steps import STEPS, RecordingConnectors
 from tests.workflows.test_customer import Platforms as CustomerPlatforms
 from tests.workflows.test_customer import StandInLead, stand_in, start_account
@@ -35,6 +44,7 @@ from tests.workflows.test_lead_workflow import START, RecordingPlatforms, form, 
 from tests.workflows.test_nurture import context
 from tests.workflows.test_qualify import WELCOME, engaged_lead_events, form_at
 from workers.registry import WORKFLOWS
+from workflows.account import AccountJourneyWorkflow
 from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
@@ -129,7 +139,41 @@ async def main() -> None:
         recorded["nurture_welcome_paused_resumed_exited"] = nurture
         platforms.sequences = []
 
-        await save(recorded)
+        # An account targeted by two contacts' intent, its outreach stopped by a booked meeting.
+    async with Worker(
+        env.client,
+        task_queue="record-accounts",
+        workflows=[AccountJourneyWorkflow, AccountStandInLead],
+        activities=[abm_policy],
+    ):
+        leads = [str(uuid.uuid4()) for _ in range(2)]
+        for lead in leads:
+            await env.client.start_workflow(
+                AccountStandInLead.run, id=f"lead-{lead}", task_queue="record-accounts"
+            )
+        now = await env.get_current_time()
+        account_id = f"acct-{uuid.uuid4().hex[:6]}"
+        handle = await env.client.start_workflow(
+            AccountJourneyWorkflow.run,
+            AccountJourneyInput(account_id=account_id),
+            id=account_workflow_id(account_id),
+            task_queue="record-accounts",
+            start_signal=ACCOUNT_ACTIVITY_SIGNAL,
+            start_signal_args=[ContactActivity(lead_id=leads[0], intent_points=40, fit=True, at=now)],
+        )
+        await handle.signal(
+            ACCOUNT_ACTIVITY_SIGNAL, ContactActivity(lead_id=leads[1], intent_points=25, fit=False, at=now)
+        )
+        await handle.signal(
+            ACCOUNT_ACTIVITY_SIGNAL, ContactActivity(lead_id=leads[1], meeting_booked=True, at=now)
+        )
+        for _ in range(200):
+            if AccountState.model_validate(await handle.query("state")).status == "engaged":
+                break
+            await asyncio.sleep(0.05)
+        recorded["account_targeted_then_engaged"] = handle
+
+    await save(recorded)
     await env.shutdown()
 
 
