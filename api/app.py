@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
+from api.funnel import count_journeys
 from api.routes import (
     admin,
     codec,
@@ -185,6 +186,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
     )
     async def metrics(request: Request) -> Response:
         await request.app.state.ctx.auth.require(request, "admin")
+        await count_journeys(request.app.state.temporal)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for module in (

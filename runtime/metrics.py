@@ -1,7 +1,7 @@
 """The product's own metrics, for Prometheus. The Temporal SDK's runtime metrics come from the
 worker's own endpoint (`JOURNEYS_WORKER_METRICS_PORT`)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_INGESTED = Counter(
     "journeys_events_ingested_total", "Events durably recorded, by source and type", ["source", "type"]
@@ -18,3 +18,8 @@ API_REQUEST_SECONDS = Histogram(
     ["method", "route", "status"],
     buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
+
+# Read from Temporal's visibility at each scrape (one count per stage): what is in the funnel now.
+LEADS_BY_STAGE = Gauge("journeys_leads_by_stage", "Running lead journeys by lifecycle stage", ["stage"])
+OPEN_HANDOFFS = Gauge("journeys_handoffs_open", "Hand-offs waiting for a rep")
+CUSTOMER_JOURNEYS = Gauge("journeys_customer_journeys", "Running customer journeys")

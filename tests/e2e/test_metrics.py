@@ -49,6 +49,8 @@ async def test_api_and_worker_metrics(stack: DevStack, api):
         )
         >= 1
     )
+    # The funnel now, from Temporal's visibility.
+    assert sample(text, "journeys_leads_by_stage", stage="lead") >= 1
     async with httpx.AsyncClient() as anonymous:
         assert (await anonymous.get(f"{stack.settings.api_url}/metrics")).status_code == 401
         worker = await anonymous.get(f"http://127.0.0.1:{stack.worker_metrics_port}/metrics")
