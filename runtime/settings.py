@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     sequences_dir: Path = Field(default=PROJECT_ROOT / "config" / "sequences")
     roster_file: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml")
     customer_policy_file: Path = Field(default=PROJECT_ROOT / "config" / "customer.toml")
+    spend_file: Path = Field(default=PROJECT_ROOT / "config" / "spend.toml")
+    attribution_half_life_days: float = 7.0
     # Account-based outbound: an account is a target with this much intent from this many contacts.
     abm_intent_threshold: int = 60
     abm_min_contacts: int = 2

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -210,3 +210,53 @@ async def integration_report(sessions: SessionFactory, *, window: timedelta) -> 
         "target_sync_success_rate": SYNC_SUCCESS_TARGET,
         "providers": result,
     }
+
+
+_ROLLUP = text(
+    """
+    INSERT INTO integration_daily
+        (day, provider, operation, kind, ok, rejected, rate_limited, unavailable, total_ms, max_ms)
+    SELECT CAST(:day AS date), provider, operation, kind, sum(ok), sum(rejected), sum(rate_limited),
+           sum(unavailable), sum(total_ms), max(max_ms)
+    FROM connector_stats
+    WHERE bucket >= CAST(:day AS date) AND bucket < CAST(:day AS date) + 1
+    GROUP BY provider, operation, kind
+    ON CONFLICT (day, provider, operation, kind) DO UPDATE SET
+        ok = excluded.ok, rejected = excluded.rejected, rate_limited = excluded.rate_limited,
+        unavailable = excluded.unavailable, total_ms = excluded.total_ms, max_ms = excluded.max_ms
+    """
+)
+
+
+async def roll_up_day(sessions: SessionFactory, day: date) -> int:
+    """The day's per-minute connector stats summed into `integration_daily` (recomputed, so a rerun
+    gives the same rows). Returns how many (provider, operation, kind) rows the day has."""
+    async with sessions() as session, session.begin():
+        result = await session.execute(_ROLLUP, {"day": day})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def daily_health(sessions: SessionFactory, start: date, end: date) -> list[dict[str, Any]]:
+    """Per day and provider: syncs and their success rate, calls and their mean latency."""
+    query = text(
+        """
+        SELECT day, provider, kind, sum(ok) ok, sum(rejected) rejected, sum(rate_limited) rate_limited,
+               sum(unavailable) unavailable, sum(total_ms) total_ms, max(max_ms) max_ms
+        FROM integration_daily WHERE day >= :start AND day < :end
+        GROUP BY day, provider, kind ORDER BY day, provider, kind
+        """
+    )
+    async with sessions() as session:
+        rows = (await session.execute(query, {"start": start, "end": end})).all()
+    days: dict[tuple[date, str], dict[str, Any]] = {}
+    for row in rows:
+        entry = days.setdefault(
+            (row.day, row.provider), {"day": row.day.isoformat(), "provider": row.provider}
+        )
+        total = int(row.ok + row.rejected + row.rate_limited + row.unavailable)
+        entry[f"{row.kind}s"] = total
+        entry[f"{row.kind}_success_rate"] = round(int(row.ok) / total, 4) if total else None
+        if row.kind == "call":
+            entry["call_ms_mean"] = round(float(row.total_ms) / total, 1) if total else None
+            entry["call_ms_max"] = float(row.max_ms)
+    return list(days.values())

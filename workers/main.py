@@ -15,6 +15,7 @@ from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from temporalio.worker import Worker
 
 from platforms.base import Throttle, WriteLedger
+from runtime.schedules import ensure_schedules
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
 from runtime.temporal import connect, metrics_runtime
@@ -75,6 +76,10 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             else None
         )
         client = await connect(settings, runtime=runtime)
+        try:
+            await ensure_schedules(client, settings.temporal_task_queue)
+        except Exception:
+            log.warning("schedules not set up; journeys run, nightly reports wait", exc_info=True)
         worker = Worker(
             client,
             task_queue=settings.temporal_task_queue,

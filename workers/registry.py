@@ -21,6 +21,7 @@ from activities.email import EmailActivities
 from activities.handoff import HandoffActivities
 from activities.notify import NotifyActivities
 from activities.qualify import QualifyActivities
+from activities.reports import ReportActivities
 from domain.accounts import AbmPolicy
 from domain.sequences import FrequencyCap
 from platforms.base import Throttle, WriteLedger
@@ -36,6 +37,7 @@ from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
 from workflows.onboarding import OnboardingWorkflow
+from workflows.reports import NightlyReportsWorkflow
 
 # journeys new: imports
 
@@ -144,6 +146,17 @@ def customer_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return list(customers.all())  # type: ignore[arg-type]
 
 
+def report_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """The nightly batch: attribution and the integration-health rollup."""
+    settings = deps.settings
+    reports = ReportActivities(
+        deps.store.sessions,
+        spend_file=settings.spend_file,
+        half_life=timedelta(days=settings.attribution_half_life_days),
+    )
+    return list(reports.all())  # type: ignore[arg-type]
+
+
 WORKFLOWS: list[type] = [
     LeadWorkflow,
     NurtureWorkflow,
@@ -152,6 +165,7 @@ WORKFLOWS: list[type] = [
     ConnectorStepsWorkflow,
     CustomerJourneyWorkflow,
     OnboardingWorkflow,
+    NightlyReportsWorkflow,
     # journeys new: workflows
 ]
 
@@ -161,6 +175,7 @@ ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
     handoff_activities,
     account_activities,
     customer_activities,
+    report_activities,
     # journeys new: activities
 ]
 

@@ -1,0 +1,148 @@
+"""Measure: attribution by channel and campaign, the funnel, integration health by day, and the
+nightly batch run on demand for any range."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from activities.reports import day_start
+from api.context import AppContext, context
+from domain.attribution import MODELS, Model, attribute
+from domain.funnel import funnel
+from domain.reports import MAX_RANGE_DAYS, REPORTS_WORKFLOW_TYPE, ReportsInput, reports_workflow_id
+from store.attribution import AttributionStore, load_spend
+from store.health import daily_health
+
+router = APIRouter(tags=["measure"])
+MODEL_NAMES = ", ".join(MODELS)
+
+
+def _range(start: date | None, end: date | None, default_days: int = 30) -> tuple[date, date]:
+    end = end or datetime.now(UTC).date() + timedelta(days=1)
+    start = start or end - timedelta(days=default_days)
+    if end <= start:
+        raise HTTPException(status_code=422, detail="end: must be after start")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise HTTPException(status_code=422, detail=f"end: at most {MAX_RANGE_DAYS} days after start")
+    return start, end
+
+
+@router.get(
+    "/v1/reports/attribution",
+    summary="Revenue, conversions, pipeline influenced and ROI by channel (or campaign), by model",
+)
+async def attribution(
+    request: Request,
+    ctx: AppContext = Depends(context),
+    model: Model = Query("linear", description=MODEL_NAMES),
+    start: date | None = Query(None, description="first day (default: 30 days before end)"),
+    end: date | None = Query(None, description="day after the last (default: tomorrow)"),
+    by: Literal["channel", "campaign"] = "channel",
+    half_life_days: float = Query(7.0, gt=0, le=365, description="time decay only"),
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "admin")
+    first, after = _range(start, end)
+    store = AttributionStore(ctx.sessions)
+    plan = load_spend(ctx.settings.spend_file)
+    journeys = await store.journeys(
+        day_start(first), day_start(after), default_opportunity_amount=plan.default_opportunity_amount
+    )
+    credits = attribute(
+        journeys,
+        model,
+        by_campaign=by == "campaign",
+        half_life=timedelta(days=half_life_days),
+        spend=plan.for_range(first, after),
+    )
+    stored = await store.saved(first, after, model)
+    return {
+        "model": model,
+        "start": first.isoformat(),
+        "end": after.isoformat(),
+        "currency": plan.currency,
+        "journeys": len(journeys),
+        "revenue": round(sum(c.revenue for c in credits), 2),
+        "rows": [c.model_dump() for c in credits],
+        "last_batch_run": {k: v for k, v in stored.items() if k != "credits"} if stored else None,
+    }
+
+
+@router.get(
+    "/v1/reports/funnel", summary="The funnel of the leads created in a range: stages, conversion, time"
+)
+async def funnel_report(
+    request: Request,
+    ctx: AppContext = Depends(context),
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "admin")
+    first, after = _range(start, end)
+    store = AttributionStore(ctx.sessions)
+    # The cohort's later steps count too: read up to now.
+    journeys = await store.journeys(day_start(first), datetime.now(UTC) + timedelta(minutes=1), clip=False)
+    return {
+        "start": first.isoformat(),
+        "end": after.isoformat(),
+        **funnel(journeys, day_start(first), day_start(after)),
+    }
+
+
+@router.get(
+    "/v1/reports/integrations/daily", summary="Integration health per day and provider (the nightly rollup)"
+)
+async def integrations_daily(
+    request: Request,
+    ctx: AppContext = Depends(context),
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "admin")
+    first, after = _range(start, end, default_days=14)
+    return {
+        "start": first.isoformat(),
+        "end": after.isoformat(),
+        "days": await daily_health(ctx.sessions, first, after),
+    }
+
+
+@router.post(
+    "/v1/reports/runs",
+    status_code=202,
+    summary="Run the nightly batch (attribution for every model, the health rollup) for a range now",
+    responses={409: {"description": "that range is being computed now"}, 422: {"description": "bad range"}},
+)
+async def run_reports(
+    request: Request, body: dict[str, Any], ctx: AppContext = Depends(context)
+) -> JSONResponse:
+    await ctx.auth.require(request, "admin")
+    try:
+        data = ReportsInput.model_validate(body)
+    except ValidationError as exc:
+        raise HTTPException(
+            status_code=422,
+            detail=[{"loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors(include_url=False)],
+        ) from exc
+    if data.start is None or data.end is None:
+        raise HTTPException(status_code=422, detail="start and end: both required here")
+    workflow_id = reports_workflow_id(data.start, data.end)
+    try:
+        handle = await request.app.state.temporal.start_workflow(
+            REPORTS_WORKFLOW_TYPE,
+            data,
+            id=workflow_id,
+            task_queue=ctx.settings.temporal_task_queue,
+            # A rerun of a finished range is welcome (it replaces the results); a running one is joined.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+    except RPCError as exc:
+        raise HTTPException(status_code=503, detail=f"Temporal: {exc.message}") from exc
+    return JSONResponse({"workflow_id": handle.id, "run_id": handle.result_run_id}, status_code=202)

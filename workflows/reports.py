@@ -1,0 +1,61 @@
+"""`NightlyReports`: attribution for every model and the integration-health rollup over a range of
+days, started by the nightly schedule (yesterday) or on demand (`POST /v1/reports/runs`)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.reports import (
+        REPORTS_WORKFLOW_TYPE,
+        AttributionRunInput,
+        AttributionRunResult,
+        ReportsInput,
+        ReportsResult,
+    )
+    from domain.search_attributes import JOURNEY
+    from workflows.policies import PLATFORM_RETRY
+
+BATCH_TIMEOUT = timedelta(minutes=30)
+
+
+@workflow.defn(name=REPORTS_WORKFLOW_TYPE)
+class NightlyReportsWorkflow:
+    @workflow.run
+    async def run(self, input: ReportsInput) -> ReportsResult:
+        workflow.upsert_search_attributes([JOURNEY.value_set("reports")])
+        if input.start is None or input.end is None:
+            # The schedule's run: the whole of yesterday, by the time the run was due.
+            end = workflow.now().date()
+            start = end - timedelta(days=1)
+        else:
+            start, end = input.start, input.end
+        workflow.set_current_details(
+            f"Reports for {start} to {end}: attribution ({len(input.models)} models), health"
+        )
+        attribution = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    "reports.attribution",
+                    AttributionRunInput(start=start, end=end, model=model),
+                    result_type=AttributionRunResult,
+                    start_to_close_timeout=BATCH_TIMEOUT,
+                    retry_policy=PLATFORM_RETRY,
+                    summary=f"Attribution: {model}",
+                )
+                for model in input.models
+            )
+        )
+        days = [start + timedelta(days=n) for n in range((end - start).days)]
+        for day in days:
+            await workflow.execute_activity(
+                "reports.integration_rollup",
+                day,
+                start_to_close_timeout=BATCH_TIMEOUT,
+                retry_policy=PLATFORM_RETRY,
+                summary=f"Integration health: {day}",
+            )
+        return ReportsResult(start=start, end=end, attribution=list(attribution), health_days=len(days))
