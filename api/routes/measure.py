@@ -4,10 +4,11 @@ nightly batch run on demand for any range."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
@@ -21,6 +22,7 @@ from store.attribution import AttributionStore, load_spend
 from store.health import daily_health
 
 router = APIRouter(tags=["measure"])
+DASHBOARD = Path(__file__).resolve().parents[1] / "static" / "dashboard.html"
 MODEL_NAMES = ", ".join(MODELS)
 
 
@@ -146,3 +148,24 @@ async def run_reports(
     except RPCError as exc:
         raise HTTPException(status_code=503, detail=f"Temporal: {exc.message}") from exc
     return JSONResponse({"workflow_id": handle.id, "run_id": handle.result_run_id}, status_code=202)
+
+
+@router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
+async def dashboard() -> HTMLResponse:
+    """The page holds no data: it asks the JSON reports above with the admin key it is given
+    (`/dashboard#key=...`, kept in the tab's session storage only)."""
+    return HTMLResponse(
+        DASHBOARD.read_text(encoding="utf-8"),
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": CSP,
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+# Its own inline script and style only; data only from this origin.
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self'"
+)
