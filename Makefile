@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck check clean bootstrap
+.PHONY: dev test lint typecheck check clean bootstrap browser
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
@@ -21,7 +21,16 @@ bootstrap: $(STAMP)
 dev: $(STAMP)
 	@exec $(BIN)/journeys dev
 
-test: $(STAMP)
+# The dashboard's browser test needs Debian's chromium: installed here when we may (root, apt).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { echo "installing Debian's chromium for the dashboard test ..."; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	echo "note: no chromium; the dashboard test will say how to install it"
+
+test: $(STAMP) browser
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
