@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     roster_file: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml")
     customer_policy_file: Path = Field(default=PROJECT_ROOT / "config" / "customer.toml")
     spend_file: Path = Field(default=PROJECT_ROOT / "config" / "spend.toml")
+    experiments_file: Path = Field(default=PROJECT_ROOT / "config" / "experiments.toml")
     attribution_half_life_days: float = 7.0
     # Account-based outbound: an account is a target with this much intent from this many contacts.
     abm_intent_threshold: int = 60

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def _touch(lead_event: dict[str, Any], event_type: str, at: datetime) -> Touchpo
 
 def build_journeys(
     rows: list[tuple[str, str, str | None, datetime, dict[str, Any]]],
-    handoffs: dict[str, tuple[datetime | None, datetime | None]],
+    handoffs: Mapping[str, tuple[datetime | None, datetime | None]],
     *,
     default_opportunity_amount: float = 0.0,
 ) -> list[Journey]:

@@ -18,6 +18,7 @@ from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
 from activities.customers import CustomerActivities
 from activities.email import EmailActivities
+from activities.experiments import ExperimentActivities
 from activities.handoff import HandoffActivities
 from activities.notify import NotifyActivities
 from activities.qualify import QualifyActivities
@@ -147,14 +148,15 @@ def customer_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 
 
 def report_activities(deps: Dependencies) -> list[Callable[..., Any]]:
-    """The nightly batch: attribution and the integration-health rollup."""
+    """Measurement: the nightly batch (attribution, the integration-health rollup), exposures."""
     settings = deps.settings
     reports = ReportActivities(
         deps.store.sessions,
         spend_file=settings.spend_file,
         half_life=timedelta(days=settings.attribution_half_life_days),
     )
-    return list(reports.all())  # type: ignore[arg-type]
+    experiments = ExperimentActivities(deps.store.sessions)
+    return [*reports.all(), *experiments.all()]  # type: ignore[list-item]
 
 
 WORKFLOWS: list[type] = [

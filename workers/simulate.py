@@ -39,6 +39,7 @@ from temporalio.worker import Worker
 
 from domain.connectors import CrmTaskInput, SendEmailInput, SendReservation, SendReservationInput, WriteResult
 from domain.events import EventType
+from domain.experiments import ExposureInput
 from domain.lead import LifecycleStage
 from domain.nurture import (
     NURTURE_CONTEXT_SIGNAL,
@@ -306,6 +307,11 @@ class _FakeSends:
         # The step log says what the task was; nothing is written anywhere in a preview.
         return WriteResult(provider="preview", object_type="task", id=data.idempotency_key)
 
+    @activity.defn(name="experiments.expose")
+    async def expose(self, data: ExposureInput) -> str:
+        # A preview records no exposure: the lead keeps its deterministic variant.
+        return data.variant
+
 
 @dataclass
 class _Input:
@@ -391,7 +397,7 @@ async def simulate(
             env.client,
             task_queue=queue,
             workflows=[NurtureWorkflow],
-            activities=[fakes.reserve, fakes.send, fakes.task],
+            activities=[fakes.reserve, fakes.send, fakes.task, fakes.expose],
         ):
             await env.client.start_workflow(
                 NurtureWorkflow.run,

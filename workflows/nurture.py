@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         SendReservationInput,
         WriteResult,
     )
+    from domain.experiments import ExposureInput, sequence_experiment_id
     from domain.ids import idempotency_key, lead_workflow_id
     from domain.nurture import (
         NURTURE_CONTEXT_SIGNAL,
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.search_attributes import JOURNEY, LEAD_ID
     from domain.sequences import (
+        HOLDOUT,
         BranchStep,
         ExitStep,
         LeadContext,
@@ -52,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 EVENTS_KEPT = 50
+# A split records its exposure (and may hand a promoted winner to a lead new to the test).
+EXPOSURE_PATCH = "experiment-exposure-v1"
 STORE_CALL_TIMEOUT = timedelta(seconds=30)
 SEND_TIMEOUT = timedelta(seconds=60)
 
@@ -246,6 +250,8 @@ class NurtureWorkflow:
             variant = assign_variant(
                 self._input.lead_id, self._sequence.id, step.id, step.variants, step.holdout_percent
             )
+            if workflow.patched(EXPOSURE_PATCH):
+                variant = await self._expose(step, variant)
             state.variants[step.id] = variant
             state.record(step.id, "split", now, variant)
             if variant == "holdout":
@@ -257,6 +263,28 @@ class NurtureWorkflow:
         elif isinstance(step, ExitStep):
             state.visits[step.id] = state.visits.get(step.id, 0) + 1
             self._end("completed", step.reason)
+
+    async def _expose(self, step: SplitStep, assigned: str) -> str:
+        """Records the exposure; the answer is the variant to use: the one the lead already had, or
+        a promoted winner for a lead new to the test (else the deterministic assignment)."""
+        try:
+            answer = await workflow.execute_activity(
+                "experiments.expose",
+                ExposureInput(
+                    experiment_id=sequence_experiment_id(self._sequence.id, step.id),
+                    lead_id=self._input.lead_id,
+                    variant=assigned,
+                    exposed_at=workflow.now(),
+                ),
+                result_type=str,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PLATFORM_RETRY,
+                summary=f"Experiment {step.id}: exposure",
+            )
+        except ActivityError:
+            return assigned
+        known = {v.name for v in step.variants} | {HOLDOUT}
+        return answer if answer in known else assigned
 
     def _matching(self, step: WaitUntilStep) -> EventNotice | None:
         for event in self._events:

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         survey_score,
     )
     from domain.events import EMAIL_ENGAGEMENT, EventType, LeadEvent
+    from domain.experiments import EXPERIMENT_VIEWED, ExposureInput
     from domain.handoff import (
         HANDOFF_CLOSE_SIGNAL,
         HANDOFF_CRM_ACCEPT_SIGNAL,
@@ -62,6 +63,7 @@ ABM_PATCH = "abm-v1"
 CRM_ACCEPT_PATCH = "crm-accept-v1"
 CUSTOMER_PATCH = "customer-v1"
 MEETING_CALENDAR_PATCH = "meeting-calendar-v1"
+EXPOSURE_PATCH = "experiment-viewed-v1"
 # Schedulers that put the meeting in the host's calendar themselves.
 SCHEDULERS_WITH_CALENDAR = frozenset({"calendly"})
 CUSTOMER_STAGES = frozenset({LifecycleStage.CUSTOMER, LifecycleStage.ADVOCATE})
@@ -110,6 +112,7 @@ class Qualifier:
         self._customer_events: list[CustomerEvent] = []
         self._referral: ReferralReport | None = None
         self._close_reason: str | None = None
+        self._exposures: list[ExposureInput] = []
 
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
@@ -155,6 +158,7 @@ class Qualifier:
             ):
                 self._close_reason = f"the lead became a customer ({event.type.value})"
         self._note_customer_event(event)
+        self._note_exposure(event)
         self._intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
         if event.type is EventType.SALES_ACCEPTED and state.active_handoff:
             self._crm_accepts.append(f"{event.name} ({event.source})")
@@ -175,6 +179,46 @@ class Qualifier:
                     occurred_at=event.occurred_at,
                 )
             )
+
+    def _note_exposure(self, event: LeadEvent) -> None:
+        """Segment's "Experiment Viewed": a landing page (or email) test showed this lead a variant."""
+        if event.type is not EventType.TRACK or (event.name or "").strip().casefold() != EXPERIMENT_VIEWED:
+            return
+        properties = event.properties
+        experiment = properties.get("experiment_id") or properties.get("experiment_name")
+        variant = properties.get("variation_name") or properties.get("variation_id")
+        if not experiment or not variant or len(self._exposures) >= 20:
+            return
+        self._exposures.append(
+            ExposureInput(
+                experiment_id=str(experiment)[:200],
+                lead_id=self._state.lead_id,
+                variant=str(variant)[:100],
+                exposed_at=event.occurred_at,
+                source="page",
+            )
+        )
+
+    async def _tell_experiments(self) -> None:
+        exposures, self._exposures = self._exposures, []
+        if (
+            not exposures
+            or self._state.stage is LifecycleStage.ANONYMOUS
+            or not workflow.patched(EXPOSURE_PATCH)
+        ):
+            return
+        for exposure in exposures:
+            try:
+                await workflow.execute_activity(
+                    "experiments.expose",
+                    exposure,
+                    result_type=str,
+                    start_to_close_timeout=LOOKUP_TIMEOUT,
+                    retry_policy=PLATFORM_RETRY,
+                    summary=f"Experiment {exposure.experiment_id}: exposure",
+                )
+            except ActivityError as exc:
+                self._state.record_failure("experiments.expose", str(exc.cause or exc), workflow.now())
 
     def _note_customer_event(self, event: LeadEvent) -> None:
         """A customer's payments, product use and survey answers, for the account's journey; a
@@ -310,6 +354,7 @@ class Qualifier:
         await self._enroll()
         await self._tell_account()
         await self._tell_customer()
+        await self._tell_experiments()
         await self._tell_nurtures(changed)
         return changed
 

@@ -24,6 +24,7 @@ from domain.connectors import (
 )
 from domain.customers import CustomerReport, ReferralReport
 from domain.events import EventType, LeadEvent, Touch
+from domain.experiments import ExposureInput
 from domain.lead import (
     EVENTS_SIGNAL,
     EnrollWelcomeInput,
@@ -138,6 +139,10 @@ class RecordingPlatforms:
         self.invites.append(data)
         return WriteResult(provider="google", object_type="event", id=data.idempotency_key)
 
+    @activity.defn(name="experiments.expose")
+    async def expose(self, data: ExposureInput) -> str:
+        return data.variant
+
     @activity.defn(name="sends.reserve")
     async def reserve(self, data: SendReservationInput) -> SendReservation:
         return SendReservation(status="granted")
@@ -161,6 +166,7 @@ class RecordingPlatforms:
             self.log_meeting,
             self.report_account,
             self.report_customer,
+            self.expose,
             self.report_referral,
             self.create_event,
         ]

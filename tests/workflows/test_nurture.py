@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from domain.connectors import CrmTaskInput, SendEmailInput, SendReservation, SendReservationInput, WriteResult
+from domain.experiments import ExposureInput
 from domain.nurture import EventNotice, NurtureInput, NurtureState, nurture_workflow_id
 from domain.sequences import (
     LeadContext,
@@ -42,6 +43,8 @@ class RecordingSends:
         self.defer_first: dict[str, timedelta] = {}
         self.suppressed = False
         self.tasks: list[tuple[datetime, CrmTaskInput]] = []
+        self.exposures: list[ExposureInput] = []
+        self.promoted: str | None = None
 
     @activity.defn(name="sends.reserve")
     async def reserve(self, data: SendReservationInput) -> SendReservation:
@@ -64,6 +67,11 @@ class RecordingSends:
     async def task(self, data: CrmTaskInput) -> WriteResult:
         self.tasks.append((activity.info().current_attempt_scheduled_time, data))
         return WriteResult(provider="hubspot", object_type="task", id=data.idempotency_key)
+
+    @activity.defn(name="experiments.expose")
+    async def expose(self, data: ExposureInput) -> str:
+        self.exposures.append(data)
+        return self.promoted or data.variant
 
     def steps(self) -> list[str]:
         return [step for step, _, _ in self.sent]
@@ -89,7 +97,7 @@ async def sends(env: WorkflowEnvironment) -> AsyncIterator[tuple[RecordingSends,
         env.client,
         task_queue=queue,
         workflows=WORKFLOWS,
-        activities=[recorder.reserve, recorder.send, recorder.task],
+        activities=[recorder.reserve, recorder.send, recorder.task, recorder.expose],
     ):
         yield recorder, queue
 
@@ -197,6 +205,33 @@ async def test_every_step_type_in_one_sequence(env, sends):
     assert kinds[:5] == ["sent", "wait", "wait_until", "event", "branch"]
     # Keys are the workflow id, the step and the visit: what the platforms dedupe on.
     assert recorder.sent[0][2].idempotency_key == f"{handle.id}:hello:1"
+    # The split recorded its exposure, under the sequence and step.
+    assert [(x.experiment_id, x.variant, x.lead_id) for x in recorder.exposures] == [
+        (f"{seq.id}:test", variant, lead_id)
+    ]
+
+
+async def test_a_promoted_winner_goes_to_leads_new_to_the_test(env, sends):
+    recorder, queue = sends
+    recorder.promoted = "b"
+    seq = sequence(
+        [
+            {
+                "type": "split",
+                "id": "test",
+                "variants": [
+                    {"name": "a", "weight": 99, "goto": "send-a"},
+                    {"name": "b", "weight": 1, "goto": "send-b"},
+                ],
+            },
+            {"type": "send", "id": "send-a", "template": "t-a", "next": "exit"},
+            {"type": "send", "id": "send-b", "template": "t-b", "next": "exit"},
+        ]
+    )
+    for _ in range(3):
+        state = await result(await start(env.client, queue, seq, lead_id=str(uuid.uuid4())))
+        assert state.variants == {"test": "b"}
+    assert recorder.steps()[-3:] == ["send-b"] * 3
 
 
 async def test_a_wait_until_times_out_and_branches_by_context(env, sends):
