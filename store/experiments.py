@@ -85,8 +85,8 @@ class ExperimentStore:
         self._sessions = sessions
 
     async def expose(self, data: ExposureInput) -> str:
-        """The lead's variant for good: the one first recorded, else the promoted winner, else the
-        one given (the deterministic assignment)."""
+        """The lead's variant for good: the one first recorded, else (for a sequence's split) the
+        promoted winner, else the one given (the deterministic assignment, or what a page showed)."""
         async with self._sessions() as session, session.begin():
             existing = (
                 await session.execute(_EXISTING, {"exp": data.experiment_id, "lead": data.lead_id})
@@ -94,7 +94,10 @@ class ExperimentStore:
             if existing is not None:
                 return str(existing)
             promoted = (await session.execute(_PROMOTED, {"exp": data.experiment_id})).scalar()
-            variant = str(promoted) if promoted and data.variant != "holdout" else data.variant
+            # We assign sequence variants, so a promotion changes what a new lead gets; a page reports
+            # what it showed, which is what counts (the page's team ships the promoted one).
+            ours = data.source == "sequence" and data.variant != "holdout"
+            variant = str(promoted) if promoted and ours else data.variant
             await session.execute(
                 _INSERT,
                 {

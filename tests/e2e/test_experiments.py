@@ -5,6 +5,7 @@ next new visitor, while earlier visitors keep their variant."""
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -43,7 +44,7 @@ async def analysis(api: httpx.AsyncClient, experiment: str, exposed: int) -> dic
         await asyncio.sleep(0.3)
 
 
-async def test_a_landing_page_test_counts_exposures_conversions_and_promotes(api):
+async def test_a_landing_page_test_counts_exposures_conversions_and_promotes(stack: DevStack, api):
     experiment = f"hero-{uuid.uuid4().hex[:6]}"
     plan = [("feature", False), ("feature", False), ("feature", True), ("outcome", True), ("outcome", True)]
     leads = [await visitor(api, experiment, variant, converts=converts) for variant, converts in plan]
@@ -70,10 +71,28 @@ async def test_a_landing_page_test_counts_exposures_conversions_and_promotes(api
         f"/v1/experiments/{experiment}/promote", json={"variant": "outcome", "by": "ops"}
     )
     assert promoted.status_code == 200, promoted.text
-    # A new visitor who saw "feature" is recorded as "outcome" (the promoted page is what it gets from now).
+    # A page reports what it showed; the promotion is there for the page's team to ship.
     await visitor(api, experiment, "feature", converts=False)
     result = await analysis(api, experiment, exposed=6)
     arms = {a["variant"]: a for a in result["arms"]}
-    assert arms["outcome"]["exposed"] == 3 and arms["feature"]["exposed"] == 3
+    assert arms["outcome"]["exposed"] == 2 and arms["feature"]["exposed"] == 4
     assert result["promoted"] == "outcome"
+    # A split we assign hands the winner to a lead new to the test; one already in keeps its own.
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        store = ExperimentStore(session_factory(engine))
+        email = new_email()
+        assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
+        newcomer = lead_id_for_email(email)
+        await lead_state(api, newcomer, lambda s: s["journey"]["stage"] == "lead")
+        now = datetime.now(UTC)
+        exposure = ExposureInput(
+            experiment_id=experiment, lead_id=newcomer, variant="feature", exposed_at=now
+        )
+        assert await store.expose(exposure) == "outcome"
+        assert await store.expose(exposure) == "outcome"  # once, for good
+        earlier = exposure.model_copy(update={"lead_id": leads[0]})
+        assert await store.expose(earlier) == "feature"
+    finally:
+        await engine.dispose()
     assert (await api.get("/v1/experiments/no-such-test")).status_code == 404
