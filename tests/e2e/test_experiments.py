@@ -1,6 +1,6 @@
 """A landing-page experiment over HTTP: visitors report Segment's "Experiment Viewed", some submit
-the form; the analysis counts each arm's exposures and conversions; a promoted winner goes to the
-next new visitor, while earlier visitors keep their variant."""
+the form; the analysis counts each arm's exposures and conversions; a promoted winner shows in the
+results, and a split we assign gives it to leads new to the test while earlier ones keep theirs."""
 
 import asyncio
 import time
@@ -10,7 +10,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from devstack.stack import DevStack
+from domain.experiments import ExposureInput
 from domain.ids import lead_id_for_email
+from store.db import create_engine, session_factory
+from store.experiments import ExperimentStore
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email
 
 pytestmark = pytest.mark.e2e
