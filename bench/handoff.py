@@ -56,20 +56,24 @@ async def call(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) ->
     raise AssertionError("unreachable")
 
 
-async def work_the_dm(api: httpx.AsyncClient, email: str, accept_share: float, accepted: list[str]) -> None:
-    """The rep holding the hand-off accepts it 20 s to 4 min after the DM (or never)."""
+async def work_the_dm(
+    api: httpx.AsyncClient, engine: Any, email: str, accept_share: float, accepted: list[str]
+) -> None:
+    """The rep holding the hand-off accepts it 20 s to 4 min after the DM (or never). Who holds it
+    is read from the SLA log in PostgreSQL every 2 s: a rep reads their Slack, not the workflow (a
+    query per lead per second would itself load the worker it measures)."""
     if random.random() >= accept_share:
         return
     handoff_id = f"handoff-{lead_id_for_email(email)}-1"
     holder = None
-    for _ in range(120):
-        answer = await call(api, "GET", f"/v1/handoffs/{handoff_id}")
-        assignment = answer.json().get("assignment") if answer.status_code == 200 else None
-        if assignment and assignment.get("rep_id"):
-            holder = assignment["rep_id"]
+    query = text("SELECT rep_id FROM handoffs WHERE handoff_id = :id AND notified_at IS NOT NULL")
+    for _ in range(300):
+        async with engine.connect() as connection:
+            holder = (await connection.execute(query, {"id": handoff_id})).scalar()
+        if holder:
             break
-        await asyncio.sleep(1)
-    if holder is None:
+        await asyncio.sleep(2)
+    if not holder:
         return
     await asyncio.sleep(random.uniform(20, 240))
     answer = await call(api, "POST", f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
@@ -161,15 +165,18 @@ async def product(stack: DevStack, leads: int, rate: float, accept_share: float)
         await always_on_roster(api)
         progress(f"journeys: {leads} leads over the API at {rate:g}/s, each crossing the MQL line")
 
+        engine = create_engine(stack.database_url, pool_size=5)
+
         async def lead_and_rep(n: int) -> None:
             await drive(api, emails[n], failures)
-            reps_at_work.append(asyncio.create_task(work_the_dm(api, emails[n], accept_share, accepted)))
+            reps_at_work.append(
+                asyncio.create_task(work_the_dm(api, engine, emails[n], accept_share, accepted))
+            )
 
         await steady(leads, rate, lead_and_rep)
         progress("waiting for the reps' last acceptances ...")
         await asyncio.gather(*reps_at_work)
     lead_ids = [lead_id_for_email(e) for e in emails]
-    engine = create_engine(stack.database_url, pool_size=2)
     query = text(
         "SELECT extract(epoch FROM notified_at - mql_at), extract(epoch FROM assigned_at - mql_at) "
         "FROM handoffs WHERE lead_id = ANY(:ids) AND notified_at IS NOT NULL"
