@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Model = Literal["first_touch", "last_touch", "linear", "time_decay", "u_shaped", "w_shaped", "stage"]
+CLOCK_SKEW = timedelta(minutes=1)
 MODELS: tuple[Model, ...] = (
     "first_touch",
     "last_touch",
@@ -180,7 +181,9 @@ def weights(
     """Each touchpoint up to `until` (default: the close, else every touch) with its share of credit.
     Weights sum to 1, or the list is empty when the journey had no touchpoint."""
     end = until if until is not None else journey.closed_at
-    touches = journey.sorted_touches(end if model != "stage" else None)
+    # Platforms stamp their events to the second (Stripe's `created`): a touch in the same minute as
+    # the close came before it.
+    touches = journey.sorted_touches(end + CLOCK_SKEW if end is not None and model != "stage" else None)
     n = len(touches)
     if n == 0:
         return []

@@ -48,6 +48,7 @@ from domain.qualify import (
     StageChangeRequest,
     StageChangeResult,
 )
+from domain.reports import REPORTS_WORKFLOW_TYPE, ReportsInput
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,12 @@ JOURNEYS: dict[str, JourneySpec] = {
         state_model=HandoffState,
         updates={ACCEPT_UPDATE: (AcceptRequest, AcceptResult)},
         startable=False,
+    ),
+    "reports": JourneySpec(
+        workflow_type=REPORTS_WORKFLOW_TYPE,
+        input_model=ReportsInput,
+        workflow_id=_not_started_here,
+        startable=False,  # POST /v1/reports/runs starts these
     ),
     "customer": JourneySpec(
         workflow_type=CUSTOMER_WORKFLOW_TYPE,
