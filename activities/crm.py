@@ -12,12 +12,14 @@ from domain.connectors import (
     CrmMeetingInput,
     CrmNoteInput,
     CrmTaskInput,
+    FlowMark,
     SyncPersonInput,
     WriteResult,
 )
 from domain.customers import CompanyInput
 from domain.lead import UpsertContactInput, UpsertContactResult
 from platforms.ports import Company, CrmPort, Deal, Meeting, Note, Task
+from store.flows import FlowRecorder
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 
@@ -27,6 +29,12 @@ class CrmActivities:
         self._crm = crm
         self._store = store
         self._stats = stats
+        self._flows = FlowRecorder(store.sessions)
+
+    async def _flow_done(self, flow: FlowMark | None, lead_id: str) -> None:
+        if flow is not None:
+            started = await self._flows.event_received(flow.event_id)
+            await self._flows.done(flow.flow, flow.event_id, lead_id, started)
 
     async def _contact_id(self, lead_id: str) -> str | None:
         ids = (await self._store.identities(lead_id)).get(f"{self._crm.provider}_contact")
@@ -51,6 +59,7 @@ class CrmActivities:
         async with connector_step(self._stats, self._crm.provider, "crm.upsert_contact"):
             written = await self._crm.upsert_person(person, idempotency_key=data.idempotency_key)
         await self._store.link_identity(f"{self._crm.provider}_contact", written.id, data.lead_id)
+        await self._flows.done("form_to_crm", data.submission_id, data.lead_id, submission.received_at)
         return UpsertContactResult(contact_id=written.id, created=written.created)
 
     @activity.defn(name="crm.sync_person")
@@ -61,6 +70,7 @@ class CrmActivities:
         async with connector_step(self._stats, self._crm.provider, "crm.sync_person"):
             written = await self._crm.upsert_person(person, idempotency_key=data.idempotency_key)
         await self._store.link_identity(f"{self._crm.provider}_contact", written.id, lead.lead_id)
+        await self._flow_done(data.flow, lead.lead_id)
         return written
 
     @activity.defn(name="crm.create_task")
@@ -118,7 +128,9 @@ class CrmActivities:
             person_id=await self._contact_id(lead.lead_id),
         )
         async with connector_step(self._stats, self._crm.provider, "crm.log_meeting"):
-            return await self._crm.log_meeting(meeting, idempotency_key=data.idempotency_key)
+            written = await self._crm.log_meeting(meeting, idempotency_key=data.idempotency_key)
+        await self._flow_done(data.flow, lead.lead_id)
+        return written
 
     @activity.defn(name="crm.upsert_company")
     async def upsert_company(self, data: CompanyInput) -> WriteResult:

@@ -16,6 +16,7 @@ from domain.connectors import (
 )
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult
 from platforms.ports import EmailMessage, EmailPort
+from store.flows import FlowRecorder
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
 
@@ -33,6 +34,7 @@ class EmailActivities:
         self._store = store
         self._default_welcome_list = default_welcome_list
         self._stats = stats
+        self._flows = FlowRecorder(store.sessions)
 
     @activity.defn(name="email.enroll_welcome")
     async def enroll_welcome(self, data: EnrollWelcomeInput) -> EnrollWelcomeResult:
@@ -62,6 +64,7 @@ class EmailActivities:
                 data.list_id or self._default_welcome_list,
                 idempotency_key=f"{data.idempotency_key}:subscribe",
             )
+        await self._flows.done("form_to_email", data.submission_id, lead.lead_id, submission.received_at)
         return EnrollWelcomeResult(profile_id=profile.id, enrolled=True)
 
     @activity.defn(name="email.sync_profile")

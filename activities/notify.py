@@ -10,6 +10,7 @@ from activities.contacts import personalize
 from activities.errors import connector_step
 from domain.connectors import ChatNotifyInput, WriteResult
 from platforms.ports import ChatMessage, ChatPort
+from store.flows import FlowRecorder
 from store.health import ConnectorStatsRecorder
 from store.models import Lead
 from store.repository import LeadStore
@@ -30,6 +31,7 @@ class NotifyActivities:
         self._chat = chat
         self._store = store
         self._stats = stats
+        self._flows = FlowRecorder(store.sessions)
 
     @activity.defn(name="notify.post_message")
     async def post_message(self, data: ChatNotifyInput) -> WriteResult:
@@ -41,7 +43,11 @@ class NotifyActivities:
             blocks=blocks,
         )
         async with connector_step(self._stats, self._chat.provider, "notify.post_message"):
-            return await self._chat.post_message(message, idempotency_key=data.idempotency_key)
+            written = await self._chat.post_message(message, idempotency_key=data.idempotency_key)
+        if data.flow is not None and data.lead_id:
+            started = await self._flows.event_received(data.flow.event_id)
+            await self._flows.done(data.flow.flow, data.flow.event_id, data.lead_id, started)
+        return written
 
     def all(self) -> list[object]:
         return [self.post_message]

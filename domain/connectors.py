@@ -26,6 +26,14 @@ class WriteResult(BaseModel):
     created: bool = True
 
 
+class FlowMark(BaseModel):
+    """Which of the seed's data flows a write completes, and the event that started it (timed in
+    `data_flows`, reported at `GET /v1/reports/flows`)."""
+
+    flow: str
+    event_id: str
+
+
 class SyncPersonInput(BaseModel):
     """Pushes the profile and, when given, the stage, score and owner: the CRM's lead properties,
     or the email platform's segmentation properties."""
@@ -37,6 +45,7 @@ class SyncPersonInput(BaseModel):
     score_band: str | None = None
     owner_id: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
+    flow: FlowMark | None = None
 
 
 class CrmTaskInput(BaseModel):
@@ -75,6 +84,7 @@ class CrmMeetingInput(BaseModel):
     end: datetime
     description: str = ""
     owner_id: str | None = None
+    flow: FlowMark | None = None
 
 
 class ListMembershipInput(BaseModel):
@@ -105,6 +115,7 @@ class ChatNotifyInput(BaseModel):
     text: str
     blocks: list[dict[str, Any]] | None = None
     lead_id: str | None = None
+    flow: FlowMark | None = None
 
 
 class CalendarEventInput(BaseModel):

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         CalendarEventInput,
         ChatNotifyInput,
         CrmTaskInput,
+        FlowMark,
         SendEmailInput,
         WriteResult,
     )
@@ -242,6 +243,7 @@ class CustomerJourneyWorkflow:
                 f"New customer: {{company}} (account {state.account_id}). Kickoff invitation sent for "
                 f"{kickoff:%a %d %b %H:%M} UTC; onboarding started.",
                 event.lead_id,
+                flow=FlowMark(flow="purchase_to_customer_success", event_id=event.event_id),
             ),
         ]
         if csm.email:
@@ -530,7 +532,9 @@ class CustomerJourneyWorkflow:
             f"Email: {template}",
         )
 
-    async def _tell_csm(self, step: tuple[str, ...], text: str, lead_id: str | None) -> None:
+    async def _tell_csm(
+        self, step: tuple[str, ...], text: str, lead_id: str | None, *, flow: FlowMark | None = None
+    ) -> None:
         csm = self._state.csm
         channel = (csm.slack_user_id or csm.channel) if csm else ""
         if not channel:
@@ -542,6 +546,7 @@ class CustomerJourneyWorkflow:
                 channel=channel,
                 text=text,
                 lead_id=lead_id,
+                flow=flow,
             ),
             "CSM: " + step[0],
         )

@@ -17,7 +17,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.accounts import ContactActivity
-    from domain.connectors import CalendarEventInput, CrmMeetingInput, SyncPersonInput, WriteResult
+    from domain.connectors import CalendarEventInput, CrmMeetingInput, FlowMark, SyncPersonInput, WriteResult
     from domain.customers import (
         CustomerEvent,
         CustomerReport,
@@ -113,6 +113,7 @@ class Qualifier:
         self._referral: ReferralReport | None = None
         self._close_reason: str | None = None
         self._exposures: list[ExposureInput] = []
+        self._last_click: str | None = None
 
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
@@ -162,6 +163,8 @@ class Qualifier:
         self._intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
         if event.type is EventType.SALES_ACCEPTED and state.active_handoff:
             self._crm_accepts.append(f"{event.name} ({event.source})")
+        if event.type is EventType.EMAIL_CLICKED:
+            self._last_click = event.event_id
         if event.type is EventType.MEETING_BOOKED:
             self._meeting_booked = True
         if event.type is EventType.MEETING_BOOKED and event.properties.get("meeting_start"):
@@ -399,12 +402,14 @@ class Qualifier:
         if pushed == state.pushed or not targets:
             return
         step = idempotency_key(workflow.info().workflow_id, "push", pushed)
+        click, self._last_click = self._last_click, None
         data = SyncPersonInput(
             lead_id=state.lead_id,
             idempotency_key=step,
             lifecycle_stage=state.stage.value,
             lead_score=state.score,
             score_band=state.score_band,
+            flow=FlowMark(flow="click_to_crm", event_id=click) if click else None,
         )
         results = await asyncio.gather(
             *(
@@ -575,6 +580,7 @@ class Qualifier:
                         end=end,
                         description=f"Booked through {event.source}",
                         owner_id=None,
+                        flow=FlowMark(flow="meeting_to_crm", event_id=event.event_id),
                     ),
                     result_type=WriteResult,
                     start_to_close_timeout=PUSH_TIMEOUT,

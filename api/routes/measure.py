@@ -19,6 +19,7 @@ from domain.attribution import MODELS, Model, attribute
 from domain.funnel import funnel
 from domain.reports import MAX_RANGE_DAYS, REPORTS_WORKFLOW_TYPE, ReportsInput, reports_workflow_id
 from store.attribution import AttributionStore, load_spend
+from store.flows import flow_report
 from store.health import daily_health
 
 router = APIRouter(tags=["measure"])
@@ -112,6 +113,22 @@ async def integrations_daily(
         "start": first.isoformat(),
         "end": after.isoformat(),
         "days": await daily_health(ctx.sessions, first, after),
+    }
+
+
+@router.get(
+    "/v1/reports/flows",
+    summary="The seed's data flows timed end to end (p50/p90/p99 seconds) against their targets",
+)
+async def flows(
+    request: Request,
+    ctx: AppContext = Depends(context),
+    window_hours: float = Query(24, gt=0, le=24 * 90),
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "admin")
+    return {
+        "window_hours": window_hours,
+        "flows": await flow_report(ctx.sessions, timedelta(hours=window_hours)),
     }
 
 

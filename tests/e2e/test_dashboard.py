@@ -71,6 +71,7 @@ async def test_the_dashboard_renders_real_data(
     assert re.search(r'data-label="Paid Social" data-value="(?!0")[\d.]+"', dom), "revenue by channel"
     assert campaign in dom  # the first-touch table
     assert re.search(r"<td>hubspot</td>", dom), "integration health"
+    assert re.search(r"<td>form to email</td>", dom), "data flows"
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"

@@ -61,6 +61,12 @@ async def test_a_paid_lead_that_buys_shows_in_attribution_and_the_funnel(
     backwards = await api.get("/v1/reports/attribution", params={"start": "2026-03-02", "end": "2026-03-01"})
     assert backwards.status_code == 422 and "end" in backwards.text
 
+    # The seed's flows, timed: the form reached the email platform and the CRM within 30 s.
+    timed = {f["flow"]: f for f in (await api.get("/v1/reports/flows")).json()["flows"]}
+    for flow in ("form_to_email", "form_to_crm"):
+        assert timed[flow]["count"] >= 1 and timed[flow]["p99_seconds"] < 30, timed[flow]
+    assert timed["purchase_to_customer_success"]["count"] >= 1, timed
+
     report = (await api.get("/v1/reports/funnel", params=window)).json()
     stages = {s["stage"]: s["count"] for s in report["stages"]}
     assert stages["lead"] >= 1 and stages["customer"] >= 1
