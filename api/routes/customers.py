@@ -39,6 +39,32 @@ async def _query(request: Request, workflow_id: str, query: str) -> Any | None:
 @router.get(
     "/v1/customers/{account_id}",
     summary="A customer account's journey: status, health and why, onboarding milestones, renewal, surveys",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "account_id": "acme",
+                        "status": "active",
+                        "health": 72,
+                        "health_band": "healthy",
+                        "health_reasons": ["baseline 50", "Logged In x40: +20"],
+                        "onboarding": "completed",
+                        "subscription_ends_at": "2027-11-02T10:00:00Z",
+                        "csm": {"csm_id": "olivia", "name": "Olivia Park"},
+                        "workflow_id": "customer-acme",
+                        "onboarding_milestones": [
+                            {
+                                "id": "first_login",
+                                "due_at": "2026-11-05T10:00:00Z",
+                                "done_at": "2026-11-02T15:12:00Z",
+                            }
+                        ],
+                    }
+                }
+            }
+        }
+    },
 )
 async def get_customer(
     account_id: str, request: Request, ctx: AppContext = Depends(context)

@@ -22,7 +22,29 @@ class Promotion(BaseModel):
     by: str = Field(min_length=1, max_length=200)
 
 
-@router.get("/v1/experiments", summary="Every experiment with exposures, and the configured ones")
+@router.get(
+    "/v1/experiments",
+    summary="Every experiment with exposures, and the configured ones",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "experiments": [
+                            {
+                                "experiment_id": "welcome_nurture:invite_subject_test",
+                                "exposed": 1840,
+                                "arms": 3,
+                                "first_exposure": "2026-11-02T09:00:12+00:00",
+                                "name": "Welcome nurture: the webinar invite's subject",
+                            }
+                        ]
+                    }
+                }
+            }
+        }
+    },
+)
 async def list_experiments(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
     await ctx.auth.require(request, "admin")
     catalog = load_catalog(ctx.settings.experiments_file)
@@ -36,7 +58,40 @@ async def list_experiments(request: Request, ctx: AppContext = Depends(context))
 
 
 @router.get(
-    "/v1/experiments/{experiment_id}", summary="An experiment's results, arm by arm, with the verdict"
+    "/v1/experiments/{experiment_id}",
+    summary="An experiment's results, arm by arm, with the verdict",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "experiment_id": "homepage_hero",
+                        "control": "feature",
+                        "winner": "outcome",
+                        "verdict": "outcome beats feature",
+                        "needed_per_arm": 3841,
+                        "promoted": None,
+                        "arms": [
+                            {"variant": "feature", "exposed": 1000, "converted": 100, "rate": 0.1},
+                            {
+                                "variant": "outcome",
+                                "exposed": 1000,
+                                "converted": 130,
+                                "rate": 0.13,
+                                "lift_vs_control": 0.3,
+                                "difference_ci95": [0.0021, 0.0579],
+                                "p_value": 0.0355,
+                                "significant": True,
+                            },
+                        ],
+                        "lift_vs_holdout": {},
+                        "conversion": {"type": "form_submitted"},
+                        "window_days": 14,
+                    }
+                }
+            }
+        }
+    },
 )
 async def get_experiment(
     experiment_id: str, request: Request, ctx: AppContext = Depends(context)
@@ -68,7 +123,17 @@ async def get_experiment(
 @router.post(
     "/v1/experiments/{experiment_id}/promote",
     summary="Promote a variant: leads new to the test get it; leads already in keep theirs",
-    responses={404: {"description": "no such experiment"}, 422: {"description": "not one of its variants"}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {"experiment_id": "homepage_hero", "promoted": "outcome", "by": "maria"}
+                }
+            }
+        },
+        404: {"description": "no such experiment"},
+        422: {"description": "not one of its variants"},
+    },
 )
 async def promote(
     experiment_id: str, body: Promotion, request: Request, ctx: AppContext = Depends(context)

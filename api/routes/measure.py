@@ -40,6 +40,35 @@ def _range(start: date | None, end: date | None, default_days: int = 30) -> tupl
 @router.get(
     "/v1/reports/attribution",
     summary="Revenue, conversions, pipeline influenced and ROI by channel (or campaign), by model",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "model": "linear",
+                        "start": "2026-11-01",
+                        "end": "2026-12-01",
+                        "currency": "USD",
+                        "journeys": 412,
+                        "revenue": 48900.0,
+                        "rows": [
+                            {
+                                "channel": "Paid Search",
+                                "campaign": None,
+                                "revenue": 18250.0,
+                                "conversions": 4.25,
+                                "pipeline_influenced": 96000.0,
+                                "leads_touched": 133,
+                                "spend": 12500.0,
+                                "roi": 0.46,
+                            }
+                        ],
+                        "last_batch_run": {"computed_at": "2026-11-27T02:15:09+00:00", "runs": 1},
+                    }
+                }
+            }
+        }
+    },
 )
 async def attribution(
     request: Request,
@@ -78,7 +107,39 @@ async def attribution(
 
 
 @router.get(
-    "/v1/reports/funnel", summary="The funnel of the leads created in a range: stages, conversion, time"
+    "/v1/reports/funnel",
+    summary="The funnel of the leads created in a range: stages, conversion, time",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "start": "2026-11-01",
+                        "end": "2026-12-01",
+                        "leads": 212,
+                        "stages": [
+                            {"stage": "lead", "count": 212},
+                            {
+                                "stage": "mql",
+                                "count": 41,
+                                "conversion_from_previous": 0.1934,
+                                "median_days_from_previous": 6.5,
+                            },
+                        ],
+                        "sales_cycle_days": {"median": 38.0, "mean": 44.2, "won": 9},
+                        "by_first_touch": [
+                            {
+                                "channel": "Paid Search",
+                                "campaign": "brand",
+                                "stages": {"lead": 61, "mql": 14, "sql": 9, "customer": 3},
+                                "revenue": 14970.0,
+                            }
+                        ],
+                    }
+                }
+            }
+        }
+    },
 )
 async def funnel_report(
     request: Request,
@@ -99,7 +160,32 @@ async def funnel_report(
 
 
 @router.get(
-    "/v1/reports/integrations/daily", summary="Integration health per day and provider (the nightly rollup)"
+    "/v1/reports/integrations/daily",
+    summary="Integration health per day and provider (the nightly rollup)",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "start": "2026-11-13",
+                        "end": "2026-11-27",
+                        "days": [
+                            {
+                                "day": "2026-11-26",
+                                "provider": "hubspot",
+                                "syncs": 1193,
+                                "sync_success_rate": 0.9983,
+                                "calls": 1195,
+                                "call_success_rate": 0.9874,
+                                "call_ms_mean": 184.2,
+                                "call_ms_max": 2210.0,
+                            }
+                        ],
+                    }
+                }
+            }
+        }
+    },
 )
 async def integrations_daily(
     request: Request,
@@ -119,6 +205,29 @@ async def integrations_daily(
 @router.get(
     "/v1/reports/flows",
     summary="The seed's data flows timed end to end (p50/p90/p99 seconds) against their targets",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "window_hours": 24,
+                        "flows": [
+                            {
+                                "flow": "form_to_email",
+                                "target_seconds": 30.0,
+                                "count": 380,
+                                "p50_seconds": 0.21,
+                                "p90_seconds": 0.4,
+                                "p99_seconds": 1.1,
+                                "over_target": 0,
+                                "meets_target": True,
+                            }
+                        ],
+                    }
+                }
+            }
+        }
+    },
 )
 async def flows(
     request: Request,
@@ -136,7 +245,16 @@ async def flows(
     "/v1/reports/runs",
     status_code=202,
     summary="Run the nightly batch (attribution for every model, the health rollup) for a range now",
-    responses={409: {"description": "that range is being computed now"}, 422: {"description": "bad range"}},
+    responses={
+        202: {
+            "content": {
+                "application/json": {
+                    "example": {"workflow_id": "reports-2026-11-01-2026-12-01", "run_id": "6f1c..."}
+                }
+            }
+        },
+        422: {"description": "bad range"},
+    },
 )
 async def run_reports(
     request: Request, body: dict[str, Any], ctx: AppContext = Depends(context)

@@ -79,7 +79,12 @@ async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
 
     # Acceptance opened the deal in the CRM; the rep wins it there: the lead is a customer, and
     # its account's customer journey starts (the CSM is told at once).
-    lead = await lead_state(api, lead_id, lambda s: bool(s.get("identities", {}).get("hubspot_deal")))
+    try:
+        lead = await lead_state(
+            api, lead_id, lambda s: bool(s.get("identities", {}).get("hubspot_deal")), timeout=45
+        )
+    except AssertionError:
+        raise AssertionError((await api.get(f"/v1/handoffs/{handoff_id}")).json()["audit"]) from None
     deal_id = lead["identities"]["hubspot_deal"][0]
     assert (await post_hubspot(stack, hooks, [deal_won(deal_id)])).status_code == 200
     await lead_state(api, lead_id, lambda s: s["journey"]["stage"] == "customer", timeout=20)
