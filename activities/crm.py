@@ -113,7 +113,7 @@ class CrmActivities:
         async with connector_step(self._stats, self._crm.provider, "crm.upsert_deal"):
             written = await self._crm.upsert_deal(deal, idempotency_key=data.idempotency_key)
         # The CRM's deal webhooks (a deal won) name only the deal: this finds the lead.
-        await self._store.link_identity(f"{self._crm.provider}_deal", written.id, lead.lead_id)
+        await self._store.link_identity(f"{self._crm.provider}_deal", written.id, lead.lead_id, replace=True)
         return written
 
     @activity.defn(name="crm.log_meeting")

@@ -170,12 +170,21 @@ class LeadStore:
                 ],
             }
 
-    async def link_identity(self, kind: str, value: str, lead_id: str) -> None:
-        """Remembers the lead's id on another platform, so that platform's webhooks find the lead."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                insert(Identity).values(kind=kind, value=value, lead_id=lead_id).on_conflict_do_nothing()
+    async def link_identity(self, kind: str, value: str, lead_id: str, *, replace: bool = False) -> None:
+        """Remembers the lead's id on another platform, so that platform's webhooks find the lead.
+
+        `replace`: the record is ours alone (a deal we created for this lead), so the latest write
+        wins; otherwise the first lead to claim an id keeps it (a contact found by another lead's
+        email is not taken over)."""
+        statement = insert(Identity).values(kind=kind, value=value, lead_id=lead_id)
+        if replace:
+            statement = statement.on_conflict_do_update(
+                index_elements=[Identity.kind, Identity.value], set_={"lead_id": lead_id}
             )
+        else:
+            statement = statement.on_conflict_do_nothing()
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
 
     async def ping(self) -> None:
         async with self._sessions() as session:

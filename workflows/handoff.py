@@ -60,6 +60,7 @@ class HandoffWorkflow:
         self._input: HandoffInput | None = None
         self._closed = False
         self._crm_acceptance: CrmAcceptance | None = None
+        self._memos = self._deals = False
 
     @workflow.query(name=HANDOFF_STATE_QUERY)
     def state(self) -> HandoffState:
@@ -91,7 +92,7 @@ class HandoffWorkflow:
         handoff_id = workflow.info().workflow_id
         await self._milestone("accepted", rep_id)
         owner = state.assignment.crm_owner_id if state.assignment else None
-        if workflow.patched(DEAL_PATCH):
+        if self._deals:
             await self._call(
                 "crm.upsert_deal",
                 CrmDealInput(
@@ -153,6 +154,9 @@ class HandoffWorkflow:
 
     @workflow.run
     async def run(self, input: HandoffInput) -> HandoffState:
+        # Decided at the start: the accept update must not be the first to meet a patch.
+        self._memos = workflow.patched(MEMO_PATCH)
+        self._deals = workflow.patched(DEAL_PATCH)
         self._input = input
         state = self._state
         workflow.upsert_search_attributes([LEAD_ID.value_set(input.lead_id), JOURNEY.value_set("handoff")])
@@ -212,7 +216,7 @@ class HandoffWorkflow:
 
     def _memo(self) -> None:
         """The run's page in the Temporal UI: why the lead qualified and who holds it now."""
-        if self._input is None or not workflow.patched(MEMO_PATCH):
+        if self._input is None or not self._memos:
             return
         holder = self._state.assignment
         workflow.upsert_memo(

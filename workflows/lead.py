@@ -85,9 +85,13 @@ class LeadWorkflow:
         self._qualifier = Qualifier(self._state)
         # The stage last counted in the metrics (a run carried over continues from its stage).
         self._metered_stage = self._state.stage
+        self._memos = False
 
     @workflow.run
     async def run(self, input: LeadWorkflowInput) -> LeadState:
+        # Decided at the start of the run: a patch first met inside an update handler (a person's
+        # stage change) does not replay in place.
+        self._memos = workflow.patched(MEMO_PATCH)
         self._upsert_search_attributes()
         self._qualifier.start()
         while True:
@@ -270,7 +274,7 @@ class LeadWorkflow:
         if self._state.stage is not self._metered_stage:
             self._metered_stage = self._state.stage
             metrics.stage_reached(self._state.stage.value)
-            if workflow.patched(MEMO_PATCH):
+            if self._memos:
                 workflow.upsert_memo(self._memo())
 
     def _memo(self) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class Qualifier:
         self._state = state
         self._rules: ScoringConfig | None = None
         self._enabled = False
+        self._customers = self._calendar_invites = self._page_experiments = False
         self._facts_due = False
         self._context_due = False
         self._forward: list[EventNotice] = []
@@ -118,6 +119,11 @@ class Qualifier:
     def start(self) -> None:
         # Runs recorded before the qualify phase existed replay without it.
         self._enabled = workflow.patched(QUALIFY_PATCH)
+        # Later phases are decided once, here at the start of the run: a patch first met inside an
+        # update handler (a person's stage change) does not replay in place.
+        self._customers = workflow.patched(CUSTOMER_PATCH)
+        self._calendar_invites = workflow.patched(MEETING_CALENDAR_PATCH)
+        self._page_experiments = workflow.patched(EXPOSURE_PATCH)
 
     def reload_rules(self) -> None:
         self._rules = None
@@ -170,7 +176,7 @@ class Qualifier:
         if event.type is EventType.MEETING_BOOKED and event.properties.get("meeting_start"):
             self._meetings.append(event)
         forwarded = event.type in FORWARDED or (
-            event.type in CUSTOMER_EVENTS and workflow.patched(CUSTOMER_PATCH)  # a nurture's purchase goal
+            event.type in CUSTOMER_EVENTS and self._customers  # a nurture's purchase goal
         )
         if forwarded and any(e.status in ("active", "paused") for e in state.enrollments):
             self._forward.append(
@@ -204,11 +210,7 @@ class Qualifier:
 
     async def _tell_experiments(self) -> None:
         exposures, self._exposures = self._exposures, []
-        if (
-            not exposures
-            or self._state.stage is LifecycleStage.ANONYMOUS
-            or not workflow.patched(EXPOSURE_PATCH)
-        ):
+        if not exposures or self._state.stage is LifecycleStage.ANONYMOUS or not self._page_experiments:
             return
         for exposure in exposures:
             try:
@@ -269,7 +271,7 @@ class Qualifier:
         events, self._customer_events = self._customer_events, []
         referral, self._referral = self._referral, None
         close, self._close_reason = self._close_reason, None
-        if not (events or referral or close) or not workflow.patched(CUSTOMER_PATCH):
+        if not (events or referral or close) or not self._customers:
             return
         state = self._state
         if close:
@@ -590,7 +592,7 @@ class Qualifier:
                 )
             except ActivityError as exc:
                 self._state.record_failure("crm.log_meeting", str(exc.cause or exc), workflow.now())
-            if event.source not in SCHEDULERS_WITH_CALENDAR and workflow.patched(MEETING_CALENDAR_PATCH):
+            if event.source not in SCHEDULERS_WITH_CALENDAR and self._calendar_invites:
                 await self._meeting_invite(event, start, end)
 
     async def _meeting_invite(self, event: LeadEvent, start: datetime, end: datetime) -> None:

@@ -139,6 +139,20 @@ async def main() -> None:
         recorded["nurture_welcome_paused_resumed_exited"] = nurture
         platforms.sequences = []
 
+        # A person moves an anonymous visitor's lead by the change_stage update: the update handler
+        # is the first to change the stage (a patch first met there did not replay in place).
+        lead = str(uuid.uuid4())
+        handle = await signal_with_start(env.client, lead, page("p9", START), queue)
+        await handle.execute_update(
+            CHANGE_STAGE_UPDATE,
+            StageChangeRequest(stage=LifecycleStage.LEAD, reason="known to sales", by="ops"),
+        )
+        await handle.execute_update(
+            CHANGE_STAGE_UPDATE,
+            StageChangeRequest(stage=LifecycleStage.DISQUALIFIED, reason="a competitor", by="ops"),
+        )
+        recorded["lead_moved_by_updates"] = handle
+
         # An account targeted by two contacts' intent, its outreach stopped by a booked meeting.
     async with Worker(
         env.client,
