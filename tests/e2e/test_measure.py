@@ -76,8 +76,19 @@ async def test_a_paid_lead_that_buys_shows_in_attribution_and_the_funnel(
     from runtime.temporal import connect
 
     client = await connect(stack.settings)
-    described = await client.get_schedule_handle(NIGHTLY_SCHEDULE_ID).describe()
+    schedule = client.get_schedule_handle(NIGHTLY_SCHEDULE_ID)
+    described = await schedule.describe()
     assert described.schedule.spec.cron_expressions == [NIGHTLY_CRON] or described.schedule.spec.calendars
+    # The schedule runs on the dev server: triggered now, its run (yesterday's reports) completes.
+    await schedule.trigger()
+    deadline = time.monotonic() + 60
+    query = (
+        "WorkflowType = 'NightlyReports' AND ExecutionStatus = 'Completed' "
+        "AND WorkflowId STARTS_WITH 'reports-nightly'"
+    )
+    while not [w async for w in client.list_workflows(query, limit=1)]:
+        assert time.monotonic() < deadline, "the scheduled run did not complete"
+        await asyncio.sleep(0.5)
 
     # On demand for a range; rerun: the same range's results are replaced, not added to.
     for attempt in (1, 2):
