@@ -14,6 +14,12 @@ from domain.attribution import Journey
 STAGES = ("lead", "mql", "sql", "customer")
 
 
+def _reached(journey: Journey, stage: str) -> bool:
+    """A stage counts as reached when it, or any later one, was: a purchase without a recorded
+    hand-off still passed through qualification."""
+    return any(_moment(journey, later) is not None for later in STAGES[STAGES.index(stage) :])
+
+
 def _moment(journey: Journey, stage: str) -> datetime | None:
     return {
         "lead": journey.lead_created_at,
@@ -31,10 +37,10 @@ def _stages(cohort: list[Journey]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     previous: str | None = None
     for stage in STAGES:
-        reached = [j for j in cohort if _moment(j, stage) is not None]
+        reached = [j for j in cohort if _reached(j, stage)]
         row: dict[str, Any] = {"stage": stage, "count": len(reached)}
         if previous is not None:
-            before = [j for j in cohort if _moment(j, previous) is not None]
+            before = [j for j in cohort if _reached(j, previous)]
             row["conversion_from_previous"] = round(len(reached) / len(before), 4) if before else None
             gaps = [
                 _days(start, end)

@@ -74,3 +74,10 @@ def test_spend_is_prorated_over_the_range():
         for c in attribute(build_journeys(ROWS, HANDOFFS), "first_touch", spend={"Paid Search": 300})
     }
     assert credits["Paid Search"].revenue == 900 and credits["Paid Search"].roi == 2.0
+
+
+def test_a_purchase_without_a_hand_off_still_passed_every_stage():
+    rows = [ev("d", "form_submitted", day(1)), ev("d", "purchase", day(2), amount=100)]
+    report = funnel(build_journeys(rows, {}), day(0), day(7))
+    assert [s["count"] for s in report["stages"]] == [1, 1, 1, 1]
+    assert all(s.get("conversion_from_previous", 1.0) == 1.0 for s in report["stages"])
