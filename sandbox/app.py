@@ -13,6 +13,8 @@ import importlib
 import inspect
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,8 +72,16 @@ class LeadAdSubmission(BaseModel):
 
 
 def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAPI:
-    app = FastAPI(title="journeys platform sandbox", docs_url="/_docs", openapi_url="/_openapi.json")
     state = SandboxState(state_dir, seed)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.flush_records()  # the last second's writes, on a clean stop
+
+    app = FastAPI(
+        title="journeys platform sandbox", docs_url="/_docs", openapi_url="/_openapi.json", lifespan=lifespan
+    )
     app.state.sandbox = state
 
     @app.get("/_calls")

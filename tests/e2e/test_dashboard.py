@@ -61,6 +61,12 @@ async def test_the_dashboard_renders_real_data(
     assert (await post_stripe(hooks, checkout(email, f"cus_{uuid.uuid4().hex[:8]}"))).status_code == 200
     await lead_state(api, lead_id, lambda s: s["journey"]["stage"] == "customer")
 
+    # The worker flushes its connector stats every few seconds: wait for them, then open the page.
+    for _ in range(100):
+        health = (await api.get("/v1/reports/integrations", params={"window_hours": 1})).json()
+        if any(p["provider"] == "hubspot" for p in health["providers"]):
+            break
+        await asyncio.sleep(0.3)
     url = f"{stack.settings.api_url}/dashboard#key={stack.api_key}"
     dom = await headless("--dump-dom", url)
     assert 'data-loaded="yes"' in dom, re.search(r'<div id="error"[^>]*>(.*?)</div>', dom, re.S)
