@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -32,6 +33,7 @@ from domain.customers import onboarding_workflow_id
 from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult, HandoffInput, handoff_workflow_id
 from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
 from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
+from domain.reports import AttributionRunInput, AttributionRunResult, ReportsInput
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
 from tests.workflows.test_account import StandInLead as AccountStandInLead
@@ -49,6 +51,7 @@ from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
+from workflows.reports import NightlyReportsWorkflow
 
 HERE = Path(__file__).resolve().parent
 
@@ -250,6 +253,30 @@ async def record_sales_and_customers() -> None:
         await onboarding.result()
         recorded["onboarding_one_milestone_missed"] = onboarding
         recorded["customer_first_month"] = account.handle
+
+    # The nightly batch over a two-day range.
+    @activity.defn(name="reports.attribution")
+    async def attribution(data: AttributionRunInput) -> AttributionRunResult:
+        return AttributionRunResult(model=data.model, journeys=3, revenue=1500.0, channels=4)
+
+    @activity.defn(name="reports.integration_rollup")
+    async def rollup(day: date) -> int:
+        return 5
+
+    async with Worker(
+        env.client,
+        task_queue="record-reports",
+        workflows=[NightlyReportsWorkflow],
+        activities=[attribution, rollup],
+    ):
+        reports = await env.client.start_workflow(
+            NightlyReportsWorkflow.run,
+            ReportsInput(start=date(2026, 11, 1), end=date(2026, 11, 3)),
+            id="reports-2026-11-01-2026-11-03",
+            task_queue="record-reports",
+        )
+        await reports.result()
+        recorded["reports_two_days"] = reports
 
     await save(recorded)
     await env.shutdown()
