@@ -210,6 +210,16 @@ def calendly_events(payload: dict[str, Any], received_at: datetime, new_id: NewI
 # --- HubSpot: https://developers.hubspot.com/docs/api/webhooks ---------------------------------
 
 
+DEAL_AMOUNT_EVENT = "Deal Amount Changed"
+
+
+def _number(value: Any, where: str) -> float:
+    try:
+        return float(str(value))
+    except ValueError:
+        raise PayloadError(where, f"an amount is a number, not {value!r}") from None
+
+
 def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
     if not isinstance(payload, list):
         raise PayloadError("body", "HubSpot sends a JSON array of events")
@@ -220,11 +230,30 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
         if accepted is not None:
             events.append(accepted)
             continue
-        if item.get("subscriptionType") != "deal.propertyChange" or item.get("propertyName") != "dealstage":
+        prop = item.get("propertyName")
+        if item.get("subscriptionType") != "deal.propertyChange" or prop not in ("dealstage", "amount"):
             continue
         deal = str(item.get("objectId", ""))
         if not deal or item.get("eventId") is None:
             raise PayloadError(f"[{index}].objectId", "a deal change names its objectId and eventId")
+        if prop == "amount":
+            # The deal's value, for pipeline and revenue (a deal won without a purchase event).
+            amount = _number(item.get("propertyValue"), f"[{index}].propertyValue")
+            events.append(
+                _event(
+                    provider="hubspot",
+                    message_id=str(item["eventId"]),
+                    kind=EventType.TRACK,
+                    occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
+                    received_at=received_at,
+                    payload=item,
+                    new_id=new_id,
+                    name=DEAL_AMOUNT_EVENT,
+                    properties={"deal_id": deal, "amount": amount, "portal_id": item.get("portalId")},
+                    external_ids={"hubspot_deal": deal},
+                )
+            )
+            continue
         events.append(
             _event(
                 provider="hubspot",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from domain.attribution import Credit, Journey, Touchpoint, channel_of
+from domain.webhooks import DEAL_AMOUNT_EVENT
 from store.db import SessionFactory
 
 # Touches this long before the range still count for conversions inside it.
@@ -128,7 +129,10 @@ def build_journeys(
     journeys = []
     for lead_id, events in by_lead.items():
         journey = Journey(lead_id=lead_id)
-        for event_type, _name, at, lead_event in events:
+        deal_amount = 0.0
+        for event_type, name, at, lead_event in events:
+            if event_type == "track" and name == DEAL_AMOUNT_EVENT:
+                deal_amount = _amount(lead_event)  # the CRM's latest value of the deal
             if event_type in TOUCH_TYPES:
                 touch = _touch(lead_event, event_type, at)
                 last = journey.touchpoints[-1] if journey.touchpoints else None
@@ -149,11 +153,13 @@ def build_journeys(
                     journey.closed_at = at
                 if event_type == "purchase":
                     journey.revenue += _amount(lead_event)
+        if journey.closed_at is not None and not journey.revenue:
+            journey.revenue = deal_amount  # a deal won in the CRM, no purchase event: its amount
         mql_at, accepted_at = handoffs.get(lead_id, (None, None))
         journey.mql_at = mql_at
         journey.opportunity_at = accepted_at or (journey.closed_at if journey.closed_at else None)
         if journey.opportunity_at is not None:
-            journey.opportunity_amount = journey.revenue or default_opportunity_amount
+            journey.opportunity_amount = journey.revenue or deal_amount or default_opportunity_amount
         journeys.append(journey)
     return journeys
 

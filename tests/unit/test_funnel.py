@@ -81,3 +81,17 @@ def test_a_purchase_without_a_hand_off_still_passed_every_stage():
     report = funnel(build_journeys(rows, {}), day(0), day(7))
     assert [s["count"] for s in report["stages"]] == [1, 1, 1, 1]
     assert all(s.get("conversion_from_previous", 1.0) == 1.0 for s in report["stages"])
+
+
+def test_deal_amounts_from_the_crm_value_pipeline_and_a_won_deal():
+    amount = {"touch": {}, "properties": {"amount": 24000, "deal_id": "9"}}
+    won = {"touch": {}, "properties": {"stage": "closedwon", "deal_id": "9"}}
+    rows = [
+        ev("e", "form_submitted", day(1), {"source": "google", "medium": "cpc"}),
+        ("e", "track", "Deal Amount Changed", day(3), amount),
+        ("e", "deal_stage_changed", "closedwon", day(9), won),
+    ]
+    (journey,) = build_journeys(rows, {"e": (day(2), day(3))}, default_opportunity_amount=5000)
+    assert journey.opportunity_amount == 24000 and journey.revenue == 24000 and journey.closed_at == day(9)
+    open_deal = build_journeys(rows[:2], {"e": (day(2), day(3))}, default_opportunity_amount=5000)[0]
+    assert open_deal.opportunity_amount == 24000 and open_deal.revenue == 0

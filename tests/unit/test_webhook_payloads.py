@@ -143,6 +143,13 @@ def test_hubspot_deal_stage_changes_among_other_events():
         and event.lead_event.properties["stage"] == "closedwon"
     )
     assert event.external_ids == {"hubspot_deal": "777"} and event.message_id == "2"
+    amount = {**batch[1], "eventId": 3, "propertyName": "amount", "propertyValue": "24000.50"}
+    (changed,) = hubspot_events([amount], NOW, new_id)
+    assert changed.lead_event.type is EventType.TRACK and changed.lead_event.name == "Deal Amount Changed"
+    assert changed.lead_event.properties["amount"] == 24000.5
+    assert changed.external_ids == {"hubspot_deal": "777"}
+    with pytest.raises(PayloadError, match="propertyValue"):
+        hubspot_events([{**amount, "propertyValue": "lots"}], NOW, new_id)
     with pytest.raises(PayloadError):
         hubspot_events({"not": "a list"}, NOW, new_id)
 
