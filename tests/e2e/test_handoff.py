@@ -60,10 +60,8 @@ async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
     assignment = state["assignment"]
     holder = assignment["rep_id"] or assignment["team_reps"][0]
     if assignment["rep_id"]:
-        # A DM: the conversation with the rep's user id is opened, then posted to.
-        calls = (await sandbox.get("/_calls", params={"provider": "slack"})).json()["calls"]
-        opened = [c for c in calls if c["path"] == "/api/conversations.open"]
-        assert any(assignment["slack_user_id"] in str(c["body"]) for c in opened)
+        # A DM: posted to the conversation opened with the rep's user id (opened once per worker and
+        # remembered, so an earlier test may have opened it).
         assert message["body"]["channel"].startswith("D")
     else:
         assert message["body"]["channel"] == assignment["queue_channel"]

@@ -119,7 +119,7 @@ def test_form_abandonment_recovery_reminds_twice_at_most():
 
 def test_content_followup_follows_the_topic_then_suggests_more():
     followup = load_sequences(CONFIG)["content_followup"]
-    assert followup.trigger.kind == "content_downloaded" and followup.reentry == "always"
+    assert followup.trigger.kind == "content_downloaded" and followup.reentry == "after_exit"
     assert [s.type for s in followup.steps[:2]] == ["wait", "branch"]
     route = followup.steps[1]
     assert isinstance(route, BranchStep)
