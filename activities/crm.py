@@ -12,7 +12,6 @@ from domain.connectors import (
     CrmMeetingInput,
     CrmNoteInput,
     CrmTaskInput,
-    FlowMark,
     SyncPersonInput,
     WriteResult,
 )
@@ -30,11 +29,6 @@ class CrmActivities:
         self._store = store
         self._stats = stats
         self._flows = FlowRecorder(store.sessions)
-
-    async def _flow_done(self, flow: FlowMark | None, lead_id: str) -> None:
-        if flow is not None:
-            started = await self._flows.event_received(flow.event_id)
-            await self._flows.done(flow.flow, flow.event_id, lead_id, started)
 
     async def _contact_id(self, lead_id: str) -> str | None:
         ids = (await self._store.identities(lead_id)).get(f"{self._crm.provider}_contact")
@@ -70,7 +64,7 @@ class CrmActivities:
         async with connector_step(self._stats, self._crm.provider, "crm.sync_person"):
             written = await self._crm.upsert_person(person, idempotency_key=data.idempotency_key)
         await self._store.link_identity(f"{self._crm.provider}_contact", written.id, lead.lead_id)
-        await self._flow_done(data.flow, lead.lead_id)
+        await self._flows.marked_done(data.flow, lead.lead_id)
         return written
 
     @activity.defn(name="crm.create_task")
@@ -129,7 +123,7 @@ class CrmActivities:
         )
         async with connector_step(self._stats, self._crm.provider, "crm.log_meeting"):
             written = await self._crm.log_meeting(meeting, idempotency_key=data.idempotency_key)
-        await self._flow_done(data.flow, lead.lead_id)
+        await self._flows.marked_done(data.flow, lead.lead_id)
         return written
 
     @activity.defn(name="crm.upsert_company")

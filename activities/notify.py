@@ -44,9 +44,7 @@ class NotifyActivities:
         )
         async with connector_step(self._stats, self._chat.provider, "notify.post_message"):
             written = await self._chat.post_message(message, idempotency_key=data.idempotency_key)
-        if data.flow is not None and data.lead_id:
-            started = await self._flows.event_received(data.flow.event_id)
-            await self._flows.done(data.flow.flow, data.flow.event_id, data.lead_id, started)
+        await self._flows.marked_done(data.flow, data.lead_id)
         return written
 
     def all(self) -> list[object]:

@@ -188,17 +188,9 @@ def analyse(
     else:
         verdict = f"no difference of {minimum_lift:.0%} or more between the arms"
     lift_vs_holdout = {}
-    if holdout is not None and holdout.exposed and holdout.rate:
-        lift_vs_holdout = {a.variant: round(a.rate / holdout.rate - 1, 4) for a in tested}
-        results.append(
-            ArmResult(
-                variant=HOLDOUT,
-                exposed=holdout.exposed,
-                converted=holdout.converted,
-                rate=round(holdout.rate, 4),
-            )
-        )
-    elif holdout is not None:
+    if holdout is not None:
+        if holdout.rate:
+            lift_vs_holdout = {a.variant: round(a.rate / holdout.rate - 1, 4) for a in tested}
         results.append(
             ArmResult(
                 variant=HOLDOUT,

@@ -236,40 +236,25 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
         deal = str(item.get("objectId", ""))
         if not deal or item.get("eventId") is None:
             raise PayloadError(f"[{index}].objectId", "a deal change names its objectId and eventId")
+        value = item.get("propertyValue")
         if prop == "amount":
             # The deal's value, for pipeline and revenue (a deal won without a purchase event).
-            amount = _number(item.get("propertyValue"), f"[{index}].propertyValue")
-            events.append(
-                _event(
-                    provider="hubspot",
-                    message_id=str(item["eventId"]),
-                    kind=EventType.TRACK,
-                    occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
-                    received_at=received_at,
-                    payload=item,
-                    new_id=new_id,
-                    name=DEAL_AMOUNT_EVENT,
-                    properties={"deal_id": deal, "amount": amount, "portal_id": item.get("portalId")},
-                    external_ids={"hubspot_deal": deal},
-                )
-            )
-            continue
+            kind, name = EventType.TRACK, DEAL_AMOUNT_EVENT
+            changed: dict[str, Any] = {"amount": _number(value, f"[{index}].propertyValue")}
+        else:
+            kind, name = EventType.DEAL_STAGE_CHANGED, str(value)
+            changed = {"stage": value, "change_source": item.get("changeSource")}
         events.append(
             _event(
                 provider="hubspot",
                 message_id=str(item["eventId"]),
-                kind=EventType.DEAL_STAGE_CHANGED,
+                kind=kind,
                 occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
                 received_at=received_at,
                 payload=item,
                 new_id=new_id,
-                name=str(item.get("propertyValue")),
-                properties={
-                    "deal_id": deal,
-                    "stage": item.get("propertyValue"),
-                    "portal_id": item.get("portalId"),
-                    "change_source": item.get("changeSource"),
-                },
+                name=name,
+                properties={"deal_id": deal, **changed, "portal_id": item.get("portalId")},
                 external_ids={"hubspot_deal": deal},
             )
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from domain.connectors import FlowMark
 from store.db import SessionFactory
 
 # The seed's latency targets.
@@ -65,6 +66,12 @@ class FlowRecorder:
                     "done": datetime.now(UTC),
                 },
             )
+
+    async def marked_done(self, mark: FlowMark | None, lead_id: str | None) -> None:
+        """A write that carried a flow mark completed: timed from its event's arrival."""
+        if mark is None or not lead_id:
+            return
+        await self.done(mark.flow, mark.event_id, lead_id, await self.event_received(mark.event_id))
 
     async def event_received(self, event_id: str | None) -> datetime | None:
         if not event_id:

@@ -14,7 +14,7 @@ import pytest
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email
-from tests.e2e.test_webhooks import checkout, hooks, post_stripe  # noqa: F401  (hooks: a fixture)
+from tests.e2e.test_webhooks import checkout, hooks, post_stripe, subscription_deleted  # noqa: F401  (hooks: a fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -146,12 +146,7 @@ async def test_a_purchase_webhook_starts_the_customer_journey_at_once(
 
     # The subscription is cancelled (Stripe knows the customer by id only): churn, the CSM told,
     # the company marked in the CRM, the win-back play.
-    cancelled = {
-        "id": f"evt_{uuid.uuid4().hex[:12]}",
-        "type": "customer.subscription.deleted",
-        "created": int(time.time()),
-        "data": {"object": {"id": "sub_1", "customer": customer, "status": "canceled"}},
-    }
+    cancelled = subscription_deleted(customer)
     assert (await post_stripe(hooks, cancelled)).status_code == 200
     await customer_state(api, account_id, lambda s: s["status"] == "churned")
     await calls_until(

@@ -87,6 +87,16 @@ def deal_won(deal_id: str) -> dict[str, Any]:
     }
 
 
+def subscription_deleted(customer: str) -> dict[str, Any]:
+    """Stripe's event when a subscription ends: it names the customer by id only."""
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:12]}",
+        "type": "customer.subscription.deleted",
+        "created": int(time.time()),
+        "data": {"object": {"id": "sub_1", "customer": customer, "status": "canceled"}},
+    }
+
+
 def checkout(email: str, customer: str) -> dict[str, Any]:
     return {
         "id": f"evt_{uuid.uuid4().hex[:12]}",
@@ -117,12 +127,7 @@ async def test_stripe_purchase_then_cancellation_by_customer_id(api, hooks):
     assert replay.status_code == 200 and replay.json()["duplicates"] == 1, (
         "a replayed delivery records nothing"
     )
-    cancelled = {
-        "id": f"evt_{uuid.uuid4().hex[:12]}",
-        "type": "customer.subscription.deleted",
-        "created": int(time.time()),
-        "data": {"object": {"id": "sub_1", "customer": customer, "status": "canceled"}},
-    }
+    cancelled = subscription_deleted(customer)
     assert (await post_stripe(hooks, cancelled)).status_code == 200
     lead_id = lead_id_for_email(email)
     body = await eventually(

@@ -36,7 +36,6 @@ from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
 from domain.reports import AttributionRunInput, AttributionRunResult, ReportsInput
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
-from tests.workflows.test_account import StandInLead as AccountStandInLead
 from tests.workflows.test_account import policy as abm_policy
 from tests.workflows.test_connector_steps import STEPS, RecordingConnectors
 from tests.workflows.test_customer import Platforms as CustomerPlatforms
@@ -160,14 +159,12 @@ async def main() -> None:
     async with Worker(
         env.client,
         task_queue="record-accounts",
-        workflows=[AccountJourneyWorkflow, AccountStandInLead],
+        workflows=[AccountJourneyWorkflow, StandInLead],
         activities=[abm_policy],
     ):
         leads = [str(uuid.uuid4()) for _ in range(2)]
         for lead in leads:
-            await env.client.start_workflow(
-                AccountStandInLead.run, id=f"lead-{lead}", task_queue="record-accounts"
-            )
+            await env.client.start_workflow(StandInLead.run, id=f"lead-{lead}", task_queue="record-accounts")
         now = await env.get_current_time()
         account_id = f"acct-{uuid.uuid4().hex[:6]}"
         handle = await env.client.start_workflow(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import activity, workflow
+from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -30,9 +30,10 @@ from domain.customers import (
     load_customer_policy,
     onboarding_workflow_id,
 )
-from domain.qualify import ENROLL_SIGNAL, EnrollRequest
+from domain.qualify import EnrollRequest
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
+from tests.workflows.test_account import StandInLead
 from workflows.customer import CustomerJourneyWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
@@ -46,24 +47,6 @@ CSM = CsmAssignment(
     channel="C0CS",
     reason="fewest accounts",
 )
-
-
-@workflow.defn(name="StandInLeadForCustomers", sandboxed=False)
-class StandInLead:
-    def __init__(self) -> None:
-        self.requests: list[EnrollRequest] = []
-
-    @workflow.signal(name=ENROLL_SIGNAL)
-    def enroll(self, request: EnrollRequest) -> None:
-        self.requests.append(request)
-
-    @workflow.query(name="requests")
-    def seen(self) -> list[EnrollRequest]:
-        return self.requests
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
 
 
 class Platforms:
