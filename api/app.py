@@ -21,6 +21,7 @@ from api.auth import Authenticator
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
 from api.funnel import count_journeys
+from api.limits import RequestSizeLimit
 from api.routes import (
     admin,
     codec,
@@ -147,6 +148,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         )
 
+    app.add_middleware(RequestSizeLimit)
     # The Temporal UI calls the codec endpoint from the browser.
     app.add_middleware(
         CORSMiddleware,

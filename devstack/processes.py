@@ -15,10 +15,14 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
-def _child_setup(uid: int | None, gid: int | None, niceness: int) -> Callable[[], None]:
+def _child_setup(uid: int | None, gid: int | None, niceness: int, idle: bool = False) -> Callable[[], None]:
     def setup() -> None:
         if niceness:
             os.nice(niceness)
+        if idle and hasattr(os, "SCHED_IDLE"):
+            # Runs only when nothing else wants the CPU: a woken request handler preempts it at once.
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         if gid is not None:
             os.setgroups([])
             os.setgid(gid)
@@ -47,6 +51,7 @@ class ManagedProcess:
         stop_signal: signal.Signals = signal.SIGINT,
         cwd: Path | None = None,
         niceness: int = 0,
+        idle: bool = False,
     ) -> None:
         self.name = name
         self.argv = argv
@@ -57,6 +62,7 @@ class ManagedProcess:
         self.stop_signal = stop_signal
         self.cwd = cwd
         self.niceness = niceness
+        self.idle = idle
         self.process: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
 
@@ -69,7 +75,7 @@ class ManagedProcess:
             stderr=asyncio.subprocess.STDOUT,
             env=self.env,
             cwd=self.cwd,
-            preexec_fn=_child_setup(self.uid, self.gid, self.niceness),
+            preexec_fn=_child_setup(self.uid, self.gid, self.niceness, self.idle),
         )
         self._pump = asyncio.create_task(self._pump_output())
 

@@ -23,6 +23,9 @@ from store.migrate import upgrade
 # On one machine, accepting events comes first: the outbox holds what journeys have not taken yet,
 # so Temporal, the router and the worker run at a lower CPU priority and catch up after a burst.
 JOURNEY_NICENESS = 10
+# JOURNEYS_DEV_CPU_POLICY=idle puts them under SCHED_IDLE instead: they run only on CPU the API
+# and PostgreSQL leave (see docs/performance.md for what each costs).
+JOURNEY_IDLE = os.environ.get("JOURNEYS_DEV_CPU_POLICY", "nice") == "idle"
 
 DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_STRIPE_WEBHOOK_SECRET": "whsec_dev_stripe",
@@ -130,6 +133,7 @@ class DevStack:
             echo=self.echo,
             stop_signal=signal.SIGTERM,
             niceness=niceness,
+            idle=JOURNEY_IDLE and niceness > 0,
         )
 
     async def start(self) -> None:
@@ -158,6 +162,7 @@ class DevStack:
                 ui_port=self.settings.temporal_ui_port if self.with_ui else None,
                 namespace=self.settings.temporal_namespace,
                 niceness=JOURNEY_NICENESS,
+                idle=JOURNEY_IDLE,
                 codec_endpoint=f"{self.settings.api_url}/codec/{self.codec_ui_token}",
             )
             await self.temporal.start(log_dir=self.log_dir)

@@ -29,6 +29,7 @@ class TemporalDevServer:
         ui_port: int | None,
         namespace: str = "default",
         niceness: int = 0,
+        idle: bool = False,
         codec_endpoint: str | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -36,6 +37,7 @@ class TemporalDevServer:
         self.ui_port = ui_port
         self.namespace = namespace
         self.niceness = niceness
+        self.idle = idle
         self.codec_endpoint = codec_endpoint
         self.process: ManagedProcess | None = None
 
@@ -72,7 +74,7 @@ class TemporalDevServer:
             if self.codec_endpoint:
                 argv += ["--ui-codec-endpoint", self.codec_endpoint]
         self.process = ManagedProcess(
-            "temporal", argv, log_file=log_dir / "temporal.log", niceness=self.niceness
+            "temporal", argv, log_file=log_dir / "temporal.log", niceness=self.niceness, idle=self.idle
         )
         await self.process.start()
         await wait_until(self._serving, timeout=90, what="Temporal dev server", process=self.process)

@@ -17,6 +17,11 @@ class SignatureError(Exception):
     """Why a delivery is refused: say it plainly, the sender's developer reads it."""
 
 
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that also takes what an attacker sends (non-ASCII included)."""
+    return hmac.compare_digest(expected.encode(), given.encode(errors="replace"))
+
+
 def _hmac_hex(secret: bytes, message: bytes) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
@@ -54,7 +59,7 @@ def verify_timestamped_hmac(
         raise SignatureError("the signature header is missing")
     timestamp, signatures = parse_timestamped_header(header)
     expected = _hmac_hex(secret.encode(), f"{timestamp}.".encode() + body)
-    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+    if not any(_same(expected, candidate) for candidate in signatures):
         raise SignatureError("no v1 signature matches the body")
     _fresh(timestamp, now, tolerance)
     return timestamp
@@ -93,7 +98,7 @@ def verify_hubspot_v3(
     expected = sign_hubspot_v3(
         method=method, uri=uri, body=body, client_secret=client_secret, timestamp_ms=timestamp_ms
     )
-    if not hmac.compare_digest(expected, signature):
+    if not _same(expected, signature):
         raise SignatureError("X-HubSpot-Signature-v3 does not match the request")
 
 
@@ -131,7 +136,7 @@ def verify_standard_webhook(
     expected = sign_standard_webhook(message_id, sent, body, secret).split(",", 1)[1]
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(expected, value):
+        if version == "v1" and _same(expected, value):
             return
     raise SignatureError("no v1 signature in webhook-signature matches the body")
 
@@ -150,7 +155,7 @@ def verify_hub_signature(header: str | None, body: bytes, app_secret: str) -> No
     """
     if not header or not header.startswith("sha256="):
         raise SignatureError("X-Hub-Signature-256 (sha256=<hex>) is required")
-    if not hmac.compare_digest(_hmac_hex(app_secret.encode(), body), header.removeprefix("sha256=")):
+    if not _same(_hmac_hex(app_secret.encode(), body), header.removeprefix("sha256=")):
         raise SignatureError("X-Hub-Signature-256 does not match the body")
 
 
@@ -172,7 +177,7 @@ def verify_linkedin_signature(header: str | None, body: bytes, client_secret: st
         _hmac_hex(client_secret.encode(), body),
         _hmac_hex(client_secret.encode(), b"hmacsha256=" + body),
     )
-    if not any(hmac.compare_digest(given, candidate) for candidate in candidates):
+    if not any(_same(given, candidate) for candidate in candidates):
         raise SignatureError("X-LI-Signature does not match the body")
 
 

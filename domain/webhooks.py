@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -29,9 +30,36 @@ def _email(value: Any) -> str | None:
 
 
 def _unix(value: Any, field: str) -> datetime:
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
     raise PayloadError(field, "must be a unix timestamp")
+
+
+def _unix_ms(value: Any, field: str) -> datetime:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _unix(value / 1000, field)
+    raise PayloadError(field, "must be a unix timestamp in milliseconds")
+
+
+def _object_id(value: Any, field: str) -> str:
+    """A HubSpot object id: a number (sent as a JSON number, sometimes as a string of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.isdigit():
+        return value
+    raise PayloadError(field, "must be the object's numeric id")
+
+
+def _minor_units(value: Any, field: str) -> float:
+    """Stripe's amounts: an integer in the currency's smallest unit (cents), or absent."""
+    if value is None:
+        return 0.0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value / 100
+    raise PayloadError(field, "an amount is an integer in the smallest currency unit")
 
 
 def _iso(value: Any, field: str) -> datetime:
@@ -43,6 +71,19 @@ def _iso(value: Any, field: str) -> datetime:
         else:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise PayloadError(field, "must be an ISO 8601 time")
+
+
+def _text(value: Any) -> str | None:
+    """A string field, or None when the provider sent anything else."""
+    return value if isinstance(value, str) else None
+
+
+def _optional_time(value: Any, field: str) -> str | None:
+    """A time the journey will read later, checked now: absent, or ISO 8601 (kept as sent)."""
+    if value is None:
+        return None
+    _iso(value, field)
+    return str(value)
 
 
 def _sub(parent: dict[str, Any], key: str) -> dict[str, Any]:
@@ -120,7 +161,7 @@ def stripe_events(payload: dict[str, Any], received_at: datetime, new_id: NewId)
                 name="Checkout completed",
                 email=email,
                 properties={
-                    "amount": (obj.get("amount_total") or 0) / 100,
+                    "amount": _minor_units(obj.get("amount_total"), "data.object.amount_total"),
                     "currency": obj.get("currency"),
                     "mode": obj.get("mode"),
                     "subscription": obj.get("subscription"),
@@ -138,7 +179,7 @@ def stripe_events(payload: dict[str, Any], received_at: datetime, new_id: NewId)
                 name="Invoice paid",
                 email=_email(obj.get("customer_email")),
                 properties={
-                    "amount": (obj.get("amount_paid") or 0) / 100,
+                    "amount": _minor_units(obj.get("amount_paid"), "data.object.amount_paid"),
                     "currency": obj.get("currency"),
                     "invoice": obj.get("id"),
                     "billing_reason": obj.get("billing_reason"),
@@ -170,7 +211,7 @@ def calendly_events(payload: dict[str, Any], received_at: datetime, new_id: NewI
     kind = payload.get("event")
     invitee = _object(payload.get("payload"), "payload")
     types = {"invitee.created": EventType.MEETING_BOOKED, "invitee.canceled": EventType.MEETING_CANCELLED}
-    if kind not in types:
+    if not isinstance(kind, str) or kind not in types:
         return []
     email = _email(invitee.get("email"))
     if email is None:
@@ -192,16 +233,18 @@ def calendly_events(payload: dict[str, Any], received_at: datetime, new_id: NewI
             email=email,
             name=scheduled.get("name") if isinstance(scheduled.get("name"), str) else None,
             properties={
-                "meeting_start": scheduled.get("start_time"),
-                "meeting_end": scheduled.get("end_time"),
-                "scheduled_event": scheduled.get("uri"),
+                "meeting_start": _optional_time(
+                    scheduled.get("start_time"), "payload.scheduled_event.start_time"
+                ),
+                "meeting_end": _optional_time(scheduled.get("end_time"), "payload.scheduled_event.end_time"),
+                "scheduled_event": _text(scheduled.get("uri")),
                 "invitee": uri,
-                "canceled_by": _sub(invitee, "cancellation").get("canceled_by"),
+                "canceled_by": _text(_sub(invitee, "cancellation").get("canceled_by")),
             },
             touch=Touch(
-                source=tracking.get("utm_source"),
-                medium=tracking.get("utm_medium"),
-                campaign=tracking.get("utm_campaign"),
+                source=_text(tracking.get("utm_source")),
+                medium=_text(tracking.get("utm_medium")),
+                campaign=_text(tracking.get("utm_campaign")),
             ),
         )
     ]
@@ -215,9 +258,12 @@ DEAL_AMOUNT_EVENT = "Deal Amount Changed"
 
 def _number(value: Any, where: str) -> float:
     try:
-        return float(str(value))
+        number = float(str(value)) if isinstance(value, int | float | str) else float("nan")
     except ValueError:
-        raise PayloadError(where, f"an amount is a number, not {value!r}") from None
+        number = float("nan")
+    if not math.isfinite(number):
+        raise PayloadError(where, f"an amount is a number, not {str(value)[:40]!r}")
+    return number
 
 
 def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
@@ -233,9 +279,9 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
         prop = item.get("propertyName")
         if item.get("subscriptionType") != "deal.propertyChange" or prop not in ("dealstage", "amount"):
             continue
-        deal = str(item.get("objectId", ""))
-        if not deal or item.get("eventId") is None:
-            raise PayloadError(f"[{index}].objectId", "a deal change names its objectId and eventId")
+        deal = _object_id(item.get("objectId"), f"[{index}].objectId")
+        if not isinstance(item.get("eventId"), int | str):
+            raise PayloadError(f"[{index}].eventId", "a deal change names its eventId")
         value = item.get("propertyValue")
         if prop == "amount":
             # The deal's value, for pipeline and revenue (a deal won without a purchase event).
@@ -249,7 +295,7 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
                 provider="hubspot",
                 message_id=str(item["eventId"]),
                 kind=kind,
-                occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
+                occurred_at=_unix_ms(item.get("occurredAt"), f"[{index}].occurredAt"),
                 received_at=received_at,
                 payload=item,
                 new_id=new_id,
@@ -276,14 +322,14 @@ def _hubspot_acceptance(
     accepting = HUBSPOT_ACCEPTING.get(str(item.get("propertyName")))
     if accepting is None or str(item.get("propertyValue")) not in accepting:
         return None
-    contact = str(item.get("objectId", ""))
-    if not contact or item.get("eventId") is None:
-        raise PayloadError(f"[{index}].objectId", "a contact change names its objectId and eventId")
+    contact = _object_id(item.get("objectId"), f"[{index}].objectId")
+    if not isinstance(item.get("eventId"), int | str):
+        raise PayloadError(f"[{index}].eventId", "a contact change names its eventId")
     return _event(
         provider="hubspot",
         message_id=str(item["eventId"]),
         kind=EventType.SALES_ACCEPTED,
-        occurred_at=_unix((item.get("occurredAt") or 0) / 1000, f"[{index}].occurredAt"),
+        occurred_at=_unix_ms(item.get("occurredAt"), f"[{index}].occurredAt"),
         received_at=received_at,
         payload=item,
         new_id=new_id,
@@ -315,7 +361,7 @@ def resend_events(
     payload: dict[str, Any], received_at: datetime, new_id: NewId, *, message_id: str
 ) -> list[IncomingEvent]:
     kind = payload.get("type")
-    if kind not in RESEND_TYPES:
+    if not isinstance(kind, str) or kind not in RESEND_TYPES:
         return []
     data = _object(payload.get("data"), "data")
     to = data.get("to")
@@ -336,9 +382,9 @@ def resend_events(
             email=email,
             name=data.get("subject") if isinstance(data.get("subject"), str) else None,
             properties={
-                "email_id": data.get("email_id"),
-                "url": click.get("link"),
-                "bounce_type": _sub(data, "bounce").get("type"),
+                "email_id": _text(data.get("email_id")),
+                "url": _text(click.get("link")),
+                "bounce_type": _text(_sub(data, "bounce").get("type")),
                 "tags": _sub(data, "tags") or None,
             },
         )
@@ -357,10 +403,15 @@ def facebook_leadgen_ids(payload: dict[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise PayloadError("entry", "a Page webhook carries a list of entries")
     for index, entry in enumerate(entries):
-        for change in _object(entry, f"entry[{index}]").get("changes") or []:
+        listed = _object(entry, f"entry[{index}]").get("changes")
+        if not isinstance(listed, list):
+            raise PayloadError(f"entry[{index}].changes", "an entry carries a list of changes")
+        for change in listed:
             if isinstance(change, dict) and change.get("field") == "leadgen":
                 value = _object(change.get("value"), f"entry[{index}].changes.value")
-                if value.get("leadgen_id") is None:
+                if not isinstance(value.get("leadgen_id"), str | int) or isinstance(
+                    value.get("leadgen_id"), bool
+                ):
                     raise PayloadError(f"entry[{index}].changes.value.leadgen_id", "is required")
                 changes.append(value)
     return changes

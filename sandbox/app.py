@@ -209,13 +209,16 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             "path": "/" + path,
             "query": str(request.url.query),
             "headers": {k: v for k, v in request.headers.items() if k.lower() in LOGGED_HEADERS},
-            "idempotency_key": request.headers.get("idempotency-key"),
+            "idempotency_key": write_key(request.headers, body),
             "body": body,
             "time": now_iso(),
         }
         faults = state.faults_for(provider)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
+        timeout = _injected_timeout(state, faults)
+        if timeout == "before":
+            await asyncio.sleep(faults.timeout_ms / 1000)
         injected = _injected_fault(state, handler_class, faults)
         if injected is not None:
             call.update(status=injected.status_code, fault=True)
@@ -231,9 +234,52 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             held_ms = _take_hold(faults, state)
             if held_ms:
                 await asyncio.sleep(held_ms / 1000)
+        if timeout == "after":
+            await asyncio.sleep(faults.timeout_ms / 1000)
         return response
 
     return app
+
+
+def write_key(headers: Any, body: Any) -> str | None:
+    """The key a client made its write idempotent with, wherever its platform carries it: the
+    `Idempotency-Key` header, Standard Webhooks' `webhook-id`, Slack's message metadata, Google's
+    private extended property, Salesforce's external-key field. The log shows it per call, so a
+    test can tell one write retried from two writes."""
+    for header in ("idempotency-key", "webhook-id"):
+        if headers.get(header):
+            return str(headers[header])
+    if not isinstance(body, dict):
+        return None
+    metadata = body.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            metadata = None
+    candidates = (
+        _dig(metadata, "event_payload", "idempotency_key"),
+        _dig(body, "extendedProperties", "private", "journeysIdempotencyKey"),
+        body.get("Journeys_Idempotency_Key__c"),
+    )
+    return next((str(c) for c in candidates if c), None)
+
+
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _injected_timeout(state: SandboxState, faults: Faults) -> str | None:
+    if not faults.timeout_rate:
+        return None
+    with state.lock:
+        if state.random.random() >= faults.timeout_rate:
+            return None
+        return state.random.choice(["before", "after"])
 
 
 def _take_hold(faults: Faults, state: SandboxState) -> int:

@@ -56,6 +56,10 @@ class Faults(BaseModel):
     hold_after_write_ms: int = Field(0, ge=0, le=600_000)
     # Only the next N accepted writes are held (0: every write while hold_after_write_ms is set).
     hold_next: int = Field(0, ge=0)
+    # A share of calls answers after `timeout_ms`, longer than a client waits: half of them before
+    # the platform acted (nothing written), half after (written, the answer lost on the way).
+    timeout_rate: float = Field(0.0, ge=0, le=1, description="share of calls that time out")
+    timeout_ms: int = Field(25_000, ge=0, le=600_000)
 
 
 class SandboxState:

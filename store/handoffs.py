@@ -15,16 +15,40 @@ from store.db import SessionFactory
 _COLUMNS = {"mql": "mql_at", "assigned": "assigned_at", "notified": "notified_at", "accepted": "accepted_at"}
 
 _UPSERT = """
-INSERT INTO handoffs (handoff_id, lead_id, {column}, rep_id, status, escalations, updated_at)
-VALUES (:handoff_id, :lead_id, :at, :rep_id, :status, :escalated, now())
+INSERT INTO handoffs (handoff_id, lead_id, {column}, rep_id, status, escalations, escalated_at, updated_at)
+VALUES (:handoff_id, :lead_id, :at, :rep_id, :status, 0, '{{}}', now())
 ON CONFLICT (handoff_id) DO UPDATE SET
     {column} = coalesce(handoffs.{column}, excluded.{column}),
     rep_id = coalesce(excluded.rep_id, handoffs.rep_id),
     status = CASE WHEN handoffs.status IN ('accepted', 'closed') THEN handoffs.status
                   ELSE excluded.status END,
-    escalations = handoffs.escalations + excluded.escalations,
     updated_at = now()
 """
+
+_UPSERT_STATUS = """
+INSERT INTO handoffs (handoff_id, lead_id, rep_id, status, escalations, escalated_at, updated_at)
+VALUES (:handoff_id, :lead_id, :rep_id, :status, 0, '{}', now())
+ON CONFLICT (handoff_id) DO UPDATE SET
+    status = CASE WHEN handoffs.status IN ('accepted', 'closed') THEN handoffs.status
+                  ELSE excluded.status END,
+    updated_at = now()
+"""
+
+# An escalation is kept by its time (the workflow's, the same in every retry of the record), so a
+# record retried after a lost answer counts it once.
+_ESCALATED = text(
+    """
+INSERT INTO handoffs (handoff_id, lead_id, rep_id, status, escalations, escalated_at, updated_at)
+VALUES (:handoff_id, :lead_id, :rep_id, 'open', 1, ARRAY[CAST(:at AS timestamptz)], now())
+ON CONFLICT (handoff_id) DO UPDATE SET
+    rep_id = coalesce(excluded.rep_id, handoffs.rep_id),
+    escalated_at = CASE WHEN CAST(:at AS timestamptz) = ANY(handoffs.escalated_at) THEN handoffs.escalated_at
+                        ELSE array_append(handoffs.escalated_at, CAST(:at AS timestamptz)) END,
+    escalations = CASE WHEN CAST(:at AS timestamptz) = ANY(handoffs.escalated_at) THEN handoffs.escalations
+                       ELSE handoffs.escalations + 1 END,
+    updated_at = now()
+"""
+)
 
 _REPORT = text(
     """
@@ -51,21 +75,25 @@ class HandoffLog:
         self._sessions = sessions
 
     async def record(self, milestone: Milestone) -> None:
-        column = _COLUMNS.get(milestone.kind, "updated_at")
-        status = {"accepted": "accepted", "closed": "closed"}.get(milestone.kind, "open")
-        statement = text(_UPSERT.format(column=column))
+        values: dict[str, Any] = {
+            "handoff_id": milestone.handoff_id,
+            "lead_id": milestone.lead_id,
+            "at": milestone.at,
+            "rep_id": milestone.rep_id,
+        }
+        if milestone.kind == "escalated":
+            statement = _ESCALATED
+        else:
+            # A closing has no time column of its own: its time is the row's last update.
+            column = _COLUMNS.get(milestone.kind)
+            if column is None:
+                statement = text(_UPSERT_STATUS)
+                del values["at"]
+            else:
+                statement = text(_UPSERT.format(column=column))
+            values["status"] = {"accepted": "accepted", "closed": "closed"}.get(milestone.kind, "open")
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                statement,
-                {
-                    "handoff_id": milestone.handoff_id,
-                    "lead_id": milestone.lead_id,
-                    "at": milestone.at,
-                    "rep_id": milestone.rep_id,
-                    "status": status,
-                    "escalated": 1 if milestone.kind == "escalated" else 0,
-                },
-            )
+            await session.execute(statement, values)
 
     async def report(self, *, window: timedelta, sla: timedelta) -> dict[str, Any]:
         since = datetime.now(UTC) - window

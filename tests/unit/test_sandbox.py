@@ -69,3 +69,29 @@ async def test_injected_faults_speak_the_platforms_error_shape(sandbox):
     assert answer.json()["category"] == "RATE_LIMITS"
     logged = (await sandbox.get("/_calls", params={"provider": "hubspot"})).json()["calls"]
     assert logged[-1]["fault"] is True and logged[-1]["status"] == 429
+
+
+async def test_timeouts_hold_a_share_of_answers_some_after_the_write(app, sandbox):
+    faults = {"timeout_rate": 1.0, "timeout_ms": 300}
+    assert (await sandbox.put("/_faults/webhook", json=faults)).status_code == 200
+    loop = asyncio.get_running_loop()
+    for n in range(8):
+        started = loop.time()
+        await sandbox.post("/webhook/t", json={}, headers={"webhook-id": f"msg_t{n}"})
+        assert loop.time() - started >= 0.3
+    written = [c for c in app.state.sandbox.calls if c["method"] == "POST"]
+    # Every call was held, before or after the write; either way the write happened once.
+    assert [c["effect"] for c in written] == ["created"] * 8
+
+
+def test_the_log_names_each_write_by_the_key_its_platform_carries():
+    from sandbox.app import write_key
+
+    assert write_key({"idempotency-key": "k1"}, {}) == "k1"
+    assert write_key({"webhook-id": "msg_2"}, None) == "msg_2"
+    slack = {"channel": "C1", "metadata": '{"event_type": "x", "event_payload": {"idempotency_key": "k3"}}'}
+    assert write_key({}, slack) == "k3"
+    google = {"extendedProperties": {"private": {"journeysIdempotencyKey": "k4"}}}
+    assert write_key({}, google) == "k4"
+    assert write_key({}, {"Subject": "Call", "Journeys_Idempotency_Key__c": "k5"}) == "k5"
+    assert write_key({}, {"metadata": "not json"}) is None

@@ -1,0 +1,288 @@
+"""Hostile input over HTTP, on a stack of its own (the generated requests may replace the roster).
+
+- Schemathesis generates requests for every operation in the OpenAPI document, valid and
+  invalid, with the admin key: none may be answered with a 5xx.
+- Every operation but the health check refuses a request without a key (401) and with a key of
+  the wrong scope (403), naming what is wrong.
+- Oversized, malformed, wrongly signed, stale and replayed deliveries are refused with a message
+  that says why, and none of them records anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from pydantic import SecretStr
+from schemathesis.checks import not_a_server_error
+from sqlalchemy import text
+
+from devstack.processes import free_port
+from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
+from domain.signatures import sign_standard_webhook, sign_timestamped_hmac
+from runtime.settings import Settings
+from store.db import create_engine
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+# Operations that need no key: the load balancer's health check and the docs; the codec's key is
+# the token in its path.
+OPEN = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs")}
+
+
+@pytest.fixture(scope="module")
+async def hostile_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("hostile"),
+        api_port=free_port(),
+        api_key=SecretStr("hostile-key"),
+        temporal_address=f"127.0.0.1:{free_port()}",
+        pg_port=free_port(),
+        sandbox_port=free_port(),
+    )
+    stack = DevStack(settings, durable=False, with_ui=False, worker_metrics_port=None)
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        await stack.stop()
+
+
+@pytest.fixture(scope="module")
+def api_schema(hostile_stack: DevStack) -> Any:
+    return schemathesis.openapi.from_url(f"{hostile_stack.settings.api_url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+def test_no_generated_request_gets_a_server_error(case: Any, hostile_stack: DevStack) -> None:
+    response = case.call(headers={"Authorization": f"Bearer {hostile_stack.api_key}"}, timeout=30)
+    case.validate_response(response, checks=[not_a_server_error])
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+
+
+def concrete(path: str) -> str:
+    return path.replace("{", "x-").replace("}", "")
+
+
+async def test_every_operation_but_health_needs_a_key_of_the_right_scope(hostile_stack: DevStack):
+    url = hostile_stack.settings.api_url
+    admin = {"Authorization": f"Bearer {hostile_stack.api_key}"}
+    async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+        document = (await client.get("/openapi.json")).json()
+        ingest_key = (
+            await client.post("/v1/admin/keys", json={"name": "hostile", "scope": "ingest"}, headers=admin)
+        ).json()["key"]
+        refused = []
+        for method, path in operations(document):
+            if (method, path) in OPEN or path.startswith("/codec/"):
+                continue
+            answer = await client.request(method, concrete(path), json={})
+            detail = (
+                answer.json().get("detail", "")
+                if answer.headers.get("content-type", "").startswith("application/json")
+                else ""
+            )
+            if answer.status_code != 401 or "key" not in str(detail).lower():
+                refused.append(f"{method} {path}: {answer.status_code} {answer.text[:100]}")
+            if path.startswith(("/v1/admin", "/v1/roster", "/v1/journeys", "/v1/leads")):
+                scoped = await client.request(
+                    method, concrete(path), json={}, headers={"Authorization": f"Bearer {ingest_key}"}
+                )
+                if scoped.status_code != 403 or "scope" not in scoped.text:
+                    refused.append(f"{method} {path} with an ingest key: {scoped.status_code}")
+        assert not refused, refused
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def _events_recorded(stack: DevStack) -> int:
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text("SELECT count(*) FROM events"))).scalar() or 0)
+    finally:
+        await engine.dispose()
+
+
+def _stripe_event(email: str) -> dict[str, Any]:
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:12]}",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {
+            "object": {
+                "id": "cs_1",
+                "customer": "cus_h",
+                "amount_total": 100,
+                "customer_details": {"email": email},
+            }
+        },
+    }
+
+
+async def test_oversized_malformed_forged_stale_and_replayed_requests_change_nothing(hostile_stack: DevStack):
+    stack = hostile_stack
+    admin = {"Authorization": f"Bearer {stack.api_key}"}
+    async with httpx.AsyncClient(base_url=stack.settings.api_url, headers=admin, timeout=30) as api:
+        key = (await api.post("/v1/admin/keys", json={"name": "hooks", "scope": "ingest"})).json()["key"]
+        email = f"hostile.{uuid.uuid4().hex[:8]}@example-corp.com"
+        before = await _events_recorded(stack)
+        stripe_secret = DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"]
+
+        def stripe_headers(raw: bytes, at: int | None = None, secret: str = stripe_secret) -> dict[str, str]:
+            return {
+                "Stripe-Signature": sign_timestamped_hmac(raw, secret, at or int(time.time())),
+                "Content-Type": "application/json",
+            }
+
+        cases: list[tuple[str, httpx.Response, int, str]] = []
+
+        async def expect(name: str, answer: httpx.Response, status: int, words: str) -> None:
+            cases.append((name, answer, status, words))
+
+        huge = json.dumps({"email": email, "notes": "x" * (2 * 1024 * 1024)}).encode()
+        await expect(
+            "a 2 MB form",
+            await api.post(
+                "/v1/forms/demo/submissions", content=huge, headers={"Content-Type": "application/json"}
+            ),
+            413,
+            "limit",
+        )
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(40):
+                yield b"x" * 65536
+
+        await expect(
+            "a 2.5 MB chunked webhook",
+            await api.post("/v1/webhooks/stripe", params={"key": key}, content=chunks()),
+            413,
+            "limit",
+        )
+        await expect(
+            "a form that is not JSON",
+            await api.post(
+                "/v1/forms/demo/submissions",
+                content=b"{email: nope",
+                headers={"Content-Type": "application/json"},
+            ),
+            422,
+            "json",
+        )
+        await expect(
+            "a Segment batch that is not JSON",
+            await api.post("/v1/batch", content=b"[1, 2", headers={"Content-Type": "application/json"}),
+            400,
+            "json",
+        )
+        raw = json.dumps(_stripe_event(email)).encode()
+        await expect(
+            "a Stripe event signed with the wrong secret",
+            await api.post(
+                "/v1/webhooks/stripe",
+                params={"key": key},
+                content=raw,
+                headers=stripe_headers(raw, secret="whsec_x"),
+            ),
+            401,
+            "signature",
+        )
+        await expect(
+            "a Stripe event signed an hour ago (a replay)",
+            await api.post(
+                "/v1/webhooks/stripe",
+                params={"key": key},
+                content=raw,
+                headers=stripe_headers(raw, at=int(time.time()) - 3600),
+            ),
+            401,
+            "tolerance",
+        )
+        tampered = raw.replace(b"100", b"999")
+        await expect(
+            "a Stripe event changed after signing",
+            await api.post(
+                "/v1/webhooks/stripe",
+                params={"key": key},
+                content=tampered,
+                headers={**stripe_headers(raw), "Content-Type": "application/json"},
+            ),
+            401,
+            "signature",
+        )
+        resend_secret = DEV_WEBHOOK_SECRETS.get("JOURNEYS_RESEND_WEBHOOK_SECRET")
+        if resend_secret:
+            body = json.dumps(
+                {"type": "email.clicked", "created_at": "2026-11-27T10:00:00Z", "data": {}}
+            ).encode()
+            stale = int(time.time()) - 3600
+            await expect(
+                "a Standard Webhooks delivery timed an hour ago",
+                await api.post(
+                    "/v1/webhooks/resend",
+                    params={"key": key},
+                    content=body,
+                    headers={
+                        "webhook-id": "msg_stale",
+                        "webhook-timestamp": str(stale),
+                        "webhook-signature": sign_standard_webhook("msg_stale", stale, body, resend_secret),
+                    },
+                ),
+                401,
+                "",
+            )
+        async with httpx.AsyncClient(base_url=stack.settings.api_url, timeout=15) as keyless:
+            await expect(
+                "a webhook without a key",
+                await keyless.post("/v1/webhooks/stripe", content=raw, headers=stripe_headers(raw)),
+                401,
+                "key",
+            )
+        problems = []
+        for name, answer, status, words in cases:
+            detail = str(answer.json().get("detail", "")).lower() if answer.content else ""
+            if answer.status_code != status or words not in detail:
+                problems.append(f"{name}: {answer.status_code} {answer.text[:200]}")
+        assert not problems, problems
+        assert await _events_recorded(stack) == before, "a refused request recorded an event"
+        assert (await api.get("/v1/leads", params={"email": email})).json()["leads"] == []
+
+        # The genuine delivery is taken once; delivered again (a replay inside the tolerance), it
+        # is a duplicate and records nothing more.
+        first = await api.post(
+            "/v1/webhooks/stripe", params={"key": key}, content=raw, headers=stripe_headers(raw)
+        )
+        again = await api.post(
+            "/v1/webhooks/stripe", params={"key": key}, content=raw, headers=stripe_headers(raw)
+        )
+        assert first.status_code == 200 and first.json()["received"] == 1
+        assert again.status_code == 200 and again.json()["duplicates"] == 1
+        assert await _events_recorded(stack) == before + 1
