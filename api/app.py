@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.auth import Authenticator
+from api.auth import Authenticator, KeyGate
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
 from api.forms import FormCatalog
 from api.funnel import count_journeys
@@ -148,6 +148,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         )
 
+    app.add_middleware(KeyGate)
     app.add_middleware(RequestSizeLimit)
     # The Temporal UI calls the codec endpoint from the browser.
     app.add_middleware(

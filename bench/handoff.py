@@ -45,14 +45,20 @@ TARGET_P99_S = 5.0
 
 async def call(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """A request, sent again when the connection drops (the API closes idle keep-alive connections,
-    and a request can race the close); the API's idempotency makes a resend safe."""
-    for attempt in range(5):
+    and a request can race the close) or the API answers 503 or 429 (waiting its `Retry-After`),
+    as a well-behaved client does; the API's idempotency makes a resend safe."""
+    for attempt in range(10):
         try:
-            return await api.request(method, path, **kwargs)
+            answer = await api.request(method, path, **kwargs)
         except httpx.TransportError:
-            if attempt == 4:
+            if attempt == 9:
                 raise
             await asyncio.sleep(0.2 * (attempt + 1))
+            continue
+        if answer.status_code not in (429, 503) or attempt == 9:
+            return answer
+        told = answer.headers.get("Retry-After", "1")
+        await asyncio.sleep(float(told) if told.replace(".", "", 1).isdigit() else 1.0)
     raise AssertionError("unreachable")
 
 

@@ -51,6 +51,11 @@ EVENTS_PER_SIGNAL = 100
 UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
 
 
+# A probe that only ran slow (a busy server, a starved process) is not an outage: Temporal is
+# called down after this many slow probes in a row, or at once when the connection is refused.
+SLOW_PROBES_FOR_DOWN = 3
+
+
 class TemporalAvailability:
     """What the API believes about Temporal; requests are refused with 503 while it is down."""
 
@@ -58,6 +63,7 @@ class TemporalAvailability:
         self._client = client
         self.available = True
         self.reason = ""
+        self._slow = 0
 
     def down(self, reason: str) -> None:
         if self.available:
@@ -67,11 +73,18 @@ class TemporalAvailability:
     async def probe(self) -> bool:
         try:
             ok = await asyncio.wait_for(
-                self._client.service_client.check_health(timeout=timedelta(seconds=1)), 1.5
+                self._client.service_client.check_health(timeout=timedelta(seconds=2)), 2.5
             )
         except (TimeoutError, RPCError, RuntimeError, OSError) as exc:
-            self.down(f"{type(exc).__name__}: {exc}")
-            return False
+            slow = isinstance(exc, TimeoutError) or (
+                isinstance(exc, RPCError)
+                and exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+            )
+            self._slow = self._slow + 1 if slow else SLOW_PROBES_FOR_DOWN
+            if self._slow >= SLOW_PROBES_FOR_DOWN or not self.available:
+                self.down(f"{type(exc).__name__}: {exc}")
+            return self.available
+        self._slow = 0
         if ok and not self.available:
             log.info("Temporal available again")
         self.available, self.reason = bool(ok), "" if ok else "not serving"

@@ -217,6 +217,8 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         timeout = _injected_timeout(state, faults)
+        if timeout is not None:
+            call["timeout"] = timeout
         if timeout == "before":
             await asyncio.sleep(faults.timeout_ms / 1000)
         injected = _injected_fault(state, handler_class, faults)

@@ -133,7 +133,7 @@ async def get_handoff(
 async def sla_report(
     request: Request,
     window_hours: float = Query(24 * 7, gt=0, le=24 * 90),
-    sla_seconds: int = Query(300, gt=0),
+    sla_seconds: int = Query(300, gt=0, le=30 * 86_400, description="the SLA to count breaches against"),
     ctx: AppContext = Depends(context),
 ) -> dict[str, Any]:
     await ctx.auth.require(request, "admin")

@@ -165,12 +165,20 @@ async def test_journeys_survive_crashes_restarts_and_platform_faults(chaos_stack
             await assert_every_sla_met_or_escalated(
                 api, engine, [lead for lead in leads if lead.kind == "mql"]
             )
-            await assert_no_write_twice(sandbox)
+            calls = await assert_no_write_twice(sandbox)
+            elapsed = time.monotonic() - started
         finally:
             await engine.dispose()
     # The faults did happen: clients were told to come back, and the platforms failed calls.
     assert sender.retried, "the API never asked a client to retry: the chaos missed the ingest path"
     assert len(chaos_log) == 4
+    faults = Counter(str(c["status"]) for c in calls if c.get("fault"))
+    timeouts = Counter(c["timeout"] for c in calls if c.get("timeout"))
+    print(
+        f"\nchaos: {LEADS} leads done in {elapsed:.0f}s; {chaos_log}; platform calls {len(calls)}, "
+        f"faults injected {dict(faults)}, answers held past the client {dict(timeouts)}; "
+        f"client resends {dict(sender.retried)}; hand-offs accepted by reps {len(accepted)}"
+    )
 
 
 async def wait_for_journeys(api: httpx.AsyncClient, engine: Any, leads: list[WorkloadLead]) -> dict[str, Any]:
@@ -251,7 +259,7 @@ async def assert_every_sla_met_or_escalated(
     assert not problems, problems[:10]
 
 
-async def assert_no_write_twice(sandbox: httpx.AsyncClient) -> None:
+async def assert_no_write_twice(sandbox: httpx.AsyncClient) -> list[dict[str, Any]]:
     calls = (await sandbox.get("/_calls")).json()["calls"]
     writes = [
         c
@@ -264,3 +272,4 @@ async def assert_no_write_twice(sandbox: httpx.AsyncClient) -> None:
     by_key = Counter((c["provider"], c.get("object_type"), c["idempotency_key"]) for c in writes)
     twice = {key: n for key, n in by_key.items() if n > 1}
     assert not twice, f"written more than once: {list(twice.items())[:10]}"
+    return calls

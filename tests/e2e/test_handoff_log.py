@@ -30,7 +30,9 @@ async def sessions(stack: DevStack) -> AsyncIterator[SessionFactory]:
 
 async def row(sessions: SessionFactory, handoff_id: str) -> dict:
     async with sessions() as session:
-        found = await session.execute(text("SELECT * FROM handoffs WHERE handoff_id = :id"), {"id": handoff_id})
+        found = await session.execute(
+            text("SELECT * FROM handoffs WHERE handoff_id = :id"), {"id": handoff_id}
+        )
         return dict(found.mappings().one())
 
 
@@ -40,13 +42,19 @@ async def test_every_milestone_is_recorded_once_however_often_it_is_retried(sess
     handoff_id, lead_id = f"handoff-{uuid.uuid4()}-1", str(uuid.uuid4())
     async with sessions() as session, session.begin():
         await session.execute(
-            text("INSERT INTO leads (lead_id, consent, custom_fields, traits) VALUES (:id, false, '{}', '{}')"),
+            text(
+                "INSERT INTO leads (lead_id, consent, custom_fields, traits) VALUES (:id, false, '{}', '{}')"
+            ),
             {"id": lead_id},
         )
 
     def milestone(kind: str, seconds: float, rep: str | None = None) -> Milestone:
         return Milestone(
-            handoff_id=handoff_id, lead_id=lead_id, kind=kind, at=MQL_AT + timedelta(seconds=seconds), rep_id=rep
+            handoff_id=handoff_id,
+            lead_id=lead_id,
+            kind=kind,
+            at=MQL_AT + timedelta(seconds=seconds),
+            rep_id=rep,
         )
 
     steps = [
