@@ -25,7 +25,7 @@ import psutil
 from sqlalchemy import text
 from temporalio.client import Client
 
-from bench.common import final_line, histogram, local_stack, progress, summary_ms
+from bench.common import final_line, histogram, local_stack, percentile, progress, summary_ms
 from devstack.stack import DevStack
 from store.db import create_engine
 
@@ -76,6 +76,7 @@ async def single_events(
     shows as latency (no coordinated omission); in-flight requests are capped because httpx's
     pool slows down badly with hundreds waiting in it."""
     latencies: list[float] = []
+    server: list[float] = []
     failures = 0
     total = int(rate * seconds)
     started = time.perf_counter()
@@ -89,6 +90,10 @@ async def single_events(
         async with in_flight:
             response = await api.post("/v1/track", json=message)
         latencies.append(time.perf_counter() - scheduled)
+        # The API's own time (its Server-Timing header): apart from the client and the queue.
+        timing = response.headers.get("Server-Timing", "")
+        if "dur=" in timing:
+            server.append(float(timing.split("dur=", 1)[1].split(",", 1)[0]) / 1000)
         if response.status_code != 200:
             failures += 1
 
@@ -109,6 +114,8 @@ async def single_events(
         "events_per_s": round(total / elapsed, 1),
         "failures": failures,
         **summary_ms(latencies),
+        "server_p50_ms": round(percentile(server, 50) * 1000, 2),
+        "server_p99_ms": round(percentile(server, 99) * 1000, 2),
     }
 
 
@@ -234,6 +241,8 @@ async def main() -> None:
         "single_events_per_s": single["events_per_s"],
         "single_p50_ms": single["p50_ms"],
         "single_p99_ms": single["p99_ms"],
+        "single_server_p50_ms": single["server_p50_ms"],
+        "single_server_p99_ms": single["server_p99_ms"],
         "single_failures": single["failures"],
         "batch_events_per_s": batch["events_per_s"],
         "batch_p99_ms": batch["batch_p99_ms"],

@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 LEADS = 500
 RATE = 6.0  # leads per second: the whole workload is sent in about 85 s
 MIX = {"click": 0.1, "mql": 0.1, "meeting": 0.1, "purchase": 0.1}
-SLA = timedelta(seconds=20)
+SLA = timedelta(seconds=45)
 STEP = timedelta(seconds=10)
 FAULTS = {"error_rate": 0.2, "rate_limit_rate": 0.05, "retry_after_seconds": 1, "timeout_rate": 0.01}
 PROVIDERS = ("hubspot", "klaviyo", "slack", "google")
