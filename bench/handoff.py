@@ -34,6 +34,7 @@ from temporalio.worker import Worker
 from bench.bare import BareSlack
 from bench.bare_workflow import BareNotify
 from bench.common import final_line, histogram, local_stack, percentile, progress
+from bench.workload import put_roster
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from store.db import create_engine
@@ -109,40 +110,6 @@ async def drive(api: httpx.AsyncClient, email: str, failures: list[str]) -> None
             failures.append(f"{path}: {response.status_code}")
 
 
-async def always_on_roster(api: httpx.AsyncClient, reps: int = 10) -> None:
-    """Ten reps on duty around the clock (through the roster API): the figure is the engine's,
-    whatever the hour the benchmark runs at, and rep DMs spread over ten Slack channels as a team's
-    would (the team queue is one channel, which Slack holds to about a message a second)."""
-    roster = (await api.get("/v1/roster")).json()["roster"]
-    manager = next(r for r in roster["reps"] if r["id"] == roster["teams"][0]["manager_id"])
-    on_duty = {"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00:00", "end": "23:59:59"}
-    others = [r for r in roster["reps"] if r["id"] != manager["id"]]
-    kept = {rep_id for team in roster["teams"][1:] for rep_id in team["reps"]}
-    bench_reps = [
-        {
-            "id": f"rep{n}",
-            "name": f"Rep {n}",
-            "email": f"rep{n}@example.com",
-            "slack_user_id": f"U0BENCHREP{n:02d}",
-            "manager_id": manager["id"],
-            "timezone": "UTC",
-            "working_hours": on_duty,
-            "capacity": 1,
-        }
-        for n in range(reps)
-    ]
-    team = {**roster["teams"][0], "reps": [r["id"] for r in bench_reps]}
-    # Other teams (customer success) keep their people.
-    body = {
-        **roster,
-        "reps": [*bench_reps, manager, *(r for r in others if r["id"] in kept)],
-        "teams": [team, *roster["teams"][1:]],
-    }
-    answer = await api.put("/v1/roster", json=body)
-    answer.raise_for_status()
-    await asyncio.sleep(6)  # workers reread the roster within 5 s
-
-
 async def steady(count: int, rate: float, make: Any) -> float:
     """Starts `make(n)` at `rate` per second; returns the seconds it took to start them all."""
     started = time.perf_counter()
@@ -168,7 +135,7 @@ async def product(stack: DevStack, leads: int, rate: float, accept_share: float)
     async with httpx.AsyncClient(
         base_url=stack.settings.api_url, headers=headers, limits=limits, timeout=60
     ) as api:
-        await always_on_roster(api)
+        await put_roster(api, reps=10)
         progress(f"journeys: {leads} leads over the API at {rate:g}/s, each crossing the MQL line")
 
         engine = create_engine(stack.database_url, pool_size=5)

@@ -24,6 +24,8 @@ import httpx
 from devstack.stack import DEV_WEBHOOK_SECRETS
 from domain.ids import lead_id_for_email
 from domain.signatures import sign_timestamped_hmac
+from tests.e2e.test_form_slice import demo_form
+from tests.e2e.test_qualify import behaviour
 
 KINDS = ("form", "click", "mql", "meeting", "purchase")
 RETRIED_STATUSES = {429, 502, 503, 504}
@@ -116,61 +118,6 @@ class Sender:
             if time.monotonic() + wait > deadline:
                 raise RequestRefused(f"{method} {path}: still refused after {attempt} attempts")
             await asyncio.sleep(wait)
-
-
-def demo_form(email: str) -> dict[str, Any]:
-    return {
-        "email": email,
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "company": "Example Corp",
-        "job_title": "VP Engineering",
-        "phone": "+44 20 7946 0958",
-        "lead_source": "webinar",
-        "utm_source": "linkedin",
-        "utm_medium": "paid_social",
-        "utm_campaign": "q4-launch",
-        "consent": True,
-    }
-
-
-def behaviour(user: str, now: datetime) -> list[dict[str, Any]]:
-    """Five sessions, three downloads and seven email clicks: enough to cross the MQL line."""
-
-    def at(delta: timedelta) -> str:
-        return (now - delta).isoformat()
-
-    pages = [
-        {
-            "type": "page",
-            "userId": user,
-            "name": "Blog",
-            "properties": {"path": "/blog"},
-            "timestamp": at(timedelta(hours=h)),
-        }
-        for h in range(1, 6)
-    ]
-    downloads = [
-        {
-            "type": "track",
-            "userId": user,
-            "event": "Content Downloaded",
-            "properties": {"content_id": f"guide-{n}", "topic": "security"},
-            "timestamp": at(timedelta(minutes=30 - n)),
-        }
-        for n in range(3)
-    ]
-    clicks = [
-        {
-            "type": "track",
-            "userId": user,
-            "event": "Email Link Clicked",
-            "properties": {"link_id": str(n)},
-            "timestamp": at(timedelta(minutes=20 - n)),
-        }
-        for n in range(7)
-    ]
-    return [*pages, *downloads, *clicks]
 
 
 def _stripe_signer(body: bytes | None) -> dict[str, str]:
@@ -305,8 +252,12 @@ def expected_events(lead: WorkloadLead) -> int:
     return sum(lead.accepted.values())
 
 
-async def put_roster(api: httpx.AsyncClient, *, reps: int, sla: str, step_timeout: str) -> None:
-    """`reps` reps on duty around the clock, and the escalation timings asked for."""
+async def put_roster(
+    api: httpx.AsyncClient, *, reps: int, sla: str | None = None, step_timeout: str | None = None
+) -> None:
+    """`reps` reps on duty around the clock (through the roster API), so a figure does not depend
+    on the hour it is measured at, and rep DMs spread over as many Slack channels as a team's
+    would; the escalation timings asked for (the roster file's otherwise)."""
     roster = (await api.get("/v1/roster")).json()["roster"]
     manager = next(r for r in roster["reps"] if r["id"] == roster["teams"][0]["manager_id"])
     kept = {rep_id for team in roster["teams"][1:] for rep_id in team["reps"]}
@@ -327,9 +278,14 @@ async def put_roster(api: httpx.AsyncClient, *, reps: int, sla: str, step_timeou
     body = {
         **roster,
         "version": roster["version"] + 1,
-        "escalation": {**roster["escalation"], "sla": sla, "step_timeout": step_timeout},
+        "escalation": {
+            **roster["escalation"],
+            **({"sla": sla} if sla else {}),
+            **({"step_timeout": step_timeout} if step_timeout else {}),
+        },
         "reps": [*workload_reps, manager, *(r for r in roster["reps"] if r["id"] in kept)],
         "teams": [{**roster["teams"][0], "reps": [r["id"] for r in workload_reps]}, *roster["teams"][1:]],
     }
     answer = await api.put("/v1/roster", json=body)
     answer.raise_for_status()
+    await asyncio.sleep(6)  # workers reread the roster within 5 s

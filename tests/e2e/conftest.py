@@ -1,4 +1,5 @@
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -10,24 +11,35 @@ from devstack.stack import DevStack
 from runtime.settings import Settings
 
 
-@pytest.fixture(scope="session")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
+@asynccontextmanager
+async def stack_of_its_own(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, metrics: bool = False
+) -> AsyncIterator[DevStack]:
     """The whole engine, started by the same code as `make dev`, on free ports in a temp folder."""
-    data_dir: Path = tmp_path_factory.mktemp("journeys")
+    data_dir: Path = tmp_path_factory.mktemp(name)
     settings = Settings(
         data_dir=data_dir,
         api_port=free_port(),
-        api_key=SecretStr("e2e-test-key"),
+        api_key=SecretStr(f"{name}-test-key"),
         temporal_address=f"127.0.0.1:{free_port()}",
         pg_port=free_port(),
         sandbox_port=free_port(),
     )
-    dev = DevStack(settings, durable=False, with_ui=False, worker_metrics_port=free_port())
+    dev = DevStack(
+        settings, durable=False, with_ui=False, worker_metrics_port=free_port() if metrics else None
+    )
     await dev.start()
     try:
         yield dev
     finally:
         await dev.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
+    """Shared by the end-to-end tests; the chaos and hostile-input modules start their own."""
+    async with stack_of_its_own(tmp_path_factory, "e2e", metrics=True) as dev:
+        yield dev
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 
 from bench.workload import (
@@ -36,10 +35,9 @@ from bench.workload import (
     put_roster,
     run_lead,
 )
-from devstack.processes import free_port
 from devstack.stack import DevStack
-from runtime.settings import Settings
 from store.db import create_engine
+from tests.e2e.conftest import stack_of_its_own
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -64,20 +62,8 @@ EXPECTED_FLOWS = {
 
 @pytest.fixture(scope="module")
 async def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevStack]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("chaos"),
-        api_port=free_port(),
-        api_key=SecretStr("chaos-key"),
-        temporal_address=f"127.0.0.1:{free_port()}",
-        pg_port=free_port(),
-        sandbox_port=free_port(),
-    )
-    stack = DevStack(settings, durable=False, with_ui=False, worker_metrics_port=None)
-    await stack.start()
-    try:
+    async with stack_of_its_own(tmp_path_factory, "chaos") as stack:
         yield stack
-    finally:
-        await stack.stop()
 
 
 async def chaos(stack: DevStack, log: list[str], started: float) -> None:
@@ -130,7 +116,6 @@ async def test_journeys_survive_crashes_restarts_and_platform_faults(chaos_stack
         ingest_key = (await api.post("/v1/admin/keys", json={"name": "chaos", "scope": "ingest"})).json()[
             "key"
         ]
-        await asyncio.sleep(6)  # workers reread the roster within 5 s
         for provider in PROVIDERS:
             assert (await sandbox.put(f"/_faults/{provider}", json=FAULTS)).status_code == 200
 
