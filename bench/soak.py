@@ -29,6 +29,7 @@ from devstack.stack import DevStack
 from store.db import create_engine
 
 WARM_UP_MINUTES = 3
+ENGINE_PROCESSES = ("worker", "api", "router")
 
 
 def slope_per_10_min(values: list[float]) -> float:
@@ -169,7 +170,9 @@ async def main() -> None:
         "rss_growth_mb_per_10_min": growth,
         "flow_p99_s_by_minute": [row["flow_p99_s"] for row in rows],
     }
-    figures["flat"] = sum(errors) == 0 and all(g < 10 for g in growth.values())
+    # The engine's own processes; the sandbox keeps every platform record it is sent (it is the
+    # outside world), and the Temporal dev server's SQLite grows with the histories it holds.
+    figures["flat"] = sum(errors) == 0 and all(growth.get(name, 0.0) < 10 for name in ENGINE_PROCESSES)
     final_line(figures)
 
 

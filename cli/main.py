@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from datetime import datetime, timedelta
@@ -458,5 +459,15 @@ def main(argv: list[str] | None = None) -> int:
     return handler(settings)
 
 
+# Commands that start a Temporal runtime in this process and end with it: its core threads may
+# still call into Python while the interpreter finalizes (an abort in PyGILState_Release, seen
+# under load), so once their output is flushed they leave without finalizing.
+IN_PROCESS_RUNTIME = {"simulate"}
+
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if IN_PROCESS_RUNTIME & set(sys.argv[1:2]):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
+    sys.exit(code)
