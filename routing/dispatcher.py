@@ -48,10 +48,6 @@ RPC_TIMEOUT = timedelta(seconds=5)
 LEASE_SECONDS = 30
 RETRY_PAUSE_SECONDS = 2
 EVENTS_PER_SIGNAL = 100
-# The router's own bookkeeping (claims, delivered marks) need not wait for the disk: lost in a
-# PostgreSQL crash, a row is claimed and delivered again, and the lead's workflow drops events it
-# has seen. Without this its commits' WAL flushes queue with the API's, whose 202 must wait for one.
-ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
 
 
@@ -156,7 +152,6 @@ class OutboxDispatcher:
 
     async def _claim(self) -> list[Claimed]:
         async with self._sessions.begin() as session:
-            await session.execute(ASYNC_COMMIT)
             rows = await session.execute(
                 text(
                     """
@@ -191,7 +186,6 @@ class OutboxDispatcher:
         delivered = [row.id for chunk, ok in zip(chunks, outcomes, strict=True) if ok for row in chunk]
         failed = [row.id for chunk, ok in zip(chunks, outcomes, strict=True) if not ok for row in chunk]
         async with self._sessions.begin() as session:
-            await session.execute(ASYNC_COMMIT)
             if delivered:
                 await session.execute(
                     text(
