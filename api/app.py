@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 
 from api.auth import Authenticator, KeyGate
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
@@ -132,6 +132,15 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
 
     @app.exception_handler(SQLAlchemyError)
     async def database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+        if isinstance(exc, DataError) or sqlstate.startswith("22"):
+            # PostgreSQL refused a value (a NUL character in text, a number out of range): the
+            # input's fault, and the transaction rolled back whole.
+            log.info("value refused by the database on %s: %s", request.url.path, exc.orig)
+            return JSONResponse(
+                {"detail": f"a value cannot be stored ({type(exc.orig).__name__}); nothing was recorded"},
+                status_code=422,
+            )
         log.error("database error on %s: %s", request.url.path, exc)
         return JSONResponse(
             {"detail": "the database is unavailable; nothing was recorded, retry later"},

@@ -27,7 +27,14 @@ DASHBOARD = Path(__file__).resolve().parents[1] / "static" / "dashboard.html"
 MODEL_NAMES = ", ".join(MODELS)
 
 
+# Reports cover the engine's own years; far dates only overflow the arithmetic.
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 1, 1)
+
+
 def _range(start: date | None, end: date | None, default_days: int = 30) -> tuple[date, date]:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise HTTPException(status_code=422, detail=f"{name}: must be between {EARLIEST} and {LATEST}")
     end = end or datetime.now(UTC).date() + timedelta(days=1)
     start = start or end - timedelta(days=default_days)
     if end <= start:

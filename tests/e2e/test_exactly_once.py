@@ -161,15 +161,20 @@ async def _crash_and_check(
     calls = await _calls(sandbox, since)
     for provider in held:
         assert any(c["provider"] == provider and c.get("fault") is False for c in calls)
-    # Each step writes one kind of object on one platform, so each (provider, object type) may
-    # have been created once; the retries found their earlier writes instead.
+    # Each step writes one object on one platform under its idempotency key, so each key may have
+    # created once; the retries found their earlier writes instead. (The lead's welcome email, sent
+    # when its send window is open, is another key.)
     # Custom fields a platform needs first (Kit's, for the email's variables) are set-up, not steps.
     written = [
         c for c in calls if c.get("effect") and c["status"] < 300 and c.get("object_type") != "custom_field"
     ]
-    created = Counter((c["provider"], c.get("object_type")) for c in written if c["effect"] == "created")
+    created = Counter(
+        (c["provider"], c.get("object_type"), c.get("idempotency_key"))
+        for c in written
+        if c["effect"] == "created"
+    )
     assert created and all(n == 1 for n in created.values()), created
-    assert set(held) <= {provider for provider, _ in created}, created
+    assert set(held) <= {provider for provider, _, _ in created}, created
     # The crash did make the new worker go back to each held platform (else this proves nothing):
     # after the held write, the same provider was called again, to write or to look.
     for provider in held:

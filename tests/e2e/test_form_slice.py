@@ -213,4 +213,6 @@ async def test_a_partial_form_with_an_email_is_recorded_as_abandonment(api, sand
     assert lead["journey"]["timeline"][-1]["type"] == "form_abandoned"
     assert lead["profile"]["company"] == "Example Corp"
     await asyncio.sleep(0.5)
-    assert await calls_for(sandbox, email) == [], "an abandoned form is not a submission: no CRM write yet"
+    # (The welcome nurture may already have sent its first email, if its send window is open.)
+    crm = [c for c in await calls_for(sandbox, email) if c["provider"] in ("hubspot", "salesforce")]
+    assert crm == [], "an abandoned form is not a submission: no CRM write yet"

@@ -32,7 +32,10 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same inputs every run, so CI is reproducible; explore with derandomize=False.
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def new_id() -> str:
