@@ -132,13 +132,14 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
 
     @app.exception_handler(SQLAlchemyError)
     async def database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
-        sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+        original = getattr(exc, "orig", None)
+        sqlstate = str(getattr(original, "sqlstate", None) or "")
         if isinstance(exc, DataError) or sqlstate.startswith("22"):
             # PostgreSQL refused a value (a NUL character in text, a number out of range): the
             # input's fault, and the transaction rolled back whole.
-            log.info("value refused by the database on %s: %s", request.url.path, exc.orig)
+            log.info("value refused by the database on %s: %s", request.url.path, original)
             return JSONResponse(
-                {"detail": f"a value cannot be stored ({type(exc.orig).__name__}); nothing was recorded"},
+                {"detail": f"a value cannot be stored ({type(original).__name__}); nothing was recorded"},
                 status_code=422,
             )
         log.error("database error on %s: %s", request.url.path, exc)
