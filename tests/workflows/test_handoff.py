@@ -306,6 +306,9 @@ def roster_now(
 ) -> Roster:
     """Three reps; `away` is out of office now; `off_duty` reps work a window that starts in 3 hours."""
     later = (now + timedelta(hours=3)).astimezone(ZoneInfo("Asia/Tokyo"))
+    if later.hour == 23:
+        # Working hours stay within a day: a window starting two hours from now is as off duty.
+        later -= timedelta(hours=1)
 
     def hours(rep: str) -> dict[str, Any]:
         if rep in off_duty:
