@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
+from temporalio.client import Client
 
 from devstack.processes import free_port
 from devstack.stack import DevStack
@@ -89,3 +92,28 @@ def progress(message: str) -> None:
 
 def final_line(figures: dict[str, Any]) -> None:
     print(json.dumps(figures, sort_keys=True), flush=True)
+
+
+async def signal_with_start_all(
+    client: Client, workflow: str, queue: str, count: int, workflow_id: Callable[[int], str], concurrency: int
+) -> list[float]:
+    """The bare stack's ingest: `count` signal-with-starts of `workflow` (its input and signal `{"n": n}`),
+    `concurrency` in flight. Answers each call's latency in seconds."""
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(n: int) -> None:
+        async with gate:
+            started = time.perf_counter()
+            await client.start_workflow(
+                workflow,
+                {"n": n},
+                id=workflow_id(n),
+                task_queue=queue,
+                start_signal="event",
+                start_signal_args=[{"n": n, "type": "track"}],
+            )
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return latencies

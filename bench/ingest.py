@@ -25,7 +25,15 @@ import psutil
 from sqlalchemy import text
 from temporalio.client import Client
 
-from bench.common import final_line, histogram, local_stack, percentile, progress, summary_ms
+from bench.common import (
+    final_line,
+    histogram,
+    local_stack,
+    percentile,
+    progress,
+    signal_with_start_all,
+    summary_ms,
+)
 from devstack.stack import DevStack
 from store.db import create_engine
 
@@ -34,26 +42,11 @@ TARGETS = {"batch_events_per_s": 1000, "single_p99_ms": 50, "routing_vs_bare": 0
 
 async def bare_signals(stack: DevStack, total: int, concurrency: int, leads: int) -> dict[str, Any]:
     client = await Client.connect(stack.settings.temporal_address)
-    queue = f"bare-{uuid.uuid4().hex[:6]}"
     run = uuid.uuid4().hex[:6]
-    gate = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-
-    async def one(n: int) -> None:
-        async with gate:
-            started = time.perf_counter()
-            await client.start_workflow(
-                "BareEntity",
-                {"n": n},
-                id=f"bare-{run}-{n % leads}",
-                task_queue=queue,
-                start_signal="event",
-                start_signal_args=[{"n": n, "type": "track"}],
-            )
-            latencies.append(time.perf_counter() - started)
-
     started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(total)))
+    latencies = await signal_with_start_all(
+        client, "BareEntity", f"bare-{run}", total, lambda n: f"bare-{run}-{n % leads}", concurrency
+    )
     elapsed = time.perf_counter() - started
     return {"signals_per_s": round(total / elapsed, 1), **summary_ms(latencies)}
 

@@ -36,10 +36,18 @@ import psutil
 from sqlalchemy import text
 from temporalio.client import Client
 
-from bench.common import final_line, histogram, local_stack, percentile, progress
+from bench.common import final_line, histogram, local_stack, percentile, progress, signal_with_start_all
 from bench.handoff import bare as bare_notify
 from bench.ingest import bare_signals, drain, settle
-from bench.workload import Sender, anonymous_visit, expected_events, kind_for, new_lead, put_roster, run_lead
+from bench.workload import (
+    Sender,
+    anonymous_visit,
+    expected_events,
+    kind_for,
+    new_lead,
+    run_lead,
+    workload_client,
+)
 from devstack.stack import DevStack
 from domain.lead import LEAD_WORKFLOW_TYPE
 from store.db import create_engine
@@ -103,21 +111,8 @@ async def bare_memory(stack: DevStack, count: int) -> float:
         assert child.stdout is not None
         await child.stdout.readline()
         client = await Client.connect(stack.settings.temporal_address)
-        gate = asyncio.Semaphore(32)
-
-        async def one(n: int) -> None:
-            async with gate:
-                await client.start_workflow(
-                    "BareWaiting",
-                    {"n": n},
-                    id=f"{queue}-{n}",
-                    task_queue=queue,
-                    start_signal="event",
-                    start_signal_args=[{"n": n}],
-                )
-
         progress(f"bare: a bare worker holding {count} waiting workflows ...")
-        await asyncio.gather(*(one(n) for n in range(count)))
+        await signal_with_start_all(client, "BareWaiting", queue, count, lambda n: f"{queue}-{n}", 32)
         await asyncio.sleep(5)
         await settle(stack)
         return round(rss_mb(child.pid), 1)
@@ -267,14 +262,7 @@ async def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("bench/results/mixed-stack"))
     args = parser.parse_args()
     async with local_stack(args.data_dir) as stack:
-        headers = {"Authorization": f"Bearer {stack.api_key}"}
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(
-            base_url=stack.settings.api_url, headers=headers, limits=limits, timeout=60
-        ) as api:
-            await put_roster(api, reps=10, sla="5m", step_timeout="5m")
-            key = (await api.post("/v1/admin/keys", json={"name": "mixed", "scope": "ingest"})).json()["key"]
-            sender = Sender(api, key)
+        async with workload_client(stack, "mixed") as (api, sender):
             progress("bare: raw signal-with-starts ...")
             signals = await bare_signals(stack, total=3000, concurrency=32, leads=1000)
             bare_flow = await bare_notify(stack, int(min(args.rate * 30, 200)), args.rate)

@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from bench.common import final_line, local_stack, percentile, progress
 from bench.mixed import MIX, rss_mb
-from bench.workload import RequestRefused, Sender, anonymous_visit, kind_for, new_lead, put_roster, run_lead
+from bench.workload import RequestRefused, anonymous_visit, kind_for, new_lead, run_lead, workload_client
 from devstack.stack import DevStack
 from store.db import create_engine
 
@@ -51,20 +51,13 @@ def processes(stack: DevStack) -> dict[str, int | None]:
 
 
 async def soak(stack: DevStack, args: argparse.Namespace) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {stack.api_key}"}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     rows: list[dict[str, Any]] = []
     engine = create_engine(stack.database_url, pool_size=2)
     flows_query = text(
         "SELECT extract(epoch FROM done_at - started_at) FROM data_flows "
         "WHERE done_at >= :since AND done_at < :until"
     )
-    async with httpx.AsyncClient(
-        base_url=stack.settings.api_url, headers=headers, limits=limits, timeout=60
-    ) as api:
-        await put_roster(api, reps=10, sla="5m", step_timeout="5m")
-        key = (await api.post("/v1/admin/keys", json={"name": "soak", "scope": "ingest"})).json()["key"]
-        sender = Sender(api, key, give_up_after=60)
+    async with workload_client(stack, "soak", give_up_after=60) as (_api, sender):
         errors: list[str] = []
         tasks: set[asyncio.Task[Any]] = set()
 

@@ -15,17 +15,20 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from devstack.stack import DEV_WEBHOOK_SECRETS
+from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
 from domain.ids import lead_id_for_email
 from domain.signatures import sign_timestamped_hmac
 from tests.e2e.test_form_slice import demo_form
 from tests.e2e.test_qualify import behaviour
+from tests.e2e.test_webhooks import checkout
 
 KINDS = ("form", "click", "mql", "meeting", "purchase")
 RETRIED_STATUSES = {429, 502, 503, 504}
@@ -149,22 +152,14 @@ def booking(lead: WorkloadLead) -> dict[str, Any]:
 
 
 def purchase(lead: WorkloadLead) -> dict[str, Any]:
-    return {
-        "id": f"evt_{lead.user}",
-        "object": "event",
-        "type": "checkout.session.completed",
-        "created": int(time.time()),
-        "data": {
-            "object": {
-                "id": f"cs_{lead.user}",
-                "customer": f"cus_{lead.user}",
-                "amount_total": 49900,
-                "currency": "usd",
-                "mode": "subscription",
-                "customer_details": {"email": lead.email},
-            }
-        },
-    }
+    return checkout(lead.email, f"cus_{lead.user}", event_id=f"evt_{lead.user}", session_id=f"cs_{lead.user}")
+
+
+# A booking or a purchase reaches the API as its platform sends it: a signed webhook delivery.
+SIGNED_WEBHOOKS = {
+    "meeting": ("/v1/webhooks/calendly", booking, _calendly_signer, "meeting_booked"),
+    "purchase": ("/v1/webhooks/stripe", purchase, _stripe_signer, "purchase"),
+}
 
 
 async def run_lead(sender: Sender, lead: WorkloadLead) -> None:
@@ -204,29 +199,18 @@ async def run_lead(sender: Sender, lead: WorkloadLead) -> None:
         await sender.send("POST", "/v1/batch", json_body={"batch": batch})
         lead.sent_at["mql"] = time.time()
         lead.accepted["batch"] += len(batch)
-    elif lead.kind == "meeting":
-        raw = json.dumps(booking(lead)).encode()
+    elif lead.kind in SIGNED_WEBHOOKS:
+        path, payload, signer, counted_as = SIGNED_WEBHOOKS[lead.kind]
         await sender.send(
             "POST",
-            "/v1/webhooks/calendly",
-            content=raw,
-            params={"key": sender.ingest_key},
-            sign=_calendly_signer,
-        )
-        lead.sent_at["meeting"] = time.time()
-        lead.accepted["meeting_booked"] += 1
-    elif lead.kind == "purchase":
-        raw = json.dumps(purchase(lead)).encode()
-        await sender.send(
-            "POST",
-            "/v1/webhooks/stripe",
-            content=raw,
+            path,
+            content=json.dumps(payload(lead)).encode(),
             params={"key": sender.ingest_key},
             headers={"Content-Type": "application/json"},
-            sign=_stripe_signer,
+            sign=signer,
         )
-        lead.sent_at["purchase"] = time.time()
-        lead.accepted["purchase"] += 1
+        lead.sent_at[lead.kind] = time.time()
+        lead.accepted[counted_as] += 1
 
 
 async def anonymous_visit(sender: Sender, visitor: str, pages: int = 3) -> int:
@@ -289,3 +273,19 @@ async def put_roster(
     answer = await api.put("/v1/roster", json=body)
     answer.raise_for_status()
     await asyncio.sleep(6)  # workers reread the roster within 5 s
+
+
+@asynccontextmanager
+async def workload_client(
+    stack: DevStack, name: str, give_up_after: float = 300.0
+) -> AsyncIterator[tuple[httpx.AsyncClient, Sender]]:
+    """The admin API client and a `Sender` on an ingest key of its own, with ten reps on duty
+    (a five-minute SLA and escalation step, so a figure is the engine's, not the escalation's)."""
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(
+        base_url=stack.settings.api_url, headers=headers, limits=limits, timeout=60
+    ) as api:
+        await put_roster(api, reps=10, sla="5m", step_timeout="5m")
+        key = (await api.post("/v1/admin/keys", json={"name": name, "scope": "ingest"})).json()["key"]
+        yield api, Sender(api, key, give_up_after=give_up_after)

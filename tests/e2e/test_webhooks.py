@@ -97,15 +97,17 @@ def subscription_deleted(customer: str) -> dict[str, Any]:
     }
 
 
-def checkout(email: str, customer: str) -> dict[str, Any]:
+def checkout(
+    email: str, customer: str, *, event_id: str | None = None, session_id: str = "cs_1"
+) -> dict[str, Any]:
     return {
-        "id": f"evt_{uuid.uuid4().hex[:12]}",
+        "id": event_id or f"evt_{uuid.uuid4().hex[:12]}",
         "object": "event",
         "type": "checkout.session.completed",
         "created": int(time.time()),
         "data": {
             "object": {
-                "id": "cs_1",
+                "id": session_id,
                 "customer": customer,
                 "amount_total": 49900,
                 "currency": "usd",
