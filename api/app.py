@@ -84,12 +84,13 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         availability = TemporalAvailability(client)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         keys = KeyStore(sessions)
+        ingest_store = IngestStore(sessions)
         app.state.temporal = client
         app.state.ctx = AppContext(
             settings=settings,
             leads=LeadStore(sessions),
             sessions=sessions,
-            ingest_store=IngestStore(sessions),
+            ingest_store=ingest_store,
             keys=keys,
             auth=Authenticator(keys, api_key),
             forms=FormCatalog(settings.forms_file),
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             for task in tasks:
                 with suppress(asyncio.CancelledError):
                     await task
+            await ingest_store.doorbell.close()
             await http.aclose()
             await engine.dispose()
 

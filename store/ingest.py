@@ -3,10 +3,17 @@
 Everything for one request happens in one transaction: the events, the identities they reveal,
 the leads they create or merge, and the outbox rows that will signal the journeys. Either all of
 it is committed (and the API may answer 2xx) or none of it is.
+
+The router is woken after the commit, not from inside the transaction: a transaction that sends a
+NOTIFY holds PostgreSQL's one notification lock from its commit until its WAL is flushed, so
+every ingest commit would wait for the flush of the one before it and PostgreSQL could not flush
+concurrent commits together (docs/performance.md, "the notification lock").
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +28,8 @@ from domain.ids import email_hash, lead_id_for_email, lead_id_for_user, lead_wor
 from domain.lead import EVENTS_SIGNAL, MERGED_SIGNAL, LeadMerged, LeadWorkflowInput
 from store.db import SessionFactory
 from store.models import Account, Event, FormSubmission, Identity, Lead, OutboxMessage
+
+log = logging.getLogger(__name__)
 
 LEAD_SIGNAL = "lead.signal"
 OUTBOX_CHANNEL = "journeys_outbox"
@@ -289,27 +298,58 @@ class _Transaction:
         )
 
 
+class RouterDoorbell:
+    """Wakes the router after commits: one `NOTIFY` for a burst of them, sent by a task of its own
+    in a transaction that writes nothing (so it has no WAL to flush). The request does not wait
+    for it, and a lost ring costs at most the router's one-second sweep."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+        self._ringing: asyncio.Task[None] | None = None
+        self._again = False
+
+    def ring(self) -> None:
+        if self._ringing is not None and not self._ringing.done():
+            self._again = True  # the ring in flight may have been sent before this commit
+            return
+        self._ringing = asyncio.get_running_loop().create_task(self._notify(), name="router-doorbell")
+
+    async def _notify(self) -> None:
+        while True:
+            self._again = False
+            try:
+                async with self._sessions() as session:
+                    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+                    await session.commit()
+            except Exception as exc:  # the sweep delivers what a lost ring would have
+                log.debug("router not woken (%s); its sweep will find the events", exc)
+            if not self._again:
+                return
+
+    async def close(self) -> None:
+        if self._ringing is not None:
+            await self._ringing
+
+
 class IngestStore:
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
+        self.doorbell = RouterDoorbell(sessions)
 
     async def record(
         self, events: list[IncomingEvent], *, notify: bool = True, trace: dict[str, str] | None = None
     ) -> list[RecordResult]:
+        """`notify=False` is for tests: the router is not woken, as if the ring were lost."""
         for attempt in range(3):
             try:
                 async with self._sessions.begin() as session:
-                    if not notify:
-                        # Only tests ask for this (a lost notification): the trigger on `outbox`
-                        # that wakes the router is off inside this transaction alone.
-                        await session.execute(text("ALTER TABLE outbox DISABLE TRIGGER outbox_notify"))
                     tx = _Transaction(session, trace or {})
                     results = await self._record(tx, events)
                     session.add_all(tx.outbox)
                     await session.flush()
-                    if not notify:
-                        await session.execute(text("ALTER TABLE outbox ENABLE TRIGGER outbox_notify"))
-                    return results
+                if notify and tx.outbox:
+                    self.doorbell.ring()
+                return results
             except IntegrityError:
                 # A concurrent request took a unique key first (the same message, a new identity):
                 # the retry sees its commit and takes the duplicate path.

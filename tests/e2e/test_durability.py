@@ -5,6 +5,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import pytest
 
@@ -12,10 +13,29 @@ from devstack.stack import DevStack
 from domain.events import EventType, IncomingEvent, LeadEvent
 from domain.ids import email_hash, lead_id_for_email
 from store.db import create_engine, session_factory
-from store.ingest import IngestStore
+from store.ingest import OUTBOX_CHANNEL, IngestStore
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, wait_for_calls
 
 pytestmark = pytest.mark.e2e
+
+
+def identify_event(email: str) -> IncomingEvent:
+    now = datetime.now(UTC)
+    event_id = str(uuid.uuid4())
+    return IncomingEvent(
+        source="test",
+        message_id=event_id,
+        lead_event=LeadEvent(
+            event_id=event_id,
+            type=EventType.IDENTIFY,
+            source="test",
+            occurred_at=now,
+            email_hash=email_hash(email),
+        ),
+        received_at=now,
+        payload={},
+        email=email,
+    )
 
 
 async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: DevStack, api, sandbox):
@@ -24,31 +44,38 @@ async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: 
     email = new_email()
     engine = create_engine(stack.database_url, pool_size=1)
     try:
-        now = datetime.now(UTC)
-        event_id = str(uuid.uuid4())
-        await IngestStore(session_factory(engine)).record(
-            [
-                IncomingEvent(
-                    source="test",
-                    message_id=event_id,
-                    lead_event=LeadEvent(
-                        event_id=event_id,
-                        type=EventType.IDENTIFY,
-                        source="test",
-                        occurred_at=now,
-                        email_hash=email_hash(email),
-                    ),
-                    received_at=now,
-                    payload={},
-                    email=email,
-                )
-            ],
-            notify=False,
-        )
+        await IngestStore(session_factory(engine)).record([identify_event(email)], notify=False)
     finally:
         await engine.dispose()
     lead = await lead_state(api, lead_id_for_email(email), lambda s: s["journey"]["stage"] == "lead")
     assert lead["journey"]["email_hash"] == email_hash(email)
+
+
+async def test_the_router_is_woken_after_the_commit_not_inside_it(stack: DevStack):
+    """No trigger NOTIFYs inside the ingest transaction (that holds PostgreSQL's notification lock
+    through the commit's flush, one commit after another); the store rings once it has committed."""
+    listener = await asyncpg.connect(
+        host="127.0.0.1", port=stack.settings.pg_port, user="postgres", database="journeys"
+    )
+    engine = create_engine(stack.database_url, pool_size=2)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    try:
+        triggers = await listener.fetchval(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'outbox'::regclass AND NOT tgisinternal"
+        )
+        assert triggers == 0, "a trigger on outbox would NOTIFY inside the committing transaction"
+        await listener.add_listener(OUTBOX_CHANNEL, lambda *_args: heard.put_nowait("rang"))
+        store = IngestStore(session_factory(engine))
+        await store.record([identify_event(new_email())], notify=False)
+        await store.doorbell.close()
+        await asyncio.sleep(0.3)
+        assert heard.empty(), "nothing rang for a record told not to"
+        await store.record([identify_event(new_email())])
+        assert await asyncio.wait_for(heard.get(), timeout=10) == "rang"
+        await store.doorbell.close()
+    finally:
+        await listener.close()
+        await engine.dispose()
 
 
 async def test_postgres_down_answers_503_and_records_nothing(stack: DevStack, api, sandbox):
