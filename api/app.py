@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import httpx
@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import DataError, SQLAlchemyError
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator, KeyGate
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
@@ -46,7 +48,7 @@ from runtime.metrics import API_REQUEST_SECONDS
 from runtime.settings import Settings
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
-from store.ingest import IngestStore
+from store.ingest import IngestStore, RouterDoorbell
 from store.keys import KeyStore
 from store.repository import LeadStore
 
@@ -74,17 +76,47 @@ async def _watch_loop_lag(every: float = 0.05, warn_after: float = 0.2) -> None:
             log.warning("event loop blocked for %.0f ms", lag * 1000)
 
 
+class ServerTiming:
+    """The time the API spent, apart from the network and the client (a `Server-Timing` header and
+    a histogram per route): what to compare first when a client sees slow answers. Plain ASGI, as
+    the decorator form runs every request in a task and streams of its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                spent = time.perf_counter() - started
+                headers = MutableHeaders(scope=message)
+                headers.append("Server-Timing", f"app;dur={spent * 1000:.1f}")
+                route = scope.get("route")
+                API_REQUEST_SECONDS.labels(
+                    scope["method"], getattr(route, "path", "unmatched"), str(message["status"])
+                ).observe(spent)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
 def create_app(settings: Settings, *, api_key: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.effective_database_url, pool_size=20)
+        # No ping before each transaction (a round trip per request): the ingest store retries
+        # a transaction whose connection died with a restarted PostgreSQL.
+        engine = create_engine(settings.effective_database_url, pool_size=20, pre_ping=False)
         sessions = session_factory(engine)
         # Lazy: the API starts, and answers 503, even while Temporal is still coming up.
         client = await connect(settings, lazy=True)
         availability = TemporalAvailability(client)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         keys = KeyStore(sessions)
-        ingest_store = IngestStore(sessions)
+        ingest_store = IngestStore(sessions, RouterDoorbell(settings.effective_database_url))
         app.state.temporal = client
         app.state.ctx = AppContext(
             settings=settings,
@@ -171,21 +203,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         allow_credentials=True,
     )
 
-    @app.middleware("http")
-    async def server_timing(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # The time the API spent, apart from the network and the client: what to compare first
-        # when a client sees slow answers.
-        started = time.perf_counter()
-        response = await call_next(request)
-        spent = time.perf_counter() - started
-        response.headers["Server-Timing"] = f"app;dur={spent * 1000:.1f}"
-        route = request.scope.get("route")
-        API_REQUEST_SECONDS.labels(
-            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-        ).observe(spent)
-        return response
+    app.add_middleware(ServerTiming)
 
     @app.get(
         "/metrics",

@@ -5,8 +5,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping=False` saves a round trip per transaction; its user must retry a transaction that
+    failed on a connection found dead (`DBAPIError.connection_invalidated`), as the ingest store
+    does: the first such failure invalidates the whole pool, so one retry is enough."""
+    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=pre_ping)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_, update
+import asyncpg
+from sqlalchemy import func, make_url, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.events import IncomingEvent
@@ -299,12 +300,14 @@ class _Transaction:
 
 
 class RouterDoorbell:
-    """Wakes the router after commits: one `NOTIFY` for a burst of them, sent by a task of its own
-    in a transaction that writes nothing (so it has no WAL to flush). The request does not wait
-    for it, and a lost ring costs at most the router's one-second sweep."""
+    """Wakes the router after commits: one `NOTIFY` for a burst of them, sent on a connection of its
+    own outside any transaction (so it holds the notification lock for no flush). The request does
+    not wait for it, and a lost ring costs at most the router's one-second sweep."""
 
-    def __init__(self, sessions: SessionFactory) -> None:
-        self._sessions = sessions
+    def __init__(self, database_url: str) -> None:
+        # asyncpg's own DSN: the SQLAlchemy URL without its driver suffix.
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: asyncpg.Connection | None = None
         self._ringing: asyncio.Task[None] | None = None
         self._again = False
 
@@ -318,10 +321,11 @@ class RouterDoorbell:
         while True:
             self._again = False
             try:
-                async with self._sessions() as session:
-                    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
-                    await session.commit()
-            except Exception as exc:  # the sweep delivers what a lost ring would have
+                if self._connection is None or self._connection.is_closed():
+                    self._connection = await asyncpg.connect(self._dsn)
+                await self._connection.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._connection = None
                 log.debug("router not woken (%s); its sweep will find the events", exc)
             if not self._again:
                 return
@@ -329,12 +333,15 @@ class RouterDoorbell:
     async def close(self) -> None:
         if self._ringing is not None:
             await self._ringing
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
 
 
 class IngestStore:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionFactory, doorbell: RouterDoorbell) -> None:
         self._sessions = sessions
-        self.doorbell = RouterDoorbell(sessions)
+        self.doorbell = doorbell
 
     async def record(
         self, events: list[IncomingEvent], *, notify: bool = True, trace: dict[str, str] | None = None
@@ -354,6 +361,11 @@ class IngestStore:
                 # A concurrent request took a unique key first (the same message, a new identity):
                 # the retry sees its commit and takes the duplicate path.
                 if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                # A connection from before a PostgreSQL restart (the pool is not pinged): the
+                # pool is now invalidated whole, and the retry takes a fresh connection.
+                if not exc.connection_invalidated or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 

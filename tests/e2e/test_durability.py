@@ -13,7 +13,7 @@ from devstack.stack import DevStack
 from domain.events import EventType, IncomingEvent, LeadEvent
 from domain.ids import email_hash, lead_id_for_email
 from store.db import create_engine, session_factory
-from store.ingest import OUTBOX_CHANNEL, IngestStore
+from store.ingest import OUTBOX_CHANNEL, IngestStore, RouterDoorbell
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, wait_for_calls
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +44,9 @@ async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: 
     email = new_email()
     engine = create_engine(stack.database_url, pool_size=1)
     try:
-        await IngestStore(session_factory(engine)).record([identify_event(email)], notify=False)
+        await IngestStore(session_factory(engine), RouterDoorbell(stack.database_url)).record(
+            [identify_event(email)], notify=False
+        )
     finally:
         await engine.dispose()
     lead = await lead_state(api, lead_id_for_email(email), lambda s: s["journey"]["stage"] == "lead")
@@ -65,7 +67,7 @@ async def test_the_router_is_woken_after_the_commit_not_inside_it(stack: DevStac
         )
         assert triggers == 0, "a trigger on outbox would NOTIFY inside the committing transaction"
         await listener.add_listener(OUTBOX_CHANNEL, lambda *_args: heard.put_nowait("rang"))
-        store = IngestStore(session_factory(engine))
+        store = IngestStore(session_factory(engine), RouterDoorbell(stack.database_url))
         await store.record([identify_event(new_email())], notify=False)
         await store.doorbell.close()
         await asyncio.sleep(0.3)
