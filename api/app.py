@@ -48,7 +48,7 @@ from runtime.metrics import API_REQUEST_SECONDS
 from runtime.settings import Settings
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
-from store.ingest import IngestStore, RouterDoorbell
+from store.ingest import IngestStore
 from store.keys import KeyStore
 from store.repository import LeadStore
 
@@ -116,7 +116,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         availability = TemporalAvailability(client)
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0))
         keys = KeyStore(sessions)
-        ingest_store = IngestStore(sessions, RouterDoorbell(settings.effective_database_url))
+        ingest_store = IngestStore(sessions, settings.effective_database_url)
         app.state.temporal = client
         app.state.ctx = AppContext(
             settings=settings,
@@ -158,7 +158,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
             for task in tasks:
                 with suppress(asyncio.CancelledError):
                     await task
-            await ingest_store.doorbell.close()
+            await ingest_store.close()
             await http.aclose()
             await engine.dispose()
 

@@ -13,6 +13,7 @@ concurrent commits together (docs/performance.md, "the notification lock").
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,55 @@ async def _select_in(
     return rows
 
 
+Identities = dict[tuple[str, str], "str | None"]
+
+
+def wanted_identities(events: list[IncomingEvent]) -> set[tuple[str, str]]:
+    return {
+        (kind, value)
+        for event in events
+        for kind, value in (
+            ("user", event.user_id),
+            ("anonymous", event.anonymous_id),
+            ("email", event.email),
+            ("user", event.previous_id),
+            ("anonymous", event.previous_id),
+            *event.external_ids.items(),
+        )
+        if value is not None
+    }
+
+
+def changes_identity_or_profile(event: IncomingEvent) -> bool:
+    return bool(
+        event.email
+        or event.previous_id
+        or event.group_id
+        or event.submission is not None
+        or event.profile
+        or event.traits
+        or event.consent
+        or event.external_ids
+    )
+
+
+def is_simple(event: IncomingEvent, identities: Identities) -> bool:
+    """Changes no identity and no profile: its lead (or its being anonymous) is already known."""
+    if changes_identity_or_profile(event):
+        return False
+    user = identities.get(("user", event.user_id)) if event.user_id else None
+    anonymous = identities.get(("anonymous", event.anonymous_id)) if event.anonymous_id else None
+    if event.user_id:
+        return user is not None and (event.anonymous_id is None or anonymous == user)
+    return event.anonymous_id is not None
+
+
+def known_lead(event: IncomingEvent, identities: Identities) -> str | None:
+    if event.user_id:
+        return identities.get(("user", event.user_id))
+    return identities.get(("anonymous", event.anonymous_id)) if event.anonymous_id else None
+
+
 class _Transaction:
     def __init__(self, session: AsyncSession, trace: dict[str, str]) -> None:
         self.session = session
@@ -81,20 +131,7 @@ class _Transaction:
 
     async def prefetch(self, events: list[IncomingEvent]) -> None:
         """Every identity a request names, in one query."""
-        wanted = {
-            (kind, value)
-            for event in events
-            for kind, value in (
-                ("user", event.user_id),
-                ("anonymous", event.anonymous_id),
-                ("email", event.email),
-                ("user", event.previous_id),
-                ("anonymous", event.previous_id),
-                *event.external_ids.items(),
-            )
-            if value is not None
-        }
-        wanted -= self.identities.keys()
+        wanted = wanted_identities(events) - self.identities.keys()
         if not wanted:
             return
         for key in wanted:
@@ -104,28 +141,10 @@ class _Transaction:
             self.identities[(kind, value)] = lead_id
 
     def is_simple(self, event: IncomingEvent) -> bool:
-        """Changes no identity and no profile: its lead (or its being anonymous) is already known."""
-        if (
-            event.email
-            or event.previous_id
-            or event.group_id
-            or event.submission is not None
-            or event.profile
-            or event.traits
-            or event.consent
-            or event.external_ids
-        ):
-            return False
-        user = self.identities.get(("user", event.user_id)) if event.user_id else None
-        anonymous = self.identities.get(("anonymous", event.anonymous_id)) if event.anonymous_id else None
-        if event.user_id:
-            return user is not None and (event.anonymous_id is None or anonymous == user)
-        return event.anonymous_id is not None
+        return is_simple(event, self.identities)
 
     def known_lead(self, event: IncomingEvent) -> str | None:
-        if event.user_id:
-            return self.identities.get(("user", event.user_id))
-        return self.identities.get(("anonymous", event.anonymous_id)) if event.anonymous_id else None
+        return known_lead(event, self.identities)
 
     async def identity(self, kind: str, value: str | None) -> str | None:
         if value is None:
@@ -305,8 +324,7 @@ class RouterDoorbell:
     not wait for it, and a lost ring costs at most the router's one-second sweep."""
 
     def __init__(self, database_url: str) -> None:
-        # asyncpg's own DSN: the SQLAlchemy URL without its driver suffix.
-        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._dsn = asyncpg_dsn(database_url)
         self._connection: asyncpg.Connection | None = None
         self._ringing: asyncio.Task[None] | None = None
         self._again = False
@@ -338,15 +356,189 @@ class RouterDoorbell:
             self._connection = None
 
 
+# Known visitors' events in one statement: the events, and for each lead the outbox rows (a signal
+# of up to 100 events) for the ones that were new. `$1` the rows in request order, `$2` each
+# lead's workflow id and input, `$3` the outbox kind, `$4` the signal, `$5` the trace context.
+_RECORD_KNOWN = """
+WITH incoming AS (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+        ord int, event_id text, source text, message_id text, type text, name text,
+        anonymous_id text, user_id text, lead_id text, occurred_at timestamptz,
+        received_at timestamptz, payload jsonb, lead_event jsonb)
+), inserted AS (
+    INSERT INTO events (event_id, source, message_id, type, name, anonymous_id, user_id, lead_id,
+                        occurred_at, received_at, payload, lead_event)
+    SELECT event_id, source, message_id, type, name, anonymous_id, user_id, lead_id,
+           occurred_at, received_at, payload, lead_event
+    FROM incoming ORDER BY ord
+    ON CONFLICT ON CONSTRAINT uq_events_source_message DO NOTHING
+    RETURNING event_id
+), fresh AS (
+    SELECT ord, lead_id, lead_event,
+           (row_number() OVER (PARTITION BY lead_id ORDER BY ord) - 1) / 100 AS chunk
+    FROM incoming JOIN inserted USING (event_id)
+    WHERE lead_id IS NOT NULL
+), queued AS (
+    INSERT INTO outbox (workflow_id, kind, payload, attempts)
+    SELECT $2::jsonb -> lead_id ->> 'workflow_id', $3::text,
+           jsonb_build_object(
+               'input', $2::jsonb -> lead_id -> 'input',
+               'signal', $4::text,
+               'argument', jsonb_build_object('events', jsonb_agg(lead_event ORDER BY ord)),
+               'trace', $5::jsonb),
+           0
+    FROM fresh GROUP BY lead_id, chunk
+)
+SELECT event_id FROM inserted
+"""
+
+
+class KnownVisitorPath:
+    """Records a request whose events all belong to visitors already known (most traffic: tracks
+    and pages) in two round trips and no transaction block: the identities it names, then one
+    statement that is its own transaction. Anything else, and any error, goes the general way,
+    which then answers as it always does."""
+
+    def __init__(self, database_url: str, max_connections: int = 20) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._max = max_connections
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+        self.requests_recorded = 0  # how many requests took this path (tests check it did)
+
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._opening:
+                if self._pool is None:
+                    # Half kept open: a burst should not wait for new backends to start.
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=self._max // 2, max_size=self._max
+                    )
+        return self._pool
+
+    async def record(
+        self, events: list[IncomingEvent], trace: dict[str, str]
+    ) -> tuple[list[RecordResult], bool] | None:
+        """The results and whether any outbox row was written; None when the general path must
+        record these events."""
+        if any(changes_identity_or_profile(event) for event in events):
+            return None
+        try:
+            pool = await self._connections()
+            async with pool.acquire() as connection:
+                recorded = await self._record(connection, events, trace)
+            self.requests_recorded += recorded is not None
+            return recorded
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.debug("known-visitor path declined (%s); the general path records", exc)
+            return None
+
+    async def _record(
+        self, connection: asyncpg.Connection, events: list[IncomingEvent], trace: dict[str, str]
+    ) -> tuple[list[RecordResult], bool] | None:
+        wanted = wanted_identities(events)
+        identities: Identities = dict.fromkeys(wanted)
+        if wanted:
+            kinds, values = zip(*wanted, strict=True)
+            rows = await connection.fetch(
+                "SELECT kind, value, lead_id FROM identities "
+                "WHERE (kind, value) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                list(kinds),
+                list(values),
+            )
+            identities.update({(row["kind"], row["value"]): row["lead_id"] for row in rows})
+        if not all(is_simple(event, identities) for event in events):
+            return None
+        first: dict[tuple[str, str], int] = {}
+        rows_in: list[dict[str, Any]] = []
+        inputs: dict[str, dict[str, Any]] = {}
+        for index, event in enumerate(events):
+            key = (event.source, event.message_id)
+            if key in first:
+                continue  # the same message twice in one request: recorded once
+            first[key] = index
+            lead_id = known_lead(event, identities)
+            row = _event_row(event, lead_id, event.lead_event.model_dump(mode="json"))
+            rows_in.append(
+                {
+                    **row,
+                    "ord": index,
+                    "occurred_at": row["occurred_at"].isoformat(),
+                    "received_at": row["received_at"].isoformat(),
+                }
+            )
+            if lead_id is not None and lead_id not in inputs:
+                inputs[lead_id] = {
+                    "workflow_id": lead_workflow_id(lead_id),
+                    "input": LeadWorkflowInput(lead_id=lead_id).model_dump(mode="json"),
+                }
+        inserted = {
+            row["event_id"]
+            for row in await connection.fetch(
+                _RECORD_KNOWN,
+                json.dumps(rows_in),
+                json.dumps(inputs),
+                LEAD_SIGNAL,
+                EVENTS_SIGNAL,
+                json.dumps(trace),
+            )
+        }
+        by_index = {row["ord"]: row for row in rows_in}
+        duplicates = [row for row in rows_in if row["event_id"] not in inserted]
+        earlier: dict[tuple[str, str], tuple[str, str | None]] = {}
+        if duplicates:
+            for row in await connection.fetch(
+                "SELECT source, message_id, event_id, lead_id FROM events "
+                "WHERE (source, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [row["source"] for row in duplicates],
+                [row["message_id"] for row in duplicates],
+            ):
+                earlier[(row["source"], row["message_id"])] = (row["event_id"], row["lead_id"])
+        results: list[RecordResult] = []
+        for index, event in enumerate(events):
+            key = (event.source, event.message_id)
+            row = by_index[first[key]]
+            if first[key] == index and row["event_id"] in inserted:
+                results.append(RecordResult(row["event_id"], row["lead_id"], duplicate=False))
+            elif row["event_id"] in inserted:
+                results.append(RecordResult(row["event_id"], row["lead_id"], duplicate=True))
+            else:
+                known_event, known_lead_id = earlier.get(key, (row["event_id"], row["lead_id"]))
+                results.append(RecordResult(known_event, known_lead_id, duplicate=True))
+        queued = any(row["lead_id"] is not None and row["event_id"] in inserted for row in rows_in)
+        return results, queued
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """asyncpg's own DSN: the SQLAlchemy URL without its driver suffix."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 class IngestStore:
-    def __init__(self, sessions: SessionFactory, doorbell: RouterDoorbell) -> None:
+    def __init__(self, sessions: SessionFactory, database_url: str) -> None:
         self._sessions = sessions
-        self.doorbell = doorbell
+        self.doorbell = RouterDoorbell(database_url)
+        self.known_visitors = KnownVisitorPath(database_url)
+
+    async def close(self) -> None:
+        await self.doorbell.close()
+        await self.known_visitors.close()
 
     async def record(
         self, events: list[IncomingEvent], *, notify: bool = True, trace: dict[str, str] | None = None
     ) -> list[RecordResult]:
         """`notify=False` is for tests: the router is not woken, as if the ring were lost."""
+        quick = await self.known_visitors.record(events, trace or {})
+        if quick is not None:
+            results, queued = quick
+            if notify and queued:
+                self.doorbell.ring()
+            return results
         for attempt in range(3):
             try:
                 async with self._sessions.begin() as session:

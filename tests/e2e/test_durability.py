@@ -2,6 +2,7 @@
 records nothing; an event recorded but not yet routed is routed later by the outbox sweeper."""
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -11,9 +12,9 @@ import pytest
 
 from devstack.stack import DevStack
 from domain.events import EventType, IncomingEvent, LeadEvent
-from domain.ids import email_hash, lead_id_for_email
+from domain.ids import email_hash, lead_id_for_email, lead_workflow_id
 from store.db import create_engine, session_factory
-from store.ingest import OUTBOX_CHANNEL, IngestStore, RouterDoorbell
+from store.ingest import OUTBOX_CHANNEL, IngestStore
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, wait_for_calls
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: 
     email = new_email()
     engine = create_engine(stack.database_url, pool_size=1)
     try:
-        await IngestStore(session_factory(engine), RouterDoorbell(stack.database_url)).record(
+        await IngestStore(session_factory(engine), stack.database_url).record(
             [identify_event(email)], notify=False
         )
     finally:
@@ -67,14 +68,14 @@ async def test_the_router_is_woken_after_the_commit_not_inside_it(stack: DevStac
         )
         assert triggers == 0, "a trigger on outbox would NOTIFY inside the committing transaction"
         await listener.add_listener(OUTBOX_CHANNEL, lambda *_args: heard.put_nowait("rang"))
-        store = IngestStore(session_factory(engine), RouterDoorbell(stack.database_url))
+        store = IngestStore(session_factory(engine), stack.database_url)
         await store.record([identify_event(new_email())], notify=False)
         await store.doorbell.close()
         await asyncio.sleep(0.3)
         assert heard.empty(), "nothing rang for a record told not to"
         await store.record([identify_event(new_email())])
         assert await asyncio.wait_for(heard.get(), timeout=10) == "rang"
-        await store.doorbell.close()
+        await store.close()
     finally:
         await listener.close()
         await engine.dispose()
@@ -136,3 +137,65 @@ async def test_concurrent_retries_of_one_message_record_it_once(api: httpx.Async
 
     events = (await api.get(f"/v1/leads/{lead_id_for_user(user)}/events")).json()["events"]
     assert [e["name"] for e in events] == ["Trial Started"]
+
+
+def track_event(user: str, message_id: str) -> IncomingEvent:
+    now = datetime.now(UTC)
+    event_id = str(uuid.uuid4())
+    return IncomingEvent(
+        source="segment",
+        message_id=message_id,
+        lead_event=LeadEvent(
+            event_id=event_id, type=EventType.TRACK, name="Feature Used", source="segment", occurred_at=now
+        ),
+        received_at=now,
+        payload={"event": "Feature Used", "messageId": message_id},
+        user_id=user,
+    )
+
+
+async def test_known_visitors_events_take_one_statement_and_still_count_once(stack: DevStack):
+    """A known lead's tracks skip the transaction block (one statement records them and queues
+    their signals): a message repeated in the request or sent again later is recorded once, and
+    the lead's outbox rows carry every new event, in order, 100 to a signal."""
+    engine = create_engine(stack.database_url, pool_size=2)
+    store = IngestStore(session_factory(engine), stack.database_url)
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    try:
+        identify = identify_event(new_email())
+        identify.user_id = user
+        [identified] = await store.record([identify], notify=False)
+        assert identified.lead_id is not None
+        batch = [track_event(user, f"{user}-{n}") for n in range(250)]
+        batch.append(track_event(user, f"{user}-0"))  # the same message twice in one request
+        results = await store.record(batch, notify=False)
+        assert [r.duplicate for r in results] == [False] * 250 + [True]
+        assert results[250].event_id == results[0].event_id
+        assert {r.lead_id for r in results} == {identified.lead_id}
+
+        again = await store.record([track_event(user, f"{user}-{n}") for n in range(10)], notify=False)
+        assert all(r.duplicate for r in again)
+        assert store.known_visitors.requests_recorded == 2, "both track requests took the one-statement path"
+        assert [r.event_id for r in again] == [r.event_id for r in results[:10]]
+
+        database = await asyncpg.connect(
+            host="127.0.0.1", port=stack.settings.pg_port, user="postgres", database="journeys"
+        )
+        try:
+            recorded = await database.fetchval("SELECT count(*) FROM events WHERE user_id = $1", user)
+            signals = await database.fetch(
+                "SELECT payload FROM outbox WHERE workflow_id = $1 AND payload->>'signal' = 'events' "
+                "AND jsonb_array_length(payload->'argument'->'events') > 1 ORDER BY id",
+                lead_workflow_id(identified.lead_id),
+            )
+        finally:
+            await database.close()
+        assert recorded == 251, "the identify and 250 tracks, each once"
+        carried = [
+            event["event_id"] for row in signals for event in json.loads(row["payload"])["argument"]["events"]
+        ]
+        assert [len(json.loads(row["payload"])["argument"]["events"]) for row in signals] == [100, 100, 50]
+        assert carried == [r.event_id for r in results[:250]]
+    finally:
+        await store.close()
+        await engine.dispose()
