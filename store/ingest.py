@@ -412,7 +412,7 @@ class KnownVisitorPath:
                 if self._pool is None:
                     # Half kept open: a burst should not wait for new backends to start.
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=self._max // 2, max_size=self._max
+                        self._dsn, min_size=self._max // 2, max_size=self._max, reset=_nothing_to_reset
                     )
         return self._pool
 
@@ -512,6 +512,11 @@ class KnownVisitorPath:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
+    """This path's statements are their own transactions and set no session state (no LISTEN, no
+    SET, no advisory lock), so a returned connection needs none of the default reset's round trip."""
 
 
 def asyncpg_dsn(database_url: str) -> str:
