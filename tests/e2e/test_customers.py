@@ -64,7 +64,10 @@ async def test_a_purchase_webhook_starts_the_customer_journey_at_once(
     )
     seconds_to_csm = time.monotonic() - purchased
     assert "New customer" in slack[0]["body"]["text"] and "Example Corp" in slack[0]["body"]["text"]
-    state = await customer_state(api, account_id, lambda s: s["csm"] is not None)
+    # The onboarding journey starts beside the CSM's assignment: wait for both.
+    state = await customer_state(
+        api, account_id, lambda s: s["csm"] is not None and s["onboarding_milestones"]
+    )
     csm = state["csm"]
     assert csm["csm_id"] in ("olivia", "sam")
     # A DM: the conversation opened with the CSM's user id (remembered by the worker once opened).
