@@ -20,23 +20,33 @@ from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, 
 pytestmark = pytest.mark.e2e
 
 
-def identify_event(email: str) -> IncomingEvent:
+def incoming(
+    kind: EventType, *, email: str | None = None, user: str | None = None, message_id: str | None = None
+) -> IncomingEvent:
+    """An event as the API hands it to the store: an identify carries the email, a track a user."""
     now = datetime.now(UTC)
     event_id = str(uuid.uuid4())
+    name = "Feature Used" if kind == EventType.TRACK else None
     return IncomingEvent(
-        source="test",
-        message_id=event_id,
+        source="segment",
+        message_id=message_id or event_id,
         lead_event=LeadEvent(
             event_id=event_id,
-            type=EventType.IDENTIFY,
-            source="test",
+            type=kind,
+            name=name,
+            source="segment",
             occurred_at=now,
-            email_hash=email_hash(email),
+            email_hash=email_hash(email) if email else None,
         ),
         received_at=now,
-        payload={},
+        payload={"event": name} if name else {},
         email=email,
+        user_id=user,
     )
+
+
+def identify_event(email: str) -> IncomingEvent:
+    return incoming(EventType.IDENTIFY, email=email)
 
 
 async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: DevStack, api, sandbox):
@@ -139,21 +149,6 @@ async def test_concurrent_retries_of_one_message_record_it_once(api: httpx.Async
     assert [e["name"] for e in events] == ["Trial Started"]
 
 
-def track_event(user: str, message_id: str) -> IncomingEvent:
-    now = datetime.now(UTC)
-    event_id = str(uuid.uuid4())
-    return IncomingEvent(
-        source="segment",
-        message_id=message_id,
-        lead_event=LeadEvent(
-            event_id=event_id, type=EventType.TRACK, name="Feature Used", source="segment", occurred_at=now
-        ),
-        received_at=now,
-        payload={"event": "Feature Used", "messageId": message_id},
-        user_id=user,
-    )
-
-
 async def test_known_visitors_events_take_one_statement_and_still_count_once(stack: DevStack):
     """A known lead's tracks skip the transaction block (one statement records them and queues
     their signals): a message repeated in the request or sent again later is recorded once, and
@@ -162,18 +157,21 @@ async def test_known_visitors_events_take_one_statement_and_still_count_once(sta
     store = IngestStore(session_factory(engine), stack.database_url)
     user = f"u-{uuid.uuid4().hex[:8]}"
     try:
-        identify = identify_event(new_email())
-        identify.user_id = user
+        identify = incoming(EventType.IDENTIFY, email=new_email(), user=user)
         [identified] = await store.record([identify], notify=False)
         assert identified.lead_id is not None
-        batch = [track_event(user, f"{user}-{n}") for n in range(250)]
-        batch.append(track_event(user, f"{user}-0"))  # the same message twice in one request
+        batch = [incoming(EventType.TRACK, user=user, message_id=f"{user}-{n}") for n in range(250)]
+        batch.append(
+            incoming(EventType.TRACK, user=user, message_id=f"{user}-0")
+        )  # the same message twice in one request
         results = await store.record(batch, notify=False)
         assert [r.duplicate for r in results] == [False] * 250 + [True]
         assert results[250].event_id == results[0].event_id
         assert {r.lead_id for r in results} == {identified.lead_id}
 
-        again = await store.record([track_event(user, f"{user}-{n}") for n in range(10)], notify=False)
+        again = await store.record(
+            [incoming(EventType.TRACK, user=user, message_id=f"{user}-{n}") for n in range(10)], notify=False
+        )
         assert all(r.duplicate for r in again)
         assert store.known_visitors.requests_recorded == 2, "both track requests took the one-statement path"
         assert [r.event_id for r in again] == [r.event_id for r in results[:10]]
