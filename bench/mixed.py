@@ -255,7 +255,9 @@ async def open_journeys(stack: DevStack, sender: Sender, count: int) -> dict[str
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=4.0, help="leads per second")
+    # Two leads a second is what this two-core box sustains with every journey on it (at four, the
+    # journeys side falls behind and flows wait tens of seconds: docs/performance.md).
+    parser.add_argument("--rate", type=float, default=2.0, help="leads per second")
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--anon-rate", type=float, default=4.0, help="anonymous visitors per second")
     parser.add_argument("--open", type=int, default=10_000, help="journeys held open for the memory figure")
