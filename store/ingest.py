@@ -438,40 +438,33 @@ class KnownVisitorPath:
     ) -> tuple[list[RecordResult], bool] | None:
         wanted = wanted_identities(events)
         identities: Identities = dict.fromkeys(wanted)
-        if wanted:
-            kinds, values = zip(*wanted, strict=True)
-            rows = await connection.fetch(
-                "SELECT kind, value, lead_id FROM identities "
-                "WHERE (kind, value) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-                list(kinds),
-                list(values),
-            )
-            identities.update({(row["kind"], row["value"]): row["lead_id"] for row in rows})
+        rows = await _fetch_pairs(
+            connection, "SELECT kind, value, lead_id FROM identities WHERE (kind, value)", wanted
+        )
+        identities.update({(row["kind"], row["value"]): row["lead_id"] for row in rows})
         if not all(is_simple(event, identities) for event in events):
             return None
-        first: dict[tuple[str, str], int] = {}
-        rows_in: list[dict[str, Any]] = []
+        # Each message's row, from its first occurrence in the request (`ord`): a repeat is recorded once.
+        first: dict[tuple[str, str], dict[str, Any]] = {}
         inputs: dict[str, dict[str, Any]] = {}
         for index, event in enumerate(events):
             key = (event.source, event.message_id)
             if key in first:
-                continue  # the same message twice in one request: recorded once
-            first[key] = index
+                continue
             lead_id = known_lead(event, identities)
             row = _event_row(event, lead_id, event.lead_event.model_dump(mode="json"))
-            rows_in.append(
-                {
-                    **row,
-                    "ord": index,
-                    "occurred_at": row["occurred_at"].isoformat(),
-                    "received_at": row["received_at"].isoformat(),
-                }
-            )
+            first[key] = {
+                **row,
+                "ord": index,
+                "occurred_at": row["occurred_at"].isoformat(),
+                "received_at": row["received_at"].isoformat(),
+            }
             if lead_id is not None and lead_id not in inputs:
                 inputs[lead_id] = {
                     "workflow_id": lead_workflow_id(lead_id),
                     "input": LeadWorkflowInput(lead_id=lead_id).model_dump(mode="json"),
                 }
+        rows_in = list(first.values())
         inserted = {
             row["event_id"]
             for row in await connection.fetch(
@@ -483,25 +476,21 @@ class KnownVisitorPath:
                 json.dumps(trace),
             )
         }
-        by_index = {row["ord"]: row for row in rows_in}
-        duplicates = [row for row in rows_in if row["event_id"] not in inserted]
-        earlier: dict[tuple[str, str], tuple[str, str | None]] = {}
-        if duplicates:
-            for row in await connection.fetch(
-                "SELECT source, message_id, event_id, lead_id FROM events "
-                "WHERE (source, message_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-                [row["source"] for row in duplicates],
-                [row["message_id"] for row in duplicates],
-            ):
-                earlier[(row["source"], row["message_id"])] = (row["event_id"], row["lead_id"])
+        duplicates = {key for key, row in first.items() if row["event_id"] not in inserted}
+        earlier = {
+            (row["source"], row["message_id"]): (row["event_id"], row["lead_id"])
+            for row in await _fetch_pairs(
+                connection,
+                "SELECT source, message_id, event_id, lead_id FROM events WHERE (source, message_id)",
+                duplicates,
+            )
+        }
         results: list[RecordResult] = []
         for index, event in enumerate(events):
             key = (event.source, event.message_id)
-            row = by_index[first[key]]
-            if first[key] == index and row["event_id"] in inserted:
-                results.append(RecordResult(row["event_id"], row["lead_id"], duplicate=False))
-            elif row["event_id"] in inserted:
-                results.append(RecordResult(row["event_id"], row["lead_id"], duplicate=True))
+            row = first[key]
+            if row["event_id"] in inserted:
+                results.append(RecordResult(row["event_id"], row["lead_id"], duplicate=index != row["ord"]))
             else:
                 known_event, known_lead_id = earlier.get(key, (row["event_id"], row["lead_id"]))
                 results.append(RecordResult(known_event, known_lead_id, duplicate=True))
@@ -512,6 +501,19 @@ class KnownVisitorPath:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _fetch_pairs(
+    connection: asyncpg.Connection, query: str, pairs: set[tuple[str, str]]
+) -> list[asyncpg.Record]:
+    """`query` ends at `WHERE (a, b)`: the rows whose pair is among `pairs`, in one round trip
+    (the pairs sent as two arrays); none asked, none fetched."""
+    if not pairs:
+        return []
+    firsts, seconds = zip(*pairs, strict=True)
+    return await connection.fetch(
+        f"{query} IN (SELECT * FROM unnest($1::text[], $2::text[]))", list(firsts), list(seconds)
+    )
 
 
 async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:

@@ -240,14 +240,13 @@ async def assert_every_sla_met_or_escalated(
             ).scalar()
         accepted_at = state.get("accepted_at")
         escalations = [e for e in state["audit"] if "escalat" in e["what"].lower()]
-        # The rep's answer: when the workflow took it, or when the rep first clicked if the chaos
-        # held the click up (the hand-off then accepted, not escalated, which is right).
-        answered = (
-            min([datetime.fromisoformat(accepted_at)] + ([asked[handoff_id]] if handoff_id in asked else []))
-            if accepted_at is not None
-            else None
+        # In time if the workflow took the acceptance within the SLA, or the rep clicked within
+        # it and the chaos held the click up (the hand-off then accepted, not escalated: right).
+        clicked = asked.get(handoff_id)
+        in_time = accepted_at is not None and (
+            datetime.fromisoformat(accepted_at) - mql_at <= SLA
+            or (clicked is not None and clicked - mql_at <= SLA)
         )
-        in_time = answered is not None and answered - mql_at <= SLA
         late_escalations = [e for e in escalations if datetime.fromisoformat(e["at"]) - mql_at >= SLA]
         queued_at_once = any("no rep available" in e["what"] for e in state["audit"])
         if not in_time and not late_escalations and not queued_at_once:
