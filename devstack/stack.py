@@ -7,7 +7,8 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,11 +195,24 @@ class DevStack:
 
     async def restart_worker(self, *, kill: bool = True, extra_env: dict[str, str] | None = None) -> None:
         """`extra_env` (e.g. another CRM provider) holds until the next restart without it."""
+        async with self.worker_down(kill=kill, extra_env=extra_env):
+            pass
+
+    @asynccontextmanager
+    async def worker_down(
+        self, *, kill: bool = True, extra_env: dict[str, str] | None = None
+    ) -> AsyncIterator[None]:
+        """The worker is gone inside the block (crashed, or being deployed) and back after it."""
         worker = self.children["worker"]
         await (worker.kill() if kill else worker.stop())
-        replacement = self._python_child("worker", "worker", niceness=JOURNEY_NICENESS, extra_env=extra_env)
-        self.children["worker"] = replacement
-        await replacement.start()
+        try:
+            yield
+        finally:
+            replacement = self._python_child(
+                "worker", "worker", niceness=JOURNEY_NICENESS, extra_env=extra_env
+            )
+            self.children["worker"] = replacement
+            await replacement.start()
 
     async def watch(self) -> str:
         """Returns the name of the first child that exits."""

@@ -91,6 +91,9 @@ class CrmAcceptance(BaseModel):
 class AcceptRequest(BaseModel):
     rep_id: str = Field(min_length=1, max_length=100)
     note: str = Field("", max_length=500)
+    # Stamped by the API when the click arrived (a client's value is replaced): the SLA is judged
+    # by the rep's answer, not by when a busy or restarted worker got to it.
+    clicked_at: datetime | None = None
 
 
 class AcceptResult(BaseModel):
@@ -108,6 +111,7 @@ class AuditEntry(BaseModel):
 
 class HandoffState(BaseModel):
     status: Literal["assigning", "waiting", "accepted", "queued", "closed"] = "assigning"
+    mql_at: datetime | None = None
     assignment: Assignment | None = None
     attempt: int = 0
     tried: list[str] = Field(default_factory=list)

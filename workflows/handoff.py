@@ -9,7 +9,7 @@ in the team queue; only once), so a rep's click gets a clear yes or no.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
@@ -48,6 +48,8 @@ FAST_RETRY = PLATFORM_RETRY.__class__(
     non_retryable_error_types=PLATFORM_RETRY.non_retryable_error_types,
 )
 CALL_TIMEOUT = timedelta(seconds=20)
+# An answer taken later than this after it was given is audited as held up (a worker down, a backlog).
+ANSWER_HELD_UP = timedelta(seconds=5)
 MEMO_PATCH = "handoff-memo-v1"
 # Acceptance opens the deal in the CRM, so the rep's "closed won" there makes the lead a customer.
 DEAL_PATCH = "handoff-deal-v1"
@@ -61,6 +63,8 @@ class HandoffWorkflow:
         self._closed = False
         self._crm_acceptance: CrmAcceptance | None = None
         self._memos = self._deals = False
+        # When the rep holding the lead must have accepted by; None while nothing is due.
+        self._due: datetime | None = None
 
     @workflow.query(name=HANDOFF_STATE_QUERY)
     def state(self) -> HandoffState:
@@ -75,7 +79,7 @@ class HandoffWorkflow:
 
     @workflow.update(name=ACCEPT_UPDATE)
     async def accept(self, request: AcceptRequest) -> AcceptResult:
-        return await self._accept(request.rep_id, request.note)
+        return await self._accept(request.rep_id, request.note, request.clicked_at)
 
     @workflow.signal(name=HANDOFF_CRM_ACCEPT_SIGNAL)
     def accepted_in_crm(self, acceptance: CrmAcceptance) -> None:
@@ -83,12 +87,23 @@ class HandoffWorkflow:
         if self._state.status in ("waiting", "queued") and self._crm_acceptance is None:
             self._crm_acceptance = acceptance
 
-    async def _accept(self, rep_id: str, note: str) -> AcceptResult:
+    async def _accept(self, rep_id: str, note: str, answered_at: datetime | None = None) -> AcceptResult:
         assert self._input is not None
         state, now = self._state, workflow.now()
+        answered = min(answered_at, now) if answered_at is not None else now
+        late = answered - self._due if state.status == "waiting" and self._due is not None else None
         state.status, state.accepted_by, state.accepted_at = "accepted", rep_id, now
         state.log(now, f"accepted{': ' + note if note else ''}", rep_id)
         metrics.handoff_accepted()
+        if now - answered > ANSWER_HELD_UP:
+            state.log(now, f"the answer of {answered.isoformat()} reached the hand-off late", rep_id)
+        if late is not None and late > timedelta(0):
+            # The answer and the SLA's timer reached the run together (a busy or restarted worker):
+            # the lead is taken, so it is not escalated away; the miss is audited and counted.
+            state.log(
+                now, f"SLA missed by {late.total_seconds():.1f}s: accepted before the escalation ran", rep_id
+            )
+            metrics.handoff_escalated("none: accepted late")
         handoff_id = workflow.info().workflow_id
         await self._milestone("accepted", rep_id)
         owner = state.assignment.crm_owner_id if state.assignment else None
@@ -159,6 +174,7 @@ class HandoffWorkflow:
         self._deals = workflow.patched(DEAL_PATCH)
         self._input = input
         state = self._state
+        state.mql_at = input.mql_at
         workflow.upsert_search_attributes([LEAD_ID.value_set(input.lead_id), JOURNEY.value_set("handoff")])
         state.log(input.mql_at, "MQL: " + "; ".join(input.reasons))
         policy, _ = await asyncio.gather(
@@ -166,22 +182,23 @@ class HandoffWorkflow:
             self._milestone("mql", None, at=input.mql_at),
         )
         assert isinstance(policy, HandoffPolicy)
+        self._due = input.mql_at + policy.sla
         await asyncio.gather(self._assign_and_tell("assigned"), self._enrich())
-        deadline = input.mql_at + policy.sla
         chain = list(policy.chain)
         while True:
-            remaining = max(deadline - workflow.now(), timedelta(0))
+            remaining = max(self._due - workflow.now(), timedelta(0))
             summary = "SLA: the rep accepts" if not state.tried[1:] else "escalated: accept"
             done = await self._wait_for_outcome(remaining if state.status != "queued" else None, summary)
             if self._crm_acceptance is not None and state.status in ("waiting", "queued"):
                 holder = state.assignment.rep_id if state.assignment else None
-                await self._accept(holder or "crm", f"in the CRM: {self._crm_acceptance.detail}")
+                acceptance = self._crm_acceptance
+                await self._accept(holder or "crm", f"in the CRM: {acceptance.detail}", acceptance.at)
                 break
             if done:
                 break
             step = chain.pop(0) if chain else "team_queue"
             await self._escalate(step, policy)
-            deadline = workflow.now() + policy.step_timeout
+            self._due = workflow.now() + policy.step_timeout
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._closed and state.status != "accepted":
             state.status = "closed"

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.context import AppContext, context
+from api.context import UNAVAILABLE_RETRY_AFTER, AppContext, context
 from domain.handoff import ACCEPT_UPDATE, HANDOFF_STATE_QUERY, AcceptRequest, AcceptResult, HandoffState
 from store.handoffs import HandoffLog
 
 router = APIRouter(tags=["hand-offs"])
 RPC_TIMEOUT = timedelta(seconds=10)
+# How long a rep's click waits for the hand-off to take it before the API says "resend".
+ACCEPT_WAIT = timedelta(seconds=10)
 
 STATE_EXAMPLE = {
     "status": "waiting",
@@ -71,26 +74,61 @@ async def accept(
     handoff_id: str, body: AcceptRequest, request: Request, ctx: AppContext = Depends(context)
 ) -> dict[str, Any]:
     await ctx.auth.require(request, "admin")
+    body = body.model_copy(update={"clicked_at": datetime.now(UTC)})
     handle = _handle(request, handoff_id)
     try:
-        result = await handle.execute_update(
-            ACCEPT_UPDATE, body, result_type=AcceptResult, rpc_timeout=RPC_TIMEOUT
-        )
+        # One update id per rep: a click resent after a 503 joins the first one (which may have
+        # been taken meanwhile) instead of being judged again.
+        async with asyncio.timeout(ACCEPT_WAIT.total_seconds()):
+            result = await handle.execute_update(
+                ACCEPT_UPDATE,
+                body,
+                id=f"accept-{body.rep_id}",
+                result_type=AcceptResult,
+                rpc_timeout=RPC_TIMEOUT,
+            )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
         raise HTTPException(status_code=409, detail=message) from exc
+    except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as exc:
+        # The hand-off's worker is busy or restarting: the click is kept by Temporal under its id
+        # and may still be taken; the client resends it and learns the outcome.
+        raise HTTPException(
+            status_code=503,
+            detail=f"the hand-off did not answer within {ACCEPT_WAIT.total_seconds():g}s; resend the "
+            "same acceptance: it counts once",
+            headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+        ) from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            # The run has finished: the same rep's resent click gets its acceptance back.
             state = await _state(request, handoff_id)
+            if state.status == "accepted" and state.accepted_by == body.rep_id and state.mql_at:
+                return _accepted(handoff_id, state)
             detail = (
                 f"already accepted by {state.accepted_by}"
                 if state.status == "accepted"
                 else f"the hand-off is {state.status}"
             )
             raise HTTPException(status_code=409, detail=detail) from exc
-        raise HTTPException(status_code=503, detail=f"Temporal: {exc.message}") from exc
+        raise HTTPException(
+            status_code=503,
+            detail=f"Temporal: {exc.message}",
+            headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+        ) from exc
     return result.model_dump(mode="json")
+
+
+def _accepted(handoff_id: str, state: HandoffState) -> dict[str, Any]:
+    assert state.accepted_by and state.accepted_at and state.mql_at
+    mql_at = state.mql_at
+    return AcceptResult(
+        handoff_id=handoff_id,
+        rep_id=state.accepted_by,
+        accepted_at=state.accepted_at,
+        seconds_from_mql=(state.accepted_at - mql_at).total_seconds(),
+    ).model_dump(mode="json")
 
 
 @router.get(

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
+from runtime.temporal import connect
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email
 from tests.e2e.test_qualify import behaviour
 from tests.e2e.test_webhooks import deal_won, hooks, post_hubspot  # noqa: F401  (hooks: a fixture)
@@ -67,17 +69,35 @@ async def test_an_mql_reaches_a_rep_on_slack_and_acceptance_makes_an_sql(
         assert message["body"]["channel"] == assignment["queue_channel"]
     wrong = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": "nobody-here"})
     assert wrong.status_code == 409 and "does not hold this lead" in wrong.json()["detail"]
-    accepted = await api.post(
-        f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder, "note": "calling now"}
-    )
+    click = {"rep_id": holder, "note": "calling now"}
+    async with stack.worker_down(kill=True):
+        # Nobody to take the click: a clear "resend" in bounded time, never a hang or a 500.
+        unanswered = await api.post(f"/v1/handoffs/{handoff_id}/accept", json=click, timeout=30)
+        assert unanswered.status_code == 503, unanswered.text
+        assert "resend" in unanswered.json()["detail"] and unanswered.headers["Retry-After"]
+    accepted = await api.post(f"/v1/handoffs/{handoff_id}/accept", json=click, timeout=30)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["rep_id"] == holder
+    # The same rep's click again (a double click, a resend after a lost answer): the same acceptance;
+    # anyone else's: refused.
     again = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
-    assert again.status_code == 409 and "already accepted" in again.json()["detail"]
+    assert again.status_code == 200 and again.json() == accepted.json()
+    other = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": "nobody-here"})
+    assert other.status_code == 409 and f"already accepted by {holder}" in other.json()["detail"]
+    audit = (await api.get(f"/v1/handoffs/{handoff_id}")).json()["audit"]
+    assert sum(entry["what"].startswith("accepted") for entry in audit) == 1, audit
 
     lead = await lead_state(api, lead_id, lambda s: s["journey"]["stage"] == "sql", timeout=20)
     assert lead["journey"]["owner"] == holder
     assert lead["journey"]["stage_history"][-1]["reason"].startswith(f"accepted by {holder}")
+    # Once the hand-off's run has finished, its history answers the same click the same way.
+    run = (await connect(stack.settings)).get_workflow_handle(handoff_id)
+    deadline = time.monotonic() + 30
+    while (await run.describe()).status == WorkflowExecutionStatus.RUNNING:
+        assert time.monotonic() < deadline, "the hand-off's run did not finish after acceptance"
+        await asyncio.sleep(0.2)
+    late = await api.post(f"/v1/handoffs/{handoff_id}/accept", json={"rep_id": holder})
+    assert late.status_code == 200 and late.json() == accepted.json()
 
     # Acceptance opened the deal in the CRM; the rep wins it there: the lead is a customer, and
     # its account's customer journey starts (the CSM is told at once).

@@ -266,6 +266,59 @@ async def test_the_rep_taking_the_lead_in_the_crm_accepts_it(run_with, env):
     assert fake.milestones[-1].kind == "accepted"
 
 
+@pytest.mark.parametrize("clicked", ["after the SLA", "before the SLA"])
+async def test_a_click_reaching_the_run_with_the_sla_timer_is_taken_and_judged_by_its_time(env, clicked):
+    fake = FakeSales(["ana", "ben"])
+    queue = f"handoff-{uuid.uuid4()}"
+    lead_id = str(uuid.uuid4())
+    mql_at = await env.get_current_time()
+    # No cache: nothing sticks to this worker, so the next one picks the run up at once.
+    first = Worker(
+        env.client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all(), max_cached_workflows=0
+    )
+    async with first:
+        handle = await env.client.start_workflow(
+            HandoffWorkflow.run,
+            HandoffInput(lead_id=lead_id, mql_at=mql_at, score=82, score_band="hot"),
+            id=handoff_workflow_id(lead_id, 1),
+            task_queue=queue,
+        )
+        await status(handle, "waiting")
+        # Down between tasks: nothing in flight for the server to wait out.
+        while True:
+            described = (await handle.describe()).raw_description
+            if not described.pending_activities and not described.HasField("pending_workflow_task"):
+                break
+            await asyncio.sleep(0.05)
+    # No worker (it crashed): the SLA's timer fires on the server and the rep's click waits beside it.
+    # Just past the SLA: once the timer has fired, the server's clock runs in real time.
+    await env.sleep(timedelta(minutes=5, seconds=1))
+    clicked_at = mql_at + timedelta(minutes=4) if clicked == "before the SLA" else None
+    click = asyncio.create_task(
+        handle.execute_update(
+            ACCEPT_UPDATE, AcceptRequest(rep_id="ana", clicked_at=clicked_at), result_type=AcceptResult
+        )
+    )
+    await asyncio.sleep(0.5)
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all()):
+        accepted = await click
+        state = await result(handle)
+    assert accepted.rep_id == "ana" and accepted.seconds_from_mql > 300
+    assert state.status == "accepted" and state.accepted_by == "ana"
+    # The lead was taken, so it was not escalated away.
+    assert [n.kind for n in fake.notified] == ["assigned"]
+    assert not any("SLA passed" in entry.what for entry in state.audit)
+    whats = [entry.what for entry in state.audit]
+    misses = [what for what in whats if what.startswith("SLA missed by")]
+    held_up = [what for what in whats if "reached the hand-off late" in what]
+    if clicked == "after the SLA":
+        assert len(misses) == 1 and "accepted before the escalation ran" in misses[0]
+        assert not held_up
+    else:
+        # In time by the rep's answer: no miss, but the hold-up is on the record.
+        assert not misses and len(held_up) == 1
+
+
 class RosterSales(FakeSales):
     """The real assignment rule (`domain.roster.choose`) at the server's (skipped) clock."""
 
