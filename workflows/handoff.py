@@ -90,9 +90,10 @@ class HandoffWorkflow:
     async def _accept(self, rep_id: str, note: str, answered_at: datetime | None = None) -> AcceptResult:
         assert self._input is not None
         state, now = self._state, workflow.now()
-        answered = min(answered_at, now) if answered_at is not None else now
+        # When the rep answered (the API's stamp on the click, the CRM's change), within reason.
+        answered = max(min(answered_at, now), self._input.mql_at) if answered_at is not None else now
         late = answered - self._due if state.status == "waiting" and self._due is not None else None
-        state.status, state.accepted_by, state.accepted_at = "accepted", rep_id, now
+        state.status, state.accepted_by, state.accepted_at = "accepted", rep_id, answered
         state.log(now, f"accepted{': ' + note if note else ''}", rep_id)
         metrics.handoff_accepted()
         if now - answered > ANSWER_HELD_UP:
@@ -105,7 +106,7 @@ class HandoffWorkflow:
             )
             metrics.handoff_escalated("none: accepted late")
         handoff_id = workflow.info().workflow_id
-        await self._milestone("accepted", rep_id)
+        await self._milestone("accepted", rep_id, at=answered)
         owner = state.assignment.crm_owner_id if state.assignment else None
         if self._deals:
             await self._call(
@@ -125,7 +126,7 @@ class HandoffWorkflow:
                 HandoffOutcome(
                     handoff_id=handoff_id,
                     rep_id=rep_id,
-                    accepted_at=now,
+                    accepted_at=answered,
                     crm_owner_id=state.assignment.crm_owner_id if state.assignment else None,
                 )
             ),
@@ -146,8 +147,8 @@ class HandoffWorkflow:
         return AcceptResult(
             handoff_id=handoff_id,
             rep_id=rep_id,
-            accepted_at=now,
-            seconds_from_mql=(now - self._input.mql_at).total_seconds(),
+            accepted_at=answered,
+            seconds_from_mql=(answered - self._input.mql_at).total_seconds(),
         )
 
     @accept.validator

@@ -1,11 +1,12 @@
 """The MQL hand-off on the time-skipping server: accepted in time, the escalation chain to the team
-queue, who may accept (and only once), closing when the lead moves on. Activities are fakes; the
-roster's choices are the fake's."""
+queue, who may accept (and only once), closing when the lead moves on; and on the dev server, a
+rep's click that reaches a restarted worker together with the SLA's timer. Activities are fakes;
+the roster's choices are the fake's."""
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devstack.temporal import temporal_cli
 from domain.connectors import CrmDealInput, CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
 from domain.handoff import (
     ACCEPT_UPDATE,
@@ -32,6 +34,7 @@ from domain.handoff import (
     handoff_workflow_id,
 )
 from domain.roster import LeadRouting, RepLoad, Roster, choose, roster_from
+from domain.search_attributes import ALL as ALL_SEARCH_ATTRIBUTES
 from runtime.temporal import register_search_attributes
 from tests.conftest import _test_server
 from workers.registry import WORKFLOWS
@@ -266,45 +269,74 @@ async def test_the_rep_taking_the_lead_in_the_crm_accepts_it(run_with, env):
     assert fake.milestones[-1].kind == "accepted"
 
 
+class QuickSla(FakeSales):
+    @activity.defn(name="handoff.policy")
+    async def policy(self) -> HandoffPolicy:
+        return HandoffPolicy(sla=QUICK_SLA, step_timeout=timedelta(minutes=5))
+
+
+# Longer than ANSWER_HELD_UP, so a click from the SLA's first second is held up past it.
+QUICK_SLA = timedelta(seconds=6)
+
+
+@pytest.fixture(scope="module")
+async def real_clock() -> AsyncIterator[WorkflowEnvironment]:
+    """The dev server: a worker that is gone and comes back, on a clock that runs."""
+    environment = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
+    )
+    yield environment
+    await environment.shutdown()
+
+
 @pytest.mark.parametrize("clicked", ["after the SLA", "before the SLA"])
-async def test_a_click_reaching_the_run_with_the_sla_timer_is_taken_and_judged_by_its_time(env, clicked):
-    fake = FakeSales(["ana", "ben"])
+async def test_a_click_reaching_the_run_with_the_sla_timer_is_taken_and_judged_by_its_time(
+    real_clock, clicked
+):
+    client = real_clock.client
+    fake = QuickSla(["ana", "ben"])
     queue = f"handoff-{uuid.uuid4()}"
     lead_id = str(uuid.uuid4())
-    mql_at = await env.get_current_time()
+    mql_at = datetime.now(UTC)
     # No cache: nothing sticks to this worker, so the next one picks the run up at once.
     first = Worker(
-        env.client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all(), max_cached_workflows=0
+        client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all(), max_cached_workflows=0
     )
     async with first:
-        handle = await env.client.start_workflow(
+        handle = await client.start_workflow(
             HandoffWorkflow.run,
             HandoffInput(lead_id=lead_id, mql_at=mql_at, score=82, score_band="hot"),
             id=handoff_workflow_id(lead_id, 1),
             task_queue=queue,
         )
-        await status(handle, "waiting")
-        # Down between tasks: nothing in flight for the server to wait out.
         while True:
             described = (await handle.describe()).raw_description
-            if not described.pending_activities and not described.HasField("pending_workflow_task"):
+            idle = not described.pending_activities and not described.HasField("pending_workflow_task")
+            if fake.notified and idle:
                 break
             await asyncio.sleep(0.05)
-    # No worker (it crashed): the SLA's timer fires on the server and the rep's click waits beside it.
-    # Just past the SLA: once the timer has fired, the server's clock runs in real time.
-    await env.sleep(timedelta(minutes=5, seconds=1))
-    clicked_at = mql_at + timedelta(minutes=4) if clicked == "before the SLA" else None
+    # No worker (it crashed): the SLA's timer fires and the rep's click waits beside it.
+    await asyncio.sleep(max(0.0, (mql_at + QUICK_SLA - datetime.now(UTC)).total_seconds()) + 0.5)
+    clicked_at = mql_at + timedelta(seconds=0.5) if clicked == "before the SLA" else None
     click = asyncio.create_task(
         handle.execute_update(
             ACCEPT_UPDATE, AcceptRequest(rep_id="ana", clicked_at=clicked_at), result_type=AcceptResult
         )
     )
     await asyncio.sleep(0.5)
-    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all()):
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all()):
         accepted = await click
         state = await result(handle)
-    assert accepted.rep_id == "ana" and accepted.seconds_from_mql > 300
+    # Judged, and reported, by when the rep answered.
+    assert accepted.rep_id == "ana"
+    if clicked_at is None:
+        assert accepted.seconds_from_mql > QUICK_SLA.total_seconds()
+    else:
+        assert accepted.accepted_at == clicked_at
     assert state.status == "accepted" and state.accepted_by == "ana"
+    assert fake.milestones[-1].kind == "accepted" and fake.milestones[-1].at == accepted.accepted_at
     # The lead was taken, so it was not escalated away.
     assert [n.kind for n in fake.notified] == ["assigned"]
     assert not any("SLA passed" in entry.what for entry in state.audit)
