@@ -91,9 +91,10 @@ class CrmAcceptance(BaseModel):
 class AcceptRequest(BaseModel):
     rep_id: str = Field(min_length=1, max_length=100)
     note: str = Field("", max_length=500)
-    # Stamped by the API when the click arrived (a client's value is replaced): the SLA is judged
-    # by the rep's answer, not by when a busy or restarted worker got to it.
-    clicked_at: datetime | None = None
+    # The SLA is judged by the rep's answer, not by when a busy or restarted worker got to it.
+    clicked_at: datetime | None = Field(
+        None, description="Set by the API to when the click arrived; a value sent is replaced."
+    )
 
 
 class AcceptResult(BaseModel):
