@@ -90,8 +90,10 @@ class HandoffWorkflow:
     async def _accept(self, rep_id: str, note: str, answered_at: datetime | None = None) -> AcceptResult:
         assert self._input is not None
         state, now = self._state, workflow.now()
-        # When the rep answered (the API's stamp on the click, the CRM's change), within reason.
-        answered = max(min(answered_at, now), self._input.mql_at) if answered_at is not None else now
+        # When the rep answered (the API's stamp on the click, the CRM's change): not before the
+        # lead was theirs to take, nor after now (another machine's clock).
+        earliest = state.assigned_at or self._input.mql_at
+        answered = max(min(answered_at, now), earliest) if answered_at is not None else now
         late = answered - self._due if state.status == "waiting" and self._due is not None else None
         state.status, state.accepted_by, state.accepted_at = "accepted", rep_id, answered
         state.log(now, f"accepted{': ' + note if note else ''}", rep_id)

@@ -122,12 +122,11 @@ async def accept(
 
 def _accepted(handoff_id: str, state: HandoffState) -> dict[str, Any]:
     assert state.accepted_by and state.accepted_at and state.mql_at
-    mql_at = state.mql_at
     return AcceptResult(
         handoff_id=handoff_id,
         rep_id=state.accepted_by,
         accepted_at=state.accepted_at,
-        seconds_from_mql=(state.accepted_at - mql_at).total_seconds(),
+        seconds_from_mql=(state.accepted_at - state.mql_at).total_seconds(),
     ).model_dump(mode="json")
 
 

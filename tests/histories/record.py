@@ -230,6 +230,22 @@ async def record_sales_and_customers() -> None:
         await handle.result()
         recorded["handoff_escalated_then_accepted"] = handle
 
+        # A hand-off the rep accepts in time, by a click the API stamped before the worker took it.
+        lead = str(uuid.uuid4())
+        handle = await env.client.start_workflow(
+            HandoffWorkflow.run,
+            HandoffInput(lead_id=lead, mql_at=await env.get_current_time(), score=75, score_band="hot"),
+            id=handoff_workflow_id(lead, 1),
+            task_queue="record-sales",
+        )
+        await env.sleep(timedelta(seconds=90))
+        clicked_at = await env.get_current_time() - timedelta(seconds=20)
+        await handle.execute_update(
+            ACCEPT_UPDATE, AcceptRequest(rep_id="ana", clicked_at=clicked_at), result_type=AcceptResult
+        )
+        await handle.result()
+        recorded["handoff_accepted_by_its_stamped_click"] = handle
+
     # A customer's first month: welcome, onboarding with a missed milestone, a promoter's answer.
     customers = CustomerPlatforms()
     async with Worker(
