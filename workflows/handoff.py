@@ -139,7 +139,7 @@ class HandoffWorkflow:
                     idempotency_key=idempotency_key(handoff_id, "accepted", "first-call"),
                     subject="First call with {name} ({company})",
                     body="Accepted from the MQL hand-off. " + "; ".join(self._input.reasons),
-                    due_at=now + timedelta(hours=1),
+                    due_at=answered + timedelta(hours=1),
                     owner_id=state.assignment.crm_owner_id if state.assignment else None,
                     priority="HIGH",
                 ),

@@ -337,6 +337,7 @@ async def test_a_click_reaching_the_run_with_the_sla_timer_is_taken_and_judged_b
         assert accepted.accepted_at == clicked_at
     assert state.status == "accepted" and state.accepted_by == "ana"
     assert fake.milestones[-1].kind == "accepted" and fake.milestones[-1].at == accepted.accepted_at
+    assert fake.tasks[0].due_at == accepted.accepted_at + timedelta(hours=1)
     # The lead was taken, so it was not escalated away.
     assert [n.kind for n in fake.notified] == ["assigned"]
     assert not any("SLA passed" in entry.what for entry in state.audit)
