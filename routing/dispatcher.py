@@ -38,7 +38,7 @@ from domain.search_attributes import JOURNEY, LEAD_ID, LIFECYCLE_STAGE
 from runtime.settings import Settings
 from runtime.telemetry import context_from
 from runtime.temporal import connect
-from store.db import SessionFactory, create_engine, session_factory
+from store.db import SessionFactory, asyncpg_dsn, create_engine, session_factory
 from store.ingest import OUTBOX_CHANNEL
 
 log = logging.getLogger("journeys.routing")
@@ -288,7 +288,7 @@ def _chunks_of_events(rows: list[Claimed]) -> list[list[Claimed]]:
 
 async def listen_for_outbox(database_url: str, wake: Callable[[], None]) -> None:
     """Wakes the dispatcher on each commit that queued rows; reconnects when PostgreSQL restarts."""
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(database_url)
     while True:
         try:
             connection = await asyncpg.connect(dsn)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -14,3 +15,9 @@ def create_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> As
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """asyncpg's own DSN, for a plain connection beside the engine: the SQLAlchemy URL without its
+    driver suffix."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)

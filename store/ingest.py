@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, make_url, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from domain.events import IncomingEvent
 from domain.forms import PROFILE_FIELDS
 from domain.ids import email_hash, lead_id_for_email, lead_id_for_user, lead_workflow_id
 from domain.lead import EVENTS_SIGNAL, MERGED_SIGNAL, LeadMerged, LeadWorkflowInput
-from store.db import SessionFactory
+from store.db import SessionFactory, asyncpg_dsn
 from store.models import Account, Event, FormSubmission, Identity, Lead, OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -139,12 +139,6 @@ class _Transaction:
         columns = (Identity.kind, Identity.value, Identity.lead_id)
         for kind, value, lead_id in await _select_in(self.session, columns, columns[:2], list(wanted)):
             self.identities[(kind, value)] = lead_id
-
-    def is_simple(self, event: IncomingEvent) -> bool:
-        return is_simple(event, self.identities)
-
-    def known_lead(self, event: IncomingEvent) -> str | None:
-        return known_lead(event, self.identities)
 
     async def identity(self, kind: str, value: str | None) -> str | None:
         if value is None:
@@ -521,11 +515,6 @@ async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
     SET, no advisory lock), so a returned connection needs none of the default reset's round trip."""
 
 
-def asyncpg_dsn(database_url: str) -> str:
-    """asyncpg's own DSN: the SQLAlchemy URL without its driver suffix."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class IngestStore:
     def __init__(self, sessions: SessionFactory, database_url: str) -> None:
         self._sessions = sessions
@@ -580,15 +569,15 @@ class IngestStore:
         for index, event in enumerate(events):
             key = (event.source, event.message_id)
             if key in seen:
-                known_event, known_lead = seen[key]
-                results[index] = RecordResult(known_event, known_lead, duplicate=True)
+                first_event, first_lead = seen[key]
+                results[index] = RecordResult(first_event, first_lead, duplicate=True)
                 continue
             seen[key] = (event.lead_event.event_id, None)
-            if tx.is_simple(event):
+            if is_simple(event, tx.identities):
                 simple.append(index)
             else:
                 resolved.append((index, event, await self._resolve(tx, event)))
-        resolved += [(index, events[index], tx.known_lead(events[index])) for index in simple]
+        resolved += [(index, events[index], known_lead(events[index], tx.identities)) for index in simple]
         if not resolved:
             return [r for r in results if r is not None]
 

@@ -13,7 +13,7 @@ import pytest
 from devstack.stack import DevStack
 from domain.events import EventType, IncomingEvent, LeadEvent
 from domain.ids import email_hash, lead_id_for_email, lead_workflow_id
-from store.db import create_engine, session_factory
+from store.db import asyncpg_dsn, create_engine, session_factory
 from store.ingest import OUTBOX_CHANNEL, IngestStore
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, wait_for_calls
 
@@ -67,9 +67,7 @@ async def test_an_event_recorded_but_not_routed_is_routed_by_the_sweeper(stack: 
 async def test_the_router_is_woken_after_the_commit_not_inside_it(stack: DevStack):
     """No trigger NOTIFYs inside the ingest transaction (that holds PostgreSQL's notification lock
     through the commit's flush, one commit after another); the store rings once it has committed."""
-    listener = await asyncpg.connect(
-        host="127.0.0.1", port=stack.settings.pg_port, user="postgres", database="journeys"
-    )
+    listener = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     engine = create_engine(stack.database_url, pool_size=2)
     heard: asyncio.Queue[str] = asyncio.Queue()
     try:
@@ -176,9 +174,7 @@ async def test_known_visitors_events_take_one_statement_and_still_count_once(sta
         assert store.known_visitors.requests_recorded == 2, "both track requests took the one-statement path"
         assert [r.event_id for r in again] == [r.event_id for r in results[:10]]
 
-        database = await asyncpg.connect(
-            host="127.0.0.1", port=stack.settings.pg_port, user="postgres", database="journeys"
-        )
+        database = await asyncpg.connect(asyncpg_dsn(stack.database_url))
         try:
             recorded = await database.fetchval("SELECT count(*) FROM events WHERE user_id = $1", user)
             signals = await database.fetch(
