@@ -127,6 +127,17 @@ class HandoffState(BaseModel):
         self.audit.append(AuditEntry(at=at, what=what, rep_id=rep_id))
         del self.audit[:-AUDIT_KEPT]
 
+    def acceptance(self, handoff_id: str) -> AcceptResult | None:
+        """What the rep's click answers, once accepted (None for a run that predates `mql_at`)."""
+        if self.accepted_by is None or self.accepted_at is None or self.mql_at is None:
+            return None
+        return AcceptResult(
+            handoff_id=handoff_id,
+            rep_id=self.accepted_by,
+            accepted_at=self.accepted_at,
+            seconds_from_mql=(self.accepted_at - self.mql_at).total_seconds(),
+        )
+
 
 class HandoffOutcome(BaseModel):
     """Signal to the lead's workflow: the rep accepted (the lead becomes an SQL)."""

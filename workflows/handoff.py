@@ -146,12 +146,9 @@ class HandoffWorkflow:
                 "Task: first call within the hour",
             ),
         )
-        return AcceptResult(
-            handoff_id=handoff_id,
-            rep_id=rep_id,
-            accepted_at=answered,
-            seconds_from_mql=(answered - self._input.mql_at).total_seconds(),
-        )
+        acceptance = state.acceptance(handoff_id)
+        assert acceptance is not None
+        return acceptance
 
     @accept.validator
     def _only_the_rep_holding_it(self, request: AcceptRequest) -> None:

@@ -104,8 +104,9 @@ async def accept(
         if exc.status == RPCStatusCode.NOT_FOUND:
             # The run has finished: the same rep's resent click gets its acceptance back.
             state = await _state(request, handoff_id)
-            if state.status == "accepted" and state.accepted_by == body.rep_id and state.mql_at:
-                return _accepted(handoff_id, state)
+            acceptance = state.acceptance(handoff_id)
+            if acceptance is not None and acceptance.rep_id == body.rep_id:
+                return acceptance.model_dump(mode="json")
             detail = (
                 f"already accepted by {state.accepted_by}"
                 if state.status == "accepted"
@@ -118,16 +119,6 @@ async def accept(
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         ) from exc
     return result.model_dump(mode="json")
-
-
-def _accepted(handoff_id: str, state: HandoffState) -> dict[str, Any]:
-    assert state.accepted_by and state.accepted_at and state.mql_at
-    return AcceptResult(
-        handoff_id=handoff_id,
-        rep_id=state.accepted_by,
-        accepted_at=state.accepted_at,
-        seconds_from_mql=(state.accepted_at - state.mql_at).total_seconds(),
-    ).model_dump(mode="json")
 
 
 @router.get(
