@@ -159,18 +159,9 @@ async def test_journeys_survive_crashes_restarts_and_platform_faults(chaos_stack
             )
             calls = await assert_no_write_twice(sandbox)
             elapsed = time.monotonic() - started
-            async with engine.connect() as connection:
-                to_rep = (
-                    await connection.execute(
-                        text(
-                            "SELECT percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY "
-                            "extract(epoch FROM notified_at - mql_at)), "
-                            "max(extract(epoch FROM notified_at - mql_at)) "
-                            "FROM handoffs WHERE lead_id = ANY(:ids)"
-                        ),
-                        {"ids": [lead.lead_id for lead in leads]},
-                    )
-                ).one()
+            # The product's own SLA report (this stack holds only this test's hand-offs).
+            report = (await api.get("/v1/reports/sla", params={"window_hours": 1})).json()
+            to_rep = report["seconds_from_mql"]["notified"]
         finally:
             await engine.dispose()
     # The faults did happen: clients were told to come back, and the platforms failed calls.
@@ -183,7 +174,7 @@ async def test_journeys_survive_crashes_restarts_and_platform_faults(chaos_stack
         f"faults injected {dict(faults)}, answers held past the client {dict(timeouts)}; "
         f"client resends {dict(sender.retried)}; hand-offs accepted by reps {len(accepted)}, "
         f"accepted late before their escalation ran {len(misses)}; MQL to the rep's DM: "
-        f"p50 {to_rep[0][0]:.1f}s, p90 {to_rep[0][1]:.1f}s, max {to_rep[1]:.1f}s"
+        f"p50 {to_rep['p50']:.1f}s, p90 {to_rep['p90']:.1f}s, p99 {to_rep['p99']:.1f}s"
     )
 
 
