@@ -68,6 +68,17 @@ async def _state(request: Request, handoff_id: str) -> HandoffState:
                 "application/json": {"example": {"detail": "ben does not hold this lead (maria does)"}}
             }
         },
+        503: {
+            "description": "The hand-off did not take the click in time (its worker down or behind)",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "detail": "the hand-off did not answer within 10s; resend the same acceptance: "
+                        "it counts once"
+                    }
+                }
+            },
+        },
     },
 )
 async def accept(
