@@ -6,12 +6,14 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
+from domain.errors import PERMANENT_ERRORS
+
 # Platforms go down for hours; a journey waits them out rather than dropping the write.
 PLATFORM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
-    non_retryable_error_types=["PlatformRejected", "NotFound", "NoConsent", "InvalidConfig"],
+    non_retryable_error_types=list(PERMANENT_ERRORS),
 )
 PLATFORM_CALL_TIMEOUT = timedelta(seconds=30)
 PLATFORM_GIVE_UP_AFTER = timedelta(days=7)
