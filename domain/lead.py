@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from domain.events import EMAIL_ENGAGEMENT, WEB_ACTIVITY, EventType, LeadEvent, Touch
+from domain.lead_work import PendingWork
 from domain.scoring import FitResult, Scorecard
 from domain.stages import LifecycleStage
 
@@ -185,6 +186,8 @@ class LeadState(BaseModel):
     active_handoff: str | None = None
     owner: str | None = None
     owner_crm_id: str | None = None
+    # What the lead's events and messages asked for that is not done yet (carried by continue-as-new).
+    pending: PendingWork = Field(default_factory=PendingWork)
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_event_ids

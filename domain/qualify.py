@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.lead import LifecycleStage
+from domain.stages import LifecycleStage
 from domain.scoring import FitResult
 from domain.sequences import FrequencyCap, SequenceDefinition
 
