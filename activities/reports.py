@@ -3,20 +3,16 @@ run of the same range and model), and a day's integration-health rollup."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from temporalio import activity
 
 from domain.attribution import attribute
-from domain.reports import AttributionRunInput, AttributionRunResult
+from domain.reports import AttributionRunInput, AttributionRunResult, day_start
 from store.attribution import AttributionStore, load_spend
 from store.db import SessionFactory
 from store.health import roll_up_day
-
-
-def day_start(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 class ReportActivities:

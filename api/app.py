@@ -43,7 +43,7 @@ from api.routes import (
 )
 from platforms.facebook import FacebookGraphClient
 from platforms.linkedin import LinkedInClient
-from routing.dispatcher import TemporalAvailability
+from runtime.availability import TemporalAvailability
 from runtime.metrics import API_REQUEST_SECONDS
 from runtime.settings import Settings
 from runtime.temporal import connect

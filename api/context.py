@@ -12,7 +12,7 @@ from api.forms import FormCatalog
 from domain.events import IncomingEvent
 from platforms.facebook import FacebookGraphClient
 from platforms.linkedin import LinkedInClient
-from routing.dispatcher import TemporalAvailability
+from runtime.availability import TemporalAvailability
 from runtime.metrics import EVENTS_DUPLICATE, EVENTS_INGESTED, INGEST_UNAVAILABLE
 from runtime.settings import Settings
 from runtime.telemetry import current_trace_carrier

@@ -3,7 +3,7 @@ rollup, for yesterday on a Temporal Schedule, or for any range on demand. Reruns
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -14,6 +14,11 @@ NIGHTLY_SCHEDULE_ID = "journeys-nightly-reports"
 # 02:15 UTC: after the day's events are in, before anyone opens the dashboard.
 NIGHTLY_CRON = "15 2 * * *"
 MAX_RANGE_DAYS = 366
+
+
+def day_start(day: date) -> datetime:
+    """Midnight UTC opening `day`: a report's range [start, end) of days as instants."""
+    return datetime.combine(day, time(0), tzinfo=UTC)
 
 
 def reports_workflow_id(start: date, end: date) -> str:

@@ -3,20 +3,21 @@
 A client subclasses `PlatformClient`, sets `provider`, builds its auth headers and, where the
 platform words its errors its own way, overrides `_error_message` and `_retry_after`. Every
 request goes through `_call`, which takes a token from the shared throttle first (so all workers
-together stay under the platform's limit), turns timeouts and error answers into the classified
-errors of `platforms.errors`, and reports the call's outcome and latency to the observer behind
-integration health.
+together stay under the platform's limit; a slot too far out becomes `RateLimitedError`), turns
+timeouts and error answers into the classified errors of `platforms.errors`, and reports the
+call's outcome and latency to the observer behind integration health.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
-from pydantic import BaseModel
 
+from domain.ledger import LedgerEntry
+from domain.ratelimits import OverRateLimit, Throttle
 from platforms.errors import (
     PermanentPlatformError,
     PlatformError,
@@ -27,36 +28,8 @@ from platforms.errors import (
 )
 
 
-class Throttle(Protocol):
-    """Waits until one more request under `key` fits the platform's limit, shared by all workers.
-
-    Keys are a provider name (`hubspot`) or a finer bucket (`slack:C0123`); a key without a
-    configured limit passes at once. Raises `RateLimitedError` when the wait would be too long to
-    sit through inside an activity, so Temporal retries later instead.
-    """
-
-    async def acquire(self, key: str) -> None: ...
-
-
-class LedgerEntry(BaseModel):
-    status: Literal["pending", "done"]
-    external_id: str | None = None
-
-
-class WriteLedger(Protocol):
-    """Our own record of writes to a platform that cannot be asked cheaply whether a write
-    happened. `pending` before the write, `done` after: a retry that finds `done` answers without
-    a call; one that finds `pending` (the outcome was lost) asks the platform the expensive way."""
-
-    async def recall(self, key: str) -> LedgerEntry | None: ...
-
-    async def pending(self, key: str, provider: str) -> None: ...
-
-    async def done(self, key: str, external_id: str) -> None: ...
-
-
 class MemoryLedger:
-    """A `WriteLedger` in memory: for tests and single-process tools."""
+    """A `domain.ledger.WriteLedger` in memory: for tests and single-process tools."""
 
     def __init__(self) -> None:
         self.entries: dict[str, LedgerEntry] = {}
@@ -121,7 +94,10 @@ class PlatformClient:
         a 409 as "already written" passes a predicate that lets 409 through.
         """
         if self._throttle is not None:
-            await self._throttle.acquire(self._throttle_key(operation))
+            try:
+                await self._throttle.acquire(self._throttle_key(operation))
+            except OverRateLimit as exc:
+                raise RateLimitedError(self.provider, str(exc), retry_after=exc.retry_after) from exc
         url = path if path.startswith(("http://", "https://")) else f"{self._base_url}{path}"
         request = self._http.build_request(
             method,

@@ -54,7 +54,8 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError
 from platforms.ports import AnalyticsEvent, WriteResult
 

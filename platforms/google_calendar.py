@@ -46,7 +46,8 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError, TransientPlatformError
 from platforms.ports import CalendarEvent, WriteResult
 

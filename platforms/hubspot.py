@@ -82,7 +82,8 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import (
     PermanentPlatformError,
     PlatformError,

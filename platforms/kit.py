@@ -69,7 +69,8 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError, parse_retry_after
 from platforms.ports import EmailMessage, Person, SuppressionReason, WriteResult
 

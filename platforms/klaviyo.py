@@ -74,7 +74,8 @@ import httpx
 import phonenumbers
 from pydantic import BaseModel
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.ports import EmailMessage, Person, SuppressionReason, WriteResult
 
 PROVIDER = "klaviyo"

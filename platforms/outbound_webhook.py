@@ -44,8 +44,9 @@ from typing import Any, ClassVar
 
 import httpx
 
+from domain.ratelimits import Throttle
 from domain.signatures import SignatureError, sign_standard_webhook
-from platforms.base import CallObserver, PlatformClient, Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError, parse_retry_after
 from platforms.ports import WebhookDelivery, WriteResult
 

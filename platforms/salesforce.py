@@ -87,7 +87,8 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from platforms.base import CallObserver, PlatformClient, Throttle
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError
 from platforms.ports import Company, Deal, Meeting, Note, Owner, Person, Task, WriteResult
 

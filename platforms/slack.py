@@ -55,7 +55,9 @@ from typing import Any
 
 import httpx
 
-from platforms.base import CallObserver, PlatformClient, Throttle, WriteLedger
+from domain.ledger import WriteLedger
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver, PlatformClient
 from platforms.errors import (
     PermanentPlatformError,
     PlatformError,

@@ -1,12 +1,15 @@
-"""Routes recorded events to their journeys: the outbox dispatcher and Temporal's availability.
+"""Routes recorded events to their journeys: the outbox dispatcher and its listener.
 
-The request path only commits to PostgreSQL, so a 2xx costs one transaction; a trigger on
-`outbox` sends `NOTIFY journeys_outbox` at commit. The dispatcher, in the router process, wakes
-on the notification (and polls once a second as a backstop), claims pending outbox rows (safe
-across replicas: `FOR UPDATE SKIP LOCKED` and a lease), folds the rows for one lead into one
-signal-with-start, and marks them delivered. Rows whose delivery failed are retried after a
-pause; a crash leaves them pending until their lease ends. The workflow dedupes by event id,
-so at-least-once is enough.
+The request path only commits to PostgreSQL, so a 2xx costs one transaction; after the commit the
+API rings `store.ingest.RouterDoorbell`, one `NOTIFY journeys_outbox` for a burst of commits, from
+a connection of its own (a trigger inside the transaction used to send it, and made every commit
+wait for the previous one's WAL flush). The dispatcher, in the router process, wakes on the
+notification (and sweeps once a second for anything a lost ring left behind), claims pending
+outbox rows (safe across replicas: `FOR UPDATE SKIP LOCKED` and a lease), folds the rows for one
+lead into one signal-with-start of `lead-{lead_id}`, and marks them delivered. Rows whose delivery
+failed are retried after a pause; a crash leaves them pending until their lease ends. The workflow
+dedupes by event id, so at-least-once is enough. While Temporal is down
+(`runtime.availability.TemporalAvailability`) nothing is claimed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.lead import EVENTS_SIGNAL, LEAD_WORKFLOW_TYPE, LeadWorkflowInput
 from domain.search_attributes import JOURNEY, LEAD_ID, LIFECYCLE_STAGE
+from runtime.availability import TemporalAvailability
 from runtime.settings import Settings
 from runtime.telemetry import context_from
 from runtime.temporal import connect
@@ -49,51 +53,6 @@ LEASE_SECONDS = 30
 RETRY_PAUSE_SECONDS = 2
 EVENTS_PER_SIGNAL = 100
 UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
-
-
-# A probe that only ran slow (a busy server, a starved process) is not an outage: Temporal is
-# called down after this many slow probes in a row, or at once when the connection is refused.
-SLOW_PROBES_FOR_DOWN = 3
-
-
-class TemporalAvailability:
-    """What the API believes about Temporal; requests are refused with 503 while it is down."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-        self.available = True
-        self.reason = ""
-        self._slow = 0
-
-    def down(self, reason: str) -> None:
-        if self.available:
-            log.warning("Temporal unavailable: %s", reason)
-        self.available, self.reason = False, reason
-
-    async def probe(self) -> bool:
-        try:
-            ok = await asyncio.wait_for(
-                self._client.service_client.check_health(timeout=timedelta(seconds=2)), 2.5
-            )
-        except (TimeoutError, RPCError, RuntimeError, OSError) as exc:
-            slow = isinstance(exc, TimeoutError) or (
-                isinstance(exc, RPCError)
-                and exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
-            )
-            self._slow = self._slow + 1 if slow else SLOW_PROBES_FOR_DOWN
-            if self._slow >= SLOW_PROBES_FOR_DOWN or not self.available:
-                self.down(f"{type(exc).__name__}: {exc}")
-            return self.available
-        self._slow = 0
-        if ok and not self.available:
-            log.info("Temporal available again")
-        self.available, self.reason = bool(ok), "" if ok else "not serving"
-        return self.available
-
-    async def watch(self, every: float = 1.0) -> None:
-        while True:
-            await self.probe()
-            await asyncio.sleep(every)
 
 
 @dataclass

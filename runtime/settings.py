@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from platforms.throttle import DEFAULT_RATE_LIMITS, RateLimit
+from domain.ratelimits import DEFAULT_RATE_LIMITS, RateLimit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     ga4_api_secret: SecretStr = SecretStr("sandbox-ga4-secret")
     # Signs outbound webhooks (Standard Webhooks): `whsec_` and a base64 key.
     outbound_webhook_secret: SecretStr = SecretStr("whsec_c2FuZGJveC1vdXRib3VuZC13ZWJob29rLWtleQ==")
-    # Overrides of platforms.throttle.DEFAULT_RATE_LIMITS, as JSON:
+    # Overrides of domain.ratelimits.DEFAULT_RATE_LIMITS, as JSON:
     # {"hubspot": {"per_second": 19, "burst": 19}} for a portal allowed 190 per 10 s.
     rate_limits: dict[str, RateLimit] = Field(default_factory=dict)
     # A call that would wait longer than this for its slot is retried later by Temporal instead:

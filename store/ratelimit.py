@@ -3,8 +3,8 @@
 One statement reserves a slot: it moves the key's schedule one interval forward from
 max(schedule, now) and returns how far ahead of now it stands. A request whose slot is within the
 burst tolerance goes at once; one a little later sleeps until its slot; one too far out gives its
-slot back and raises `RateLimitedError`, so the activity is retried later by Temporal rather than
-holding a worker slot.
+slot back and raises `domain.ratelimits.OverRateLimit`, which the platform client turns into its
+`RateLimitedError`, so the activity is retried later by Temporal rather than holding a worker slot.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from collections.abc import Mapping
 
 from sqlalchemy import text
 
-from platforms.errors import RateLimitedError
-from platforms.throttle import DEFAULT_RATE_LIMITS, RateLimit, limit_for
+from domain.ratelimits import DEFAULT_RATE_LIMITS, OverRateLimit, RateLimit, limit_for
 from store.db import SessionFactory
 
 _RESERVE = text(
@@ -56,6 +55,6 @@ class PostgresThrottle:
             if wait > self._max_wait:
                 await session.execute(_GIVE_BACK, {"key": key, "interval": limit.interval})
         if wait > self._max_wait:
-            raise RateLimitedError(key.split(":", 1)[0], f"{key}: over the shared limit", retry_after=wait)
+            raise OverRateLimit(key, retry_after=wait)
         if wait > 0:
             await asyncio.sleep(wait)

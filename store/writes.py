@@ -1,10 +1,10 @@
-"""The write ledger in PostgreSQL (see `platforms.base.WriteLedger`)."""
+"""The write ledger in PostgreSQL (see `domain.ledger.WriteLedger`)."""
 
 from __future__ import annotations
 
 from sqlalchemy import text
 
-from platforms.base import LedgerEntry
+from domain.ledger import LedgerEntry
 from store.db import SessionFactory
 
 _RECALL = text("SELECT status, external_id FROM connector_writes WHERE key = :key")

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from platforms.base import CallObserver, Throttle, WriteLedger
+from domain.ledger import WriteLedger
+from domain.ratelimits import Throttle
+from platforms.base import CallObserver
 from platforms.ga4 import GA4Client
 from platforms.google_calendar import GoogleCalendarClient
 from platforms.hubspot import HubSpotClient

@@ -14,7 +14,8 @@ import httpx
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from temporalio.worker import Worker
 
-from platforms.base import Throttle, WriteLedger
+from domain.ledger import WriteLedger
+from domain.ratelimits import Throttle
 from runtime.schedules import ensure_schedules
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing

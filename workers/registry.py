@@ -24,8 +24,9 @@ from activities.notify import NotifyActivities
 from activities.qualify import QualifyActivities
 from activities.reports import ReportActivities
 from domain.accounts import AbmPolicy
+from domain.ledger import WriteLedger
+from domain.ratelimits import Throttle
 from domain.sequences import FrequencyCap
-from platforms.base import Throttle, WriteLedger
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore

@@ -13,11 +13,16 @@ from pydantic import ValidationError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
-from activities.reports import day_start
 from api.context import AppContext, context
 from domain.attribution import MODELS, Model, attribute
 from domain.funnel import funnel
-from domain.reports import MAX_RANGE_DAYS, REPORTS_WORKFLOW_TYPE, ReportsInput, reports_workflow_id
+from domain.reports import (
+    MAX_RANGE_DAYS,
+    REPORTS_WORKFLOW_TYPE,
+    ReportsInput,
+    day_start,
+    reports_workflow_id,
+)
 from store.attribution import AttributionStore, load_spend
 from store.flows import flow_report
 from store.health import daily_health

@@ -8,8 +8,7 @@ import pytest
 
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
-from platforms.errors import RateLimitedError
-from platforms.throttle import RateLimit
+from domain.ratelimits import OverRateLimit, RateLimit
 from store.db import create_engine, session_factory
 from store.ratelimit import PostgresThrottle
 from tests.e2e.test_form_slice import demo_form, lead_state, new_email
@@ -33,7 +32,7 @@ async def test_two_workers_share_one_bucket(stack: DevStack):
 
         strict = PostgresThrottle(sessions, {"test-far": RateLimit(per_second=1)}, max_wait=0.5)
         await strict.acquire("test-far")
-        with pytest.raises(RateLimitedError) as caught:
+        with pytest.raises(OverRateLimit) as caught:
             await asyncio.gather(strict.acquire("test-far"), strict.acquire("test-far"))
         assert caught.value.retry_after > 0.5
         # The slot too far out was given back: a request a second later waits no more than one interval.

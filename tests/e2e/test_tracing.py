@@ -18,7 +18,8 @@ from temporalio.worker import Worker
 
 from api.app import create_app
 from devstack.stack import DevStack
-from routing.dispatcher import OutboxDispatcher, TemporalAvailability
+from routing.dispatcher import OutboxDispatcher
+from runtime.availability import TemporalAvailability
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
 from store.migrate import upgrade

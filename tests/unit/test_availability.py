@@ -6,7 +6,7 @@ from typing import Any
 
 from temporalio.service import RPCError, RPCStatusCode
 
-from routing.dispatcher import SLOW_PROBES_FOR_DOWN, TemporalAvailability
+from runtime.availability import SLOW_PROBES_FOR_DOWN, TemporalAvailability
 
 
 class Health:

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from activities.contacts import personalize
 from domain.connectors import ConnectorStepsInput
-from platforms.errors import RateLimitedError
-from platforms.throttle import LocalThrottle, RateLimit, limit_for
+from domain.ratelimits import OverRateLimit, RateLimit, limit_for
+from platforms.throttle import LocalThrottle
 from store.models import Lead
 
 
@@ -41,7 +41,7 @@ async def test_a_burst_passes_at_once_and_the_rest_keeps_the_rate():
 async def test_a_wait_longer_than_the_limit_is_left_to_temporal():
     throttle = LocalThrottle({"p": RateLimit(per_second=1, burst=1)}, max_wait=0.5)
     await throttle.acquire("p")
-    with pytest.raises(RateLimitedError) as caught:
+    with pytest.raises(OverRateLimit) as caught:
         await throttle.acquire("p")
         await throttle.acquire("p")
     assert caught.value.retry_after > 0.5
