@@ -48,6 +48,8 @@ EMAIL_ENGAGEMENT = frozenset(
     }
 )
 WEB_ACTIVITY = frozenset({EventType.PAGE, EventType.SCREEN})
+# The CRM deal stages that mean the deal was won (HubSpot's `closedwon`, Salesforce's, ours).
+WON_DEAL_STAGES = frozenset({"closedwon", "closed_won", "won"})
 
 # Keys whose values identify a person. They stay in PostgreSQL; what goes to Temporal is stripped.
 PII_KEYS = frozenset(

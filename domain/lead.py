@@ -249,6 +249,9 @@ class LeadWorkflowInput(BaseModel):
     # Present only when the run continues as new: the state and the events not yet handled.
     state: LeadState | None = None
     pending: list[LeadEvent] = Field(default_factory=list)
+    # Continue as new past this many history events even if the server has not suggested it (tests
+    # that cross a run's end; None: when the server suggests).
+    history_limit: int | None = Field(default=None, ge=10)
 
 
 class UpsertContactInput(BaseModel):

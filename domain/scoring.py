@@ -214,6 +214,30 @@ class ScoreBands(_Config):
         return self
 
 
+class EngagementBands(_Config):
+    """What a nurture's branch calls the lead's email engagement: low, medium, high."""
+
+    medium: int = Field(default=30, ge=0)
+    high: int = Field(default=70, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EngagementBands:
+        if self.medium > self.high:
+            raise ValueError(f"medium {self.medium} is above high {self.high}")
+        return self
+
+
+Engagement = Literal["low", "medium", "high"]
+
+
+def engagement_of(bands: EngagementBands, email_engagement: int) -> Engagement:
+    if email_engagement >= bands.high:
+        return "high"
+    if email_engagement >= bands.medium:
+        return "medium"
+    return "low"
+
+
 class ScoringConfig(_Config):
     version: int
     half_life_days: float = Field(ge=0)
@@ -223,6 +247,7 @@ class ScoringConfig(_Config):
     domains: DomainLists = Field(default_factory=DomainLists)
     mql: MqlRule = Field(default_factory=MqlRule)
     bands: ScoreBands = Field(default_factory=ScoreBands)
+    engagement: EngagementBands = Field(default_factory=EngagementBands)
 
     @field_validator("version")
     @classmethod

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from domain.attribution import Credit, Journey, Touchpoint, channel_of
+from domain.events import WON_DEAL_STAGES
 from domain.webhooks import DEAL_AMOUNT_EVENT
 from store.db import SessionFactory
 
@@ -33,7 +34,6 @@ MILESTONE_TYPES = (
     "subscription_started",
     "deal_stage_changed",
 )
-WON_STAGES = ("closedwon", "closed_won", "won")
 
 _EVENTS = text(
     """
@@ -146,7 +146,7 @@ def build_journeys(
                 journey.lead_created_at = at
             won = (
                 event_type == "deal_stage_changed"
-                and str((lead_event.get("properties") or {}).get("stage", "")).lower() in WON_STAGES
+                and str((lead_event.get("properties") or {}).get("stage", "")).lower() in WON_DEAL_STAGES
             )
             if event_type in ("purchase", "subscription_started") or won:
                 if journey.closed_at is None:

@@ -65,6 +65,18 @@ def failure_message(error: ActivityError) -> str:
 async def call(
     activity: str,
     argument: object,
+    result_type: None,
+    summary: str,
+    *,
+    policy: CallPolicy = ...,
+    audit: Audit | None = None,
+) -> Any: ...
+
+
+@overload
+async def call(
+    activity: str,
+    argument: object,
     result_type: type[T],
     summary: str,
     *,
@@ -88,13 +100,14 @@ async def call(
 async def call(
     activity: str,
     argument: object,
-    result_type: type[T],
+    result_type: type[T] | None,
     summary: str,
     *,
     policy: CallPolicy = PLATFORM_WRITE,
     audit: Audit | None = None,
 ) -> T | None:
-    """Runs `activity` with `argument` (None: no argument) under `policy`.
+    """Runs `activity` with `argument` (None: no argument) under `policy`; `result_type` None
+    decodes the result without a type (for an activity whose answer the workflow ignores).
 
     Returns its result; or, when it failed for good and `audit` is given, audits the failure and
     returns None."""

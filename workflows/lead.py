@@ -1,38 +1,36 @@
 """The lead's entity workflow, `lead-{lead_id}`: one per identified lead, for the lead's whole life.
 
-It folds each event it is signalled into its state, keeps the CRM and the email platform in
-step, and continues as new when the server suggests it, so its history stays bounded.
+It only carries out what `domain.reactions` decides: each event is folded in by
+`react_to_event`, each batch (and each message that needs it) settled by `settle`, and the
+effects they return are done by `workflows.lead_effects`. All its state is one `LeadState`, the
+work in waiting included, so continue-as-new carries everything. It continues as new when the
+server suggests it, so its history stays bounded.
+
+A person's stage change (`change_stage`) is validated by the update's validator, then queued for
+the main loop, which settles the lead; the update answers once that is done. So settling never
+runs twice at once, and continue-as-new waits for the answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from domain.events import EventType, LeadEvent
+    from domain import reactions
+    from domain.events import LeadEvent
     from domain.handoff import HANDOFF_OUTCOME_SIGNAL, HandoffOutcome
-    from domain.ids import idempotency_key
     from domain.lead import (
         EVENTS_SIGNAL,
-        IDENTIFYING,
         LEAD_STATE_QUERY,
         LEAD_WORKFLOW_TYPE,
         MERGED_SIGNAL,
-        EnrollWelcomeInput,
-        EnrollWelcomeResult,
         EventsRecorded,
         LeadMerged,
         LeadState,
         LeadWorkflowInput,
-        LifecycleStage,
-        UpsertContactInput,
-        UpsertContactResult,
         can_move,
     )
     from domain.nurture import NURTURE_ENDED_SIGNAL, NurtureEnded
@@ -41,9 +39,12 @@ with workflow.unsafe.imports_passed_through():
         ENROLL_SIGNAL,
         RELOAD_RULES_SIGNAL,
         EnrollRequest,
+        LeadFacts,
+        LeadFactsInput,
         StageChangeRequest,
         StageChangeResult,
     )
+    from domain.scoring import ScoringConfig
     from domain.search_attributes import (
         ACCOUNT_ID,
         EMAIL_HASH,
@@ -53,26 +54,9 @@ with workflow.unsafe.imports_passed_through():
         LIFECYCLE_STAGE,
     )
     from workflows import metrics
-    from workflows.policies import PLATFORM_CALL_TIMEOUT, PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
-    from workflows.qualify import Qualifier
-
-T = TypeVar("T")
-
-# Runs recorded before memos existed replay without them.
-MEMO_PATCH = "memo-v1"
-
-
-def _platform_call(activity: str, argument: object, result_type: type[T], summary: str) -> Awaitable[T]:
-    """An activity that writes to a platform: retried through outages, typed failures not retried."""
-    return workflow.execute_activity(
-        activity,
-        argument,
-        result_type=result_type,
-        start_to_close_timeout=PLATFORM_CALL_TIMEOUT,
-        schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-        retry_policy=PLATFORM_RETRY,
-        summary=summary,
-    )
+    from workflows.calls import LOCAL_LOOKUP, LOOKUP, call
+    from workflows.lead_effects import LeadEffects
+    from workflows.lead_patches import LeadPatches
 
 
 @workflow.defn(name=LEAD_WORKFLOW_TYPE)
@@ -80,34 +64,45 @@ class LeadWorkflow:
     @workflow.init
     def __init__(self, input: LeadWorkflowInput) -> None:
         self._state = input.state or LeadState(lead_id=input.lead_id, email_hash=input.email_hash)
-        self._pending: list[LeadEvent] = list(input.pending)
+        self._events: list[LeadEvent] = list(input.pending)
         self._merged: LeadMerged | None = None
-        self._qualifier = Qualifier(self._state)
+        self._rules_loaded: ScoringConfig | None = None
+        self._patches = LeadPatches()
+        self._effects = LeadEffects(self._state, self._patches, self._rules, self._upsert_search_attributes)
+        # Stage changes waiting for the main loop, and their answers, by update id. Empty whenever
+        # all handlers have finished, so continue-as-new never has one to carry.
+        self._stage_requests: list[tuple[str, StageChangeRequest]] = []
+        self._stage_results: dict[str, StageChangeResult] = {}
         # The stage last counted in the metrics (a run carried over continues from its stage).
         self._metered_stage = self._state.stage
-        self._memos = False
+        self._history_limit = input.history_limit
 
     @workflow.run
     async def run(self, input: LeadWorkflowInput) -> LeadState:
-        # Decided at the start of the run: a patch first met inside an update handler (a person's
-        # stage change) does not replay in place.
-        self._memos = workflow.patched(MEMO_PATCH)
+        # Every patch is decided here, at the start of the run (runs from before EFFECTS_PATCH decide
+        # some where first needed, as they were recorded).
+        self._patches.effects  # noqa: B018 (decides the patch; its marker goes first)
+        self._patches.memos  # noqa: B018
         self._upsert_search_attributes()
-        self._qualifier.start()
+        self._patches.decide_at_start()
         while True:
             await workflow.wait_condition(
                 lambda: (
-                    bool(self._pending)
-                    or self._qualifier.has_work()
+                    bool(self._events)
+                    or bool(self._stage_requests)
+                    or reactions.has_work(self._state, self._patches)
                     or self._merged is not None
-                    or workflow.info().is_continue_as_new_suggested()
+                    or self._continue_as_new_due()
                 )
             )
-            while self._pending:
-                await self._handle(self._pending.pop(0))
-                if not self._pending and await self._qualifier.settle():
+            while self._events:
+                await self._take(self._events.pop(0))
+                if not self._events and await self._settle():
                     self._upsert_search_attributes()
-            if self._qualifier.has_work() and await self._qualifier.settle():
+            while self._stage_requests:
+                update_id, request = self._stage_requests.pop(0)
+                self._stage_results[update_id] = await self._change_stage(request)
+            if reactions.has_work(self._state, self._patches) and await self._settle():
                 self._upsert_search_attributes()
             if self._merged is not None:
                 # The lead lives on under its other id; this run ends with what it knew.
@@ -115,16 +110,28 @@ class LeadWorkflow:
                 workflow.set_current_details(f"Merged into lead `{self._merged.into_lead_id}`")
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 return self._state
-            if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+            if self._continue_as_new_due():
+                # A stage change that arrives now is carried out first: its update waits for it.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or bool(self._stage_requests)
+                )
+                if self._stage_requests:
+                    continue
                 workflow.continue_as_new(
                     LeadWorkflowInput(
                         lead_id=self._state.lead_id,
                         email_hash=self._state.email_hash,
                         state=self._state,
-                        pending=self._pending,
+                        pending=self._events,
+                        history_limit=self._history_limit,
                     )
                 )
+
+    def _continue_as_new_due(self) -> bool:
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        return self._history_limit is not None and info.get_current_history_length() > self._history_limit
 
     @workflow.signal(name=EVENTS_SIGNAL)
     def events(self, recorded: EventsRecorded) -> None:
@@ -134,7 +141,7 @@ class LeadWorkflow:
             if self._state.has_seen(event.event_id):
                 continue
             self._state.remember(event.event_id)
-            self._pending.append(event)
+            self._events.append(event)
 
     @workflow.signal(name=MERGED_SIGNAL)
     def merged_into(self, merged: LeadMerged) -> None:
@@ -142,42 +149,34 @@ class LeadWorkflow:
 
     @workflow.signal(name=NURTURE_ENDED_SIGNAL)
     def nurture_ended(self, ended: NurtureEnded) -> None:
-        self._qualifier.nurture_ended(ended)
+        reactions.record_nurture_ended(self._state, ended, workflow.now())
 
     @workflow.signal(name=ENROLL_SIGNAL)
     def enroll(self, request: EnrollRequest) -> None:
         """Enroll by hand, or (`restart`) move the lead onto the sequence's latest version."""
-        self._qualifier.enroll(request)
+        reactions.request_enrollment(self._state, request)
 
     @workflow.signal(name=HANDOFF_OUTCOME_SIGNAL)
     def handoff_outcome(self, outcome: HandoffOutcome) -> None:
         """The rep accepted the hand-off: the lead becomes an SQL."""
-        self._qualifier.handoff_outcome(outcome)
+        reactions.record_handoff_outcome(self._state, outcome)
 
     @workflow.signal(name=RELOAD_RULES_SIGNAL)
     def reload_rules(self) -> None:
         """Marketing ops changed the scoring file: the next event is scored by the new rules."""
-        self._qualifier.reload_rules()
+        self._rules_loaded = None
 
     @workflow.update(name=CHANGE_STAGE_UPDATE)
     async def change_stage(self, request: StageChangeRequest) -> StageChangeResult:
         """A person moves the lead: sales accepts (SQL), disqualifies, or recycles it."""
-        previous = self._state.stage
-        changed = self._state.move_to(
-            request.stage, f"{request.reason} (by {request.by})", workflow.now(), explicit=True
-        )
-        if changed:
-            self._upsert_search_attributes()
-            self._qualifier.stage_changed()
-            if request.stage in (
-                LifecycleStage.RECYCLED,
-                LifecycleStage.DISQUALIFIED,
-                LifecycleStage.CUSTOMER,
-                LifecycleStage.SQL,
-            ):
-                await self._qualifier.close_handoff(f"lead moved to {request.stage.value} by {request.by}")
-            await self._qualifier.settle()
-        return StageChangeResult(stage=self._state.stage, previous=previous, changed=changed)
+        if not self._patches.effects:
+            # Runs recorded before the main loop carried stage changes out: as they were recorded.
+            return await self._change_stage(request)
+        update = workflow.current_update_info()
+        assert update is not None
+        self._stage_requests.append((update.id, request))
+        await workflow.wait_condition(lambda: update.id in self._stage_results)
+        return self._stage_results.pop(update.id)
 
     @change_stage.validator
     def _validate_stage_change(self, request: StageChangeRequest) -> None:
@@ -188,76 +187,63 @@ class LeadWorkflow:
     def state(self) -> LeadState:
         return self._state
 
-    async def _handle(self, event: LeadEvent) -> None:
+    async def _rules(self) -> ScoringConfig:
+        if self._rules_loaded is None:
+            self._rules_loaded = await call(
+                "scoring.config", None, ScoringConfig, "Load the scoring rules", policy=LOCAL_LOOKUP
+            )
+        return self._rules_loaded
+
+    async def _take(self, event: LeadEvent) -> None:
         state = self._state
-        state.fold(event)
-        changed = False
-        if event.email_hash and event.email_hash != state.email_hash:
-            state.email_hash = event.email_hash
-            changed = True
-        became_lead = event.type in IDENTIFYING and state.move_to(
-            LifecycleStage.LEAD, f"{event.type.value} ({event.form_id or event.source})", event.occurred_at
-        )
-        changed = changed or became_lead
-        stage_before = state.stage
-        await self._qualifier.on_event(event, became_lead=became_lead)
-        changed = changed or state.stage is not stage_before
-        if changed or event.type is EventType.GROUP:
-            self._upsert_search_attributes()
-        if event.type is EventType.FORM_SUBMITTED and event.submission_id:
-            await self._sync_form(event)
+        rules = await self._rules() if self._patches.qualify else None
+        effects = reactions.react_to_event(state, event, rules, self._patches, workflow.now())
+        await self._effects.carry_out(effects)
         workflow.set_current_details(
             f"Stage **{state.stage.value}**; waiting for the lead's next event "
             f"({state.activity.page_views} page views in {state.activity.sessions} sessions, "
             f"{state.activity.forms_submitted} forms)"
         )
 
-    async def _sync_form(self, form: LeadEvent) -> None:
-        assert form.submission_id is not None
-        state = self._state
-        workflow.set_current_details(f"Syncing form `{form.form_id}` to the CRM and the email platform")
-        workflow_id = workflow.info().workflow_id
-        crm_call = _platform_call(
-            "crm.upsert_contact",
-            UpsertContactInput(
-                lead_id=state.lead_id,
-                submission_id=form.submission_id,
-                lifecycle_stage=state.stage,
-                idempotency_key=idempotency_key(workflow_id, "form", form.submission_id, "crm-upsert"),
-            ),
-            UpsertContactResult,
-            "Upsert the contact in the CRM",
-        )
-        email_call = _platform_call(
-            "email.enroll_welcome",
-            EnrollWelcomeInput(
-                lead_id=state.lead_id,
-                submission_id=form.submission_id,
-                list_id=form.welcome_list,
-                idempotency_key=idempotency_key(workflow_id, "form", form.submission_id, "welcome"),
-            ),
-            EnrollWelcomeResult,
-            "Enroll in the email platform's welcome flow",
-        )
-        crm_result, email_result = await asyncio.gather(crm_call, email_call, return_exceptions=True)
-        if isinstance(crm_result, UpsertContactResult):
-            state.crm_contact_id = crm_result.contact_id
-        else:
-            self._record_failure("crm.upsert_contact", crm_result)
-        if isinstance(email_result, EnrollWelcomeResult):
-            state.email_profile_id = email_result.profile_id
-            state.welcome_enrolled = state.welcome_enrolled or email_result.enrolled
-            state.welcome_skipped_reason = email_result.skipped_reason
-        else:
-            self._record_failure("email.enroll_welcome", email_result)
+    async def _settle(self) -> bool:
+        """After a batch of events or a message: facts, then the decisions, then their effects.
 
-    def _record_failure(self, step: str, error: object) -> None:
-        if not isinstance(error, ActivityError):
-            # Not a platform failure: a bug. Fail the task so it retries once the code is fixed.
-            raise error if isinstance(error, BaseException) else TypeError(repr(error))
-        cause = error.cause or error
-        workflow.logger.warning("%s gave up: %s", step, cause)
-        self._state.record_failure(step, str(cause), workflow.now())
+        Returns whether the stage or score changed (for the search attributes)."""
+        if not self._patches.qualify:
+            return False
+        state = self._state
+        rules = await self._rules()
+        if reactions.facts_needed(state):
+            reactions.facts_fetched(state)
+            facts = await call(
+                "leads.facts",
+                LeadFactsInput(lead_id=state.lead_id),
+                LeadFacts,
+                "Firmographic fit and time zone",
+                policy=LOOKUP,
+                audit=self._effects.audit,
+            )
+            if facts is not None:
+                reactions.apply_facts(state, facts)
+        settlement = reactions.settle(state, rules, self._patches, workflow.now())
+        await self._effects.carry_out(settlement.effects)
+        return settlement.changed
+
+    async def _change_stage(self, request: StageChangeRequest) -> StageChangeResult:
+        state = self._state
+        previous = state.stage
+        changed = state.move_to(
+            request.stage, f"{request.reason} (by {request.by})", workflow.now(), explicit=True
+        )
+        if changed:
+            self._upsert_search_attributes()
+            reactions.stage_changed_by_hand(state)
+            if request.stage in reactions.HANDOFF_ENDING_STAGES:
+                await self._effects.carry_out(
+                    [reactions.CloseHandoff(reason=f"lead moved to {request.stage.value} by {request.by}")]
+                )
+            await self._settle()
+        return StageChangeResult(stage=state.stage, previous=previous, changed=changed)
 
     def _upsert_search_attributes(self) -> None:
         updates: list[SearchAttributeUpdate[Any]] = [
@@ -274,7 +260,7 @@ class LeadWorkflow:
         if self._state.stage is not self._metered_stage:
             self._metered_stage = self._state.stage
             metrics.stage_reached(self._state.stage.value)
-            if self._memos:
+            if self._patches.memos:
                 workflow.upsert_memo(self._memo())
 
     def _memo(self) -> dict[str, Any]:
