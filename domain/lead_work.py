@@ -8,6 +8,8 @@ so a flood of messages cannot grow the state (and the history) without limit.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from domain.customers import CustomerEvent, ReferralReport
@@ -22,7 +24,7 @@ PENDING_KEPT = 100
 EXPOSURES_KEPT = 20
 
 
-def keep_last(items: list, limit: int = PENDING_KEPT) -> None:  # type: ignore[type-arg]
+def keep_last(items: list[Any], limit: int = PENDING_KEPT) -> None:
     del items[:-limit]
 
 
