@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager, suppress
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import Authenticator, KeyGate
 from api.context import UNAVAILABLE_RETRY_AFTER, AppContext
+from api.cors import SiteCors
 from api.forms import FormCatalog
 from api.funnel import count_journeys
 from api.limits import RequestSizeLimit
@@ -194,14 +194,8 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
 
     app.add_middleware(KeyGate)
     app.add_middleware(RequestSizeLimit)
-    # The Temporal UI calls the codec endpoint from the browser.
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=[settings.temporal_ui_origin],
-        allow_methods=["POST"],
-        allow_headers=["Content-Type", "Authorization", "X-Namespace"],
-        allow_credentials=True,
-    )
+    # The sites of the browser keys on the paths a page may call; the Temporal UI on the codec.
+    app.add_middleware(SiteCors, temporal_ui_origin=settings.temporal_ui_origin)
 
     app.add_middleware(ServerTiming)
 

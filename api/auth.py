@@ -1,24 +1,54 @@
-"""Who is calling: the dev admin key from env, or a stored key (ingest or admin), with a rate limit."""
+"""Who is calling: the dev admin key from env, or a stored key (browser, ingest or admin), with rate
+limits per key and, for browser keys, per client IP.
+
+The API holds the table of keys in force (refreshed every few seconds), so a key it does not know
+costs no database lookup: a flood of made-up keys is answered from memory.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
-from store.keys import KeyStore
+from domain.browser import normalize_origin
+from store.keys import KeyRecord, KeyStore, hash_key
 
+# How old the key table may be: a revoke takes effect within this on every API process.
 CACHE_SECONDS = 5.0
+# A key the table does not hold is looked up once (a key made a moment ago on another API
+# process works at once), then remembered as unknown until the next reload; and such look-ups
+# are budgeted, so a flood of made-up keys costs at most this many queries a second.
+MISSES_LOOKED_UP_PER_SECOND = 20.0
+MAX_UNKNOWN_KEPT = 100_000
 UNKNOWN_KEY = (
     "missing or unknown API key: send `Authorization: Bearer <key>` (Segment clients: the key as write key)"
 )
+# Browser keys: how many requests a second one client IP may make with one key, unless the key says.
+DEFAULT_RATE_PER_IP = 10.0
+# Requests that carry their key only in the body (sendBeacon) are limited per client IP before
+# the body is read, whichever key they turn out to carry.
+UNKEYED_RATE_PER_IP = 20.0
+MAX_BUCKETS = 50_000
+# Each scope may do what the ones before it may.
+_RANK = {"browser": 0, "ingest": 1, "admin": 2}
+KEY_TABLE_LOADS = Counter(
+    "journeys_api_key_table_loads", "Reads of the key table by this API process (unknown keys cost none)"
+)
+KEY_LOOKUPS = Counter(
+    "journeys_api_key_lookups", "Look-ups of one key the key table did not hold (unknown keys cost one each)"
+)
+# Set in the request's scope once its key's limits were taken, so they are taken once.
+LIMITED = "journeys.limited"
 
 
 @dataclass(frozen=True)
@@ -26,9 +56,25 @@ class Principal:
     key_id: str
     scope: str
     rate_per_second: float
+    origins: frozenset[str] = field(default_factory=frozenset)
+    rate_per_ip: float | None = None
 
     def allows(self, scope: str) -> bool:
-        return self.scope == "admin" or self.scope == scope
+        return _RANK.get(self.scope, -1) >= _RANK[scope]
+
+    @property
+    def is_browser(self) -> bool:
+        return self.scope == "browser"
+
+
+def _principal(record: KeyRecord) -> Principal:
+    return Principal(
+        record.key_id,
+        record.scope,
+        record.rate_per_second,
+        frozenset(record.origins),
+        record.rate_per_ip,
+    )
 
 
 class TokenBucket:
@@ -48,6 +94,9 @@ class TokenBucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
+    def idle(self, now: float) -> bool:
+        return self.tokens + (now - self.updated) * self.rate >= self.capacity
+
 
 def credentials_from(request: Request) -> str | None:
     """`Authorization: Bearer <key>`, or Segment's `Basic base64(<write key>:)`, or `?key=` for webhooks."""
@@ -65,31 +114,108 @@ def credentials_from(request: Request) -> str | None:
     return request.query_params.get("key") or None
 
 
+def client_ip(request: Request) -> str:
+    # uvicorn puts the proxy's X-Forwarded-For here when the proxy is trusted (FORWARDED_ALLOW_IPS).
+    return request.client.host if request.client else "unknown"
+
+
+def _too_many(detail: str, wait: float) -> HTTPException:
+    retry_after = str(max(1, math.ceil(wait)))
+    return HTTPException(status_code=429, detail=detail, headers={"Retry-After": retry_after})
+
+
 class Authenticator:
     def __init__(self, keys: KeyStore, admin_key: str, admin_rate: float = 10_000.0) -> None:
         self._keys = keys
         self._admin_key = admin_key
         self._admin = Principal("dev-admin", "admin", admin_rate)
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        self._table: dict[str, Principal] = {}
+        self._origins: frozenset[str] = frozenset()
+        self._loaded_at = -math.inf
+        self._loading = asyncio.Lock()
+        self._unknown: set[str] = set()
+        self._miss_budget = TokenBucket(MISSES_LOOKED_UP_PER_SECOND)
+        self._buckets: dict[Any, TokenBucket] = {}
+
+    async def _reload(self, older_than: float) -> None:
+        async with self._loading:
+            if time.monotonic() - self._loaded_at < older_than:
+                return  # another request reloaded it meanwhile
+            records = await self._keys.active()
+            self._table = {digest: _principal(record) for digest, record in records.items()}
+            self._origins = frozenset(o for p in self._table.values() if p.is_browser for o in p.origins)
+            self._unknown.clear()
+            self._loaded_at = time.monotonic()
+            KEY_TABLE_LOADS.inc()
+
+    async def _fresh(self) -> None:
+        if time.monotonic() - self._loaded_at >= CACHE_SECONDS:
+            await self._reload(CACHE_SECONDS)
 
     async def principal(self, clear: str | None) -> Principal | None:
         if not clear:
             return None
         if secrets.compare_digest(clear.encode(), self._admin_key.encode()):
             return self._admin
-        cached = self._cache.get(clear)
-        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
-            return cached[1]
+        await self._fresh()
+        digest = hash_key(clear)
+        found = self._table.get(digest)
+        if found is not None or digest in self._unknown or self._miss_budget.take() > 0:
+            return found
+        KEY_LOOKUPS.inc()
         record = await self._keys.find(clear)
-        principal = Principal(record.key_id, record.scope, record.rate_per_second) if record else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[clear] = (time.monotonic(), principal)
-        return principal
+        if record is None:
+            if len(self._unknown) >= MAX_UNKNOWN_KEPT:
+                self._unknown.clear()
+            self._unknown.add(digest)
+            return None
+        found = self._table[digest] = _principal(record)
+        return found
+
+    async def browser_origins(self) -> frozenset[str]:
+        """Every origin some browser key in force is for: what a CORS preflight, which carries no
+        key, can be answered for."""
+        await self._fresh()
+        return self._origins
 
     def forget(self) -> None:
-        self._cache.clear()
+        """The next request rereads the key table (after a key is made or revoked here)."""
+        self._loaded_at = -math.inf
+
+    def _bucket(self, key: Any, rate: float) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rate != rate:
+            if len(self._buckets) >= MAX_BUCKETS:
+                now = time.monotonic()
+                self._buckets = {k: b for k, b in self._buckets.items() if not b.idle(now)}
+                if len(self._buckets) >= MAX_BUCKETS:
+                    self._buckets.clear()
+            bucket = self._buckets[key] = TokenBucket(rate)
+        return bucket
+
+    def limit_unkeyed(self, request: Request) -> None:
+        """A request whose key is in its body: its client IP's share, before the body is read."""
+        wait = self._bucket(("unkeyed", client_ip(request)), UNKEYED_RATE_PER_IP).take()
+        if wait > 0:
+            rate = UNKEYED_RATE_PER_IP
+            raise _too_many(f"rate limit of {rate:g} requests/s for this client exceeded", wait)
+
+    def admit(self, request: Request, principal: Principal) -> None:
+        """A browser key's origin, then the key's rate limit and (browser keys) its client IP's."""
+        if principal.is_browser:
+            check_origin(request, principal)
+        if request.scope.get(LIMITED) == principal.key_id:
+            return
+        request.scope[LIMITED] = principal.key_id
+        if principal.is_browser:
+            rate = principal.rate_per_ip or DEFAULT_RATE_PER_IP
+            wait = self._bucket((principal.key_id, client_ip(request)), rate).take()
+            if wait > 0:
+                raise _too_many(f"rate limit of {rate:g} requests/s per client for this key exceeded", wait)
+        wait = self._bucket(principal.key_id, principal.rate_per_second).take()
+        if wait > 0:
+            rate = principal.rate_per_second
+            raise _too_many(f"rate limit of {rate:g} requests/s for this key exceeded", wait)
 
     async def require(self, request: Request, scope: str, clear: str | None = None) -> Principal:
         principal = await self.principal(clear if clear is not None else credentials_from(request))
@@ -100,44 +226,87 @@ class Authenticator:
                 headers={"WWW-Authenticate": 'Bearer, Basic realm="journeys"'},
             )
         if not principal.allows(scope):
-            raise HTTPException(
-                status_code=403,
-                detail=f"this key's scope is `{principal.scope}`; this endpoint needs `{scope}`",
-            )
-        bucket = self._buckets.get(principal.key_id)
-        if bucket is None or bucket.rate != principal.rate_per_second:
-            bucket = self._buckets[principal.key_id] = TokenBucket(principal.rate_per_second)
-        wait = bucket.take()
-        if wait > 0:
-            raise HTTPException(
-                status_code=429,
-                detail=f"rate limit of {principal.rate_per_second:g} requests/s for this key exceeded",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+            raise HTTPException(status_code=403, detail=_scope_refusal(principal.scope, scope))
+        self.admit(request, principal)
         return principal
 
 
-# Paths that check their own access (the codec's token paths), or need none.
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/redoc", "/dashboard", "/codec/")
+def _scope_refusal(has: str, needs: str) -> str:
+    if has == "browser":
+        return (
+            "this key's scope is `browser`: it sends page views, identifies, the site's own events "
+            f"and forms only; this endpoint needs `{needs}`"
+        )
+    return f"this key's scope is `{has}`; this endpoint needs `{needs}`"
+
+
+def check_origin(request: Request, principal: Principal) -> None:
+    """A browser key works only from the pages of its own sites: browsers send `Origin` on every
+    POST and cross-origin GET, and a page cannot forge it."""
+    raw = request.headers.get("origin")
+    if not raw:
+        raise HTTPException(
+            status_code=403,
+            detail="a browser key is used from a web page of its sites: this request has no Origin",
+        )
+    try:
+        origin = normalize_origin(raw)
+    except ValueError:
+        origin = None
+    if origin is None or origin not in principal.origins:
+        raise HTTPException(
+            status_code=403,
+            detail=f"origin {raw[:200]!r} may not use this browser key (add it to the key's origins); "
+            "nothing was recorded",
+        )
+
+
+# Paths that check their own access (the codec's token paths, the form script), or need none.
+OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/redoc", "/dashboard", "/codec/", "/js/")
+# Segment's paths: its HTTP API's, and the analytics.js per-call ones (the call type's first
+# letter; `b` for a batch).
+SEGMENT_KINDS = {
+    "identify": "identify",
+    "track": "track",
+    "page": "page",
+    "screen": "screen",
+    "group": "group",
+    "alias": "alias",
+    "i": "identify",
+    "t": "track",
+    "p": "page",
+    "s": "screen",
+    "g": "group",
+    "a": "alias",
+}
+SEGMENT_BATCH_PATHS = frozenset({"/v1/batch", "/v1/b"})
 # Segment's API also takes the write key in the body, read only once the route has parsed it.
-BODY_KEY_PATHS = frozenset(
-    f"/v1/{kind}" for kind in ("identify", "track", "page", "screen", "group", "alias", "batch")
-)
+BODY_KEY_PATHS = frozenset({f"/v1/{kind}" for kind in SEGMENT_KINDS} | SEGMENT_BATCH_PATHS)
+FORMS_PREFIX = "/v1/forms/"
+WEBHOOKS_PREFIX = "/v1/webhooks/"
 
 
-# What an ingest key may call; every other path needs an admin key.
-INGEST_PATH_PREFIXES = ("/v1/forms/", "/v1/webhooks/")
+def is_browser_path(path: str) -> bool:
+    """What a page may call: Segment's paths and the forms'."""
+    return path in BODY_KEY_PATHS or path.startswith(FORMS_PREFIX)
 
 
 def scope_for(path: str) -> str:
-    return "ingest" if path in BODY_KEY_PATHS or path.startswith(INGEST_PATH_PREFIXES) else "admin"
+    if is_browser_path(path):
+        return "browser"
+    return "ingest" if path.startswith(WEBHOOKS_PREFIX) else "admin"
+
+
+async def _answer(scope: Any, receive: Any, send: Any, exc: HTTPException) -> None:
+    response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    await response(scope, receive, send)
 
 
 class KeyGate:
-    """Refuses a request without a known key, or with a key of too narrow a scope, before anything
-    reads or validates it, so such a caller learns nothing about the API's inputs. Each route's
-    `require` still checks its scope and the key's rate limit (finding the key in the cache this
-    lookup filled)."""
+    """Refuses a request without a known key, or with a key of too narrow a scope, from the wrong
+    origin or over its rate limits, before anything reads or validates it, so such a caller learns
+    nothing about the API's inputs and a large body costs nothing to refuse. Each route's `require`
+    still checks its scope (finding the key in the table this lookup filled)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -147,31 +316,37 @@ class KeyGate:
         if scope["type"] != "http" or path.startswith(OPEN_PATHS) or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        clear = credentials_from(Request(scope))
+        context = getattr(scope["app"].state, "ctx", None)
+        request = Request(scope)
+        clear = credentials_from(request)
         if clear is None and path in BODY_KEY_PATHS:
+            if context is not None:
+                try:
+                    context.auth.limit_unkeyed(request)
+                except HTTPException as exc:
+                    await _answer(scope, receive, send, exc)
+                    return
             await self.app(scope, receive, send)
             return
-        context = getattr(scope["app"].state, "ctx", None)
         if context is not None:
             try:
                 principal = await context.auth.principal(clear)
             except Exception:
                 # A key store that cannot answer (PostgreSQL down): the route answers 503.
-                principal = Principal("unknown", "admin", 0.0)
-            needed = scope_for(path)
-            if principal is not None and not principal.allows(needed):
-                response = JSONResponse(
-                    {"detail": f"this key's scope is `{principal.scope}`; this endpoint needs `{needed}`"},
-                    status_code=403,
-                )
-                await response(scope, receive, send)
+                await self.app(scope, receive, send)
                 return
-            if principal is None:
-                response = JSONResponse(
-                    {"detail": UNKNOWN_KEY},
-                    status_code=401,
-                    headers={"WWW-Authenticate": 'Bearer, Basic realm="journeys"'},
-                )
-                await response(scope, receive, send)
+            needed = scope_for(path)
+            try:
+                if principal is None:
+                    raise HTTPException(
+                        status_code=401,
+                        detail=UNKNOWN_KEY,
+                        headers={"WWW-Authenticate": 'Bearer, Basic realm="journeys"'},
+                    )
+                if not principal.allows(needed):
+                    raise HTTPException(status_code=403, detail=_scope_refusal(principal.scope, needed))
+                context.auth.admit(request, principal)
+            except HTTPException as exc:
+                await _answer(scope, receive, send, exc)
                 return
         await self.app(scope, receive, send)

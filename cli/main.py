@@ -167,6 +167,7 @@ def cmd_register_search_attributes(settings: Settings) -> int:
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.browser import normalize_origins
     from store.db import create_engine, session_factory
     from store.keys import KeyStore
 
@@ -175,14 +176,24 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
         keys = KeyStore(session_factory(engine))
         try:
             if args.action == "create":
-                record, clear = await keys.create(args.name, args.scope, args.rate)
+                try:
+                    origins = normalize_origins(args.origin or [])
+                    record, clear = await keys.create(
+                        args.name, args.scope, args.rate, origins=origins, rate_per_ip=args.rate_per_ip
+                    )
+                except ValueError as exc:
+                    print(f"journeys keys create: {exc}", file=sys.stderr)
+                    return 2
                 print(f"created {record.scope} key {record.key_id} ({record.name}); shown once, keep it:")
                 print(clear)
+                if record.origins:
+                    print("for pages of: " + ", ".join(record.origins))
             elif args.action == "list":
                 for record in await keys.list():
                     state = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
                     rate = f"{record.rate_per_second:>8g}/s"
-                    print(f"{record.key_id}  {record.scope:<6}  {rate}  {state:<18}  {record.name}")
+                    sites = f"  [{', '.join(record.origins)}]" if record.origins else ""
+                    print(f"{record.key_id}  {record.scope:<7}  {rate}  {state:<18}  {record.name}{sites}")
             elif not await keys.revoke(args.key_id):
                 print(f"no active key {args.key_id}", file=sys.stderr)
                 return 1
@@ -429,8 +440,22 @@ def main(argv: list[str] | None = None) -> int:
     key_actions = keys.add_subparsers(dest="action", required=True)
     create = key_actions.add_parser("create", help="create a key; prints it once")
     create.add_argument("--name", required=True)
-    create.add_argument("--scope", choices=["ingest", "admin"], default="ingest")
+    create.add_argument(
+        "--scope",
+        choices=["browser", "ingest", "admin"],
+        default="ingest",
+        help="browser: a public key for web pages, bound to --origin; ingest: a server's; admin: all",
+    )
     create.add_argument("--rate", type=float, default=100.0, help="requests per second allowed")
+    create.add_argument(
+        "--origin",
+        action="append",
+        help="browser keys: a site origin whose pages may use the key (repeat for each), "
+        "e.g. https://www.example.com",
+    )
+    create.add_argument(
+        "--rate-per-ip", type=float, help="browser keys: requests per second per client IP (default 10)"
+    )
     key_actions.add_parser("list", help="list keys")
     revoke = key_actions.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")

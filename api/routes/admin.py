@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api.context import AppContext, context
+from domain.browser import MAX_ORIGINS, normalize_origins
 from store.keys import KeyRecord
 
 router = APIRouter(tags=["admin"])
@@ -13,8 +14,35 @@ router = APIRouter(tags=["admin"])
 
 class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=255, examples=["website tracking"])
-    scope: Literal["ingest", "admin"] = "ingest"
+    scope: Literal["browser", "ingest", "admin"] = Field(
+        "ingest",
+        description="`browser`: a public key for web pages (page views, identify, the site's own "
+        "events, forms), bound to `origins`; `ingest`: a server's key for every event and webhook; "
+        "`admin`: everything",
+    )
     rate_per_second: float = Field(100.0, gt=0, le=100_000)
+    origins: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_ORIGINS,
+        description="browser keys: the site origins (scheme://host[:port]) whose pages may use the key",
+        examples=[["https://www.example.com"]],
+    )
+    rate_per_ip: float | None = Field(
+        None, gt=0, le=100_000, description="browser keys: requests a second per client IP (default 10)"
+    )
+
+    @field_validator("origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        return normalize_origins(value)
+
+    @model_validator(mode="after")
+    def _browser_fields(self) -> NewKey:
+        if self.scope == "browser" and not self.origins:
+            raise ValueError("a browser key needs `origins`: the sites whose pages may use it")
+        if self.scope != "browser" and (self.origins or self.rate_per_ip is not None):
+            raise ValueError("`origins` and `rate_per_ip` are for browser keys only")
+        return self
 
 
 def _view(record: KeyRecord) -> dict[str, Any]:
@@ -23,6 +51,8 @@ def _view(record: KeyRecord) -> dict[str, Any]:
         "name": record.name,
         "scope": record.scope,
         "rate_per_second": record.rate_per_second,
+        "origins": list(record.origins),
+        "rate_per_ip": record.rate_per_ip,
         "created_at": record.created_at.isoformat() if record.created_at else None,
         "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
     }
@@ -41,6 +71,8 @@ def _view(record: KeyRecord) -> dict[str, Any]:
                         "name": "website tracking",
                         "scope": "ingest",
                         "rate_per_second": 100,
+                        "origins": [],
+                        "rate_per_ip": None,
                         "key": "jrn_ingest_3f9a1c2b4d5e_...",
                     }
                 }
@@ -50,7 +82,10 @@ def _view(record: KeyRecord) -> dict[str, Any]:
 )
 async def create_key(body: NewKey, request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
     await ctx.auth.require(request, "admin")
-    record, clear = await ctx.keys.create(body.name, body.scope, body.rate_per_second)
+    record, clear = await ctx.keys.create(
+        body.name, body.scope, body.rate_per_second, origins=body.origins, rate_per_ip=body.rate_per_ip
+    )
+    ctx.auth.forget()  # usable at once on this process (within a second on the others)
     return {**_view(record), "key": clear}
 
 

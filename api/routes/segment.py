@@ -1,9 +1,16 @@
 """Segment's HTTP Tracking API, so that an unmodified Segment library can send here.
 
 Auth as Segment's: Basic with the write key as user name and an empty password, or `writeKey`
-in the body; an ingest key (or the admin key) is the write key. Answers as Segment's do:
-200 `{"success": true}`, which Segment's libraries read as delivered. Here it also means
-durably recorded.
+in the body; an ingest key (or the admin key) is the write key, and so is a browser key from one
+of its sites' pages. Answers as Segment's do: 200 `{"success": true}`, which Segment's libraries
+read as delivered. Here it also means durably recorded.
+
+Besides the HTTP API's paths (`/v1/track`, ...), the paths Segment's browser library
+(analytics.js, `@segment/analytics-next`) posts to: the call type's first letter (`/v1/t`,
+`/v1/p`, `/v1/i`, `/v1/g`, `/v1/a`, `/v1/s`) and `/v1/b` for its batches, with the JSON sent as
+`text/plain` (a CORS-simple type) and the write key in the body as well as in Basic auth. A
+`sendBeacon` or `keepalive` delivery is an ordinary POST here; a retried delivery carries the
+same `messageId` and is recorded once.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from api.auth import SEGMENT_KINDS
+from api.browser import refuse_what_a_browser_cannot_send
 from api.context import AppContext, context
 from domain.events import IncomingEvent
 from domain.segment import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, email_of, parse_message, to_incoming
@@ -61,6 +70,8 @@ EXAMPLES["batch"] = {
 OK: dict[int | str, dict[str, Any]] = {200: {"content": {"application/json": {"example": {"success": True}}}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or unknown write key"},
+    403: {"description": "a browser key from another origin, or asserting what only a server knows"},
+    429: {"description": "over the key's rate limit (browser keys: also per client IP); see Retry-After"},
     413: {"description": "a message over 32 KB or a batch over 500 KB"},
     422: {"description": "field-level errors; nothing was recorded"},
     503: {"description": "PostgreSQL or Temporal unavailable; nothing was recorded"},
@@ -71,7 +82,10 @@ def _openapi(kind: str) -> dict[str, Any]:
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}, "example": EXAMPLES[kind]}},
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": EXAMPLES[kind]},
+                "text/plain": {"schema": {"type": "string"}, "example": json.dumps(EXAMPLES[kind])},
+            },
         }
     }
 
@@ -133,9 +147,12 @@ async def _single(kind: str, request: Request, ctx: AppContext) -> JSONResponse:
     received_at = datetime.now(UTC)
     raw = await _body(request, MAX_MESSAGE_BYTES)
     body = _json_object(raw)
-    await ctx.auth.require(request, "ingest", _write_key(request, body))
+    principal = await ctx.auth.require(request, "browser", _write_key(request, body))
     body.pop("writeKey", None)
-    await ctx.ingest([_incoming({**body, "type": kind}, ["body"], received_at)])
+    events = [_incoming({**body, "type": kind}, ["body"], received_at)]
+    if principal.is_browser:
+        await refuse_what_a_browser_cannot_send(ctx, events)
+    await ctx.ingest(events)
     return JSONResponse({"success": True})
 
 
@@ -154,24 +171,36 @@ def _route(kind: str) -> Callable[..., Awaitable[JSONResponse]]:
     return endpoint
 
 
-for _kind, _summary in [
-    ("identify", "Who the user is: ties userId/anonymousId to traits (email, name, company)"),
-    ("track", "An action the user took"),
-    ("page", "A web page view"),
-    ("screen", "An app screen view"),
-    ("group", "The account (company) the user belongs to, with firmographics"),
-    ("alias", "Merge two identities: previousId is userId"),
-]:
+SUMMARIES = {
+    "identify": "Who the user is: ties userId/anonymousId to traits (email, name, company)",
+    "track": "An action the user took",
+    "page": "A web page view",
+    "screen": "An app screen view",
+    "group": "The account (company) the user belongs to, with firmographics",
+    "alias": "Merge two identities: previousId is userId",
+}
+for _path, _kind in SEGMENT_KINDS.items():
+    _short = len(_path) == 1
     router.add_api_route(
-        f"/v1/{_kind}",
+        f"/v1/{_path}",
         _route(_kind),
         methods=["POST"],
-        summary=_summary,
+        summary=f"{_kind}, as Segment's browser library posts it (text/plain JSON)"
+        if _short
+        else SUMMARIES[_kind],
         responses={**OK, **ERRORS},
         openapi_extra=_openapi(_kind),
+        name=f"segment_{_kind}_browser" if _short else f"segment_{_kind}",
     )
 
 
+@router.post(
+    "/v1/b",
+    summary="A batch, as Segment's browser library posts it with its batching delivery (text/plain JSON)",
+    responses={**OK, **ERRORS},
+    openapi_extra=_openapi("batch"),
+    name="segment_batch_browser",
+)
 @router.post(
     "/v1/batch",
     summary="Up to 500 KB of messages of any type, as Segment's libraries send them",
@@ -182,7 +211,7 @@ async def segment_batch(request: Request, ctx: AppContext = Depends(context)) ->
     received_at = datetime.now(UTC)
     raw = await _body(request, MAX_BATCH_BYTES)
     body = _json_object(raw)
-    await ctx.auth.require(request, "ingest", _write_key(request, body))
+    principal = await ctx.auth.require(request, "browser", _write_key(request, body))
     messages = body.get("batch")
     if not isinstance(messages, list):
         raise HTTPException(
@@ -213,6 +242,8 @@ async def segment_batch(request: Request, ctx: AppContext = Depends(context)) ->
             )
     if errors:
         raise HTTPException(status_code=422, detail=errors)
+    if principal.is_browser:
+        await refuse_what_a_browser_cannot_send(ctx, events)
     if events:
         await ctx.ingest(events)
     return JSONResponse({"success": True})

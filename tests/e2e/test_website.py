@@ -1,0 +1,302 @@
+"""The website feeds the engine directly: browser keys bound to their sites' origins, Segment's
+browser paths (text/plain JSON, the write key in the body and as Basic auth), the refusals that
+keep a public key from lying (each checking that nothing was recorded), rate limits per key and
+per client IP, and, in headless Chromium, Segment's own browser library and our form script."""
+
+import asyncio
+import base64
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from devstack.stack import DevStack
+from domain.ids import lead_id_for_email
+from store.db import create_engine
+from tests.e2e.test_segment import eventually, journey
+
+pytestmark = pytest.mark.e2e
+
+SITE = "https://www.example-site.test"
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def plain(body: dict[str, Any], key: str, origin: str = SITE, **headers: str) -> dict[str, Any]:
+    """A request as Segment's browser library makes it: text/plain JSON, the key in both places."""
+    return {
+        "content": json.dumps({**body, "writeKey": key}),
+        "headers": {"Content-Type": "text/plain", "Origin": origin, **basic(key), **headers},
+    }
+
+
+async def browser_key(api: httpx.AsyncClient, *origins: str, **extra: Any) -> str:
+    body = {"name": "website", "scope": "browser", "origins": list(origins or [SITE]), **extra}
+    response = await api.post("/v1/admin/keys", json={"rate_per_ip": 1000, **body})
+    assert response.status_code == 201, response.text
+    return str(response.json()["key"])
+
+
+async def recorded(stack: DevStack, message_id: str) -> int:
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                text("SELECT count(*) FROM events WHERE message_id = :m"), {"m": message_id}
+            )
+            return int(found.scalar() or 0)
+    finally:
+        await engine.dispose()
+
+
+def mid() -> str:
+    return f"ajs-next-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+async def web(stack: DevStack):
+    async with httpx.AsyncClient(base_url=stack.settings.api_url, timeout=15) as client:
+        yield client
+
+
+async def test_browser_keys_name_their_sites(api: httpx.AsyncClient):
+    made = await api.post(
+        "/v1/admin/keys",
+        json={"name": "site", "scope": "browser", "origins": ["HTTPS://WWW.Example-Site.test/"]},
+    )
+    assert made.status_code == 201
+    assert made.json()["origins"] == [SITE] and made.json()["scope"] == "browser"
+    assert made.json()["key"].startswith("jrn_browser_")
+    listed = {k["key_id"]: k for k in (await api.get("/v1/admin/keys")).json()["keys"]}
+    assert listed[made.json()["key_id"]]["origins"] == [SITE]
+    for body, words in [
+        ({"name": "s", "scope": "browser"}, "origins"),
+        ({"name": "s", "scope": "browser", "origins": ["*"]}, "wildcard"),
+        ({"name": "s", "scope": "browser", "origins": ["https://x.test/path"]}, "no path"),
+        ({"name": "s", "scope": "ingest", "origins": [SITE]}, "browser keys only"),
+    ]:
+        refused = await api.post("/v1/admin/keys", json=body)
+        assert refused.status_code == 422 and words in refused.text, refused.text
+
+
+async def test_the_browser_paths_take_text_plain_and_count_a_retry_once(
+    stack: DevStack, api: httpx.AsyncClient, web: httpx.AsyncClient
+):
+    key = await browser_key(api)
+    anonymous = f"anon-{uuid.uuid4().hex[:8]}"
+    email = f"web.{uuid.uuid4().hex[:8]}@example-corp.com"
+    sent = datetime.now(UTC)
+    page_id = mid()
+    page = {
+        "type": "page",
+        "anonymousId": anonymous,
+        "messageId": page_id,
+        "name": "Pricing",
+        "properties": {"path": "/pricing", "url": f"{SITE}/pricing"},
+        # The device's clock is an hour fast: sentAt corrects it.
+        "timestamp": (sent + timedelta(hours=1) - timedelta(seconds=30)).isoformat(),
+        "sentAt": (sent + timedelta(hours=1)).isoformat(),
+    }
+    for _ in range(2):  # the library retries with the same messageId after a lost answer
+        answer = await web.post("/v1/p", **plain(page, key))
+        assert answer.status_code == 200 and answer.json() == {"success": True}, answer.text
+    assert await recorded(stack, page_id) == 1
+
+    # sendBeacon cannot set headers: the key is in the body only.
+    beacon = {"type": "track", "anonymousId": anonymous, "event": "Pricing Compared", "messageId": mid()}
+    answer = await web.post(
+        "/v1/t",
+        content=json.dumps({**beacon, "writeKey": key}),
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": SITE},
+    )
+    assert answer.status_code == 200, answer.text
+    identify = {"type": "identify", "anonymousId": anonymous, "traits": {"email": email}, "messageId": mid()}
+    assert (await web.post("/v1/i", **plain(identify, key))).status_code == 200
+    batch = {
+        "batch": [
+            {"type": "track", "anonymousId": anonymous, "event": "Demo Video Played", "messageId": mid()},
+            {"type": "group", "anonymousId": anonymous, "groupId": "acct-web", "messageId": mid()},
+        ],
+        "sentAt": datetime.now(UTC).isoformat(),
+    }
+    assert (await web.post("/v1/b", **plain(batch, key))).status_code == 200
+
+    lead = await eventually(
+        api,
+        f"/v1/leads/{lead_id_for_email(email)}",
+        journey(lambda j: j["activity"]["events_by_type"].get("track") == 2),
+    )
+    assert lead["journey"]["activity"]["page_views"] == 1
+    assert lead["journey"]["account_id"] == "acct-web"
+    events = (await api.get(f"/v1/leads/{lead_id_for_email(email)}/events")).json()["events"]
+    viewed = next(e for e in events if e["type"] == "page")
+    assert (
+        abs((datetime.fromisoformat(viewed["occurred_at"]) - (sent - timedelta(seconds=30))).total_seconds())
+        < 5
+    )
+
+
+async def test_preflights_are_answered_for_the_keys_sites_only(
+    stack: DevStack, api: httpx.AsyncClient, web: httpx.AsyncClient
+):
+    key = await browser_key(api)
+    ask = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    ok = await web.options("/v1/t", headers={"Origin": SITE, **ask})
+    assert ok.status_code == 204
+    assert ok.headers["access-control-allow-origin"] == SITE
+    assert {"authorization", "content-type"} <= {
+        h.strip().lower() for h in ok.headers["access-control-allow-headers"].split(",")
+    }
+    evil = "https://evil.example"
+    refused = await web.options("/v1/t", headers={"Origin": evil, **ask})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    assert "browser key" in refused.json()["detail"]
+    # Not a path a page may call: no CORS at all.
+    admin = await web.options("/v1/admin/keys", headers={"Origin": SITE, **ask})
+    assert "access-control-allow-origin" not in admin.headers
+    # The Temporal UI keeps the codec, and only the codec.
+    ui = stack.settings.temporal_ui_origin
+    codec = await web.options("/codec/decode", headers={"Origin": ui, **ask})
+    assert codec.headers.get("access-control-allow-origin") == ui
+    assert (
+        "access-control-allow-origin"
+        not in (await web.options("/v1/t", headers={"Origin": ui, **ask})).headers
+    )
+
+    # The request itself is held to its own key's origins.
+    message_id = mid()
+    page = {"type": "page", "anonymousId": "a-evil", "messageId": message_id}
+    wrong = await web.post("/v1/p", **plain(page, key, origin=evil))
+    assert wrong.status_code == 403 and "origin" in wrong.json()["detail"]
+    beacon = await web.post("/v1/p", content=json.dumps({**page, "writeKey": key}), headers={"Origin": evil})
+    assert beacon.status_code == 403
+    no_origin = await web.post("/v1/p", content=json.dumps(page), headers=basic(key))
+    assert no_origin.status_code == 403 and "Origin" in no_origin.json()["detail"]
+    assert await recorded(stack, message_id) == 0
+    answer = await web.post("/v1/p", **plain(page, key))
+    assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == SITE
+
+
+@pytest.mark.parametrize(
+    ("event", "words"),
+    [
+        ("Order Completed", "purchase"),
+        ("Subscription Started", "subscription"),
+        ("Unsubscribed", "unsubscribe"),
+        ("Email Opened", "email engagement"),
+        ("Deal Stage Changed", "CRM"),
+    ],
+)
+async def test_a_browser_key_cannot_assert_a_server_fact(
+    stack: DevStack, api: httpx.AsyncClient, web: httpx.AsyncClient, event: str, words: str
+):
+    key = await browser_key(api)
+    message_id = mid()
+    claim = {
+        "type": "track",
+        "anonymousId": f"anon-{uuid.uuid4().hex[:8]}",
+        "event": event,
+        "properties": {"revenue": 99000, "order_id": "o-1"},
+        "messageId": message_id,
+    }
+    refused = await web.post("/v1/t", **plain(claim, key))
+    assert refused.status_code == 403, refused.text
+    assert event in refused.json()["detail"] and words in refused.json()["detail"]
+    # Not inside a batch either, and the page view beside it is not recorded.
+    page_id = mid()
+    batch = {"batch": [{"type": "page", "anonymousId": "a-b", "messageId": page_id}, claim]}
+    refused = await web.post("/v1/b", **plain(batch, key))
+    assert refused.status_code == 403 and "batch[1]" in refused.json()["detail"]
+    assert await recorded(stack, message_id) == 0 and await recorded(stack, page_id) == 0
+    # A server key may.
+    ingest = (await api.post("/v1/admin/keys", json={"name": "server", "scope": "ingest"})).json()["key"]
+    assert (await web.post("/v1/track", json=claim, headers=basic(ingest))).status_code == 200
+    assert await recorded(stack, message_id) == 1
+
+
+async def test_a_browser_key_cannot_merge_an_identified_lead(
+    stack: DevStack, api: httpx.AsyncClient, web: httpx.AsyncClient
+):
+    key = await browser_key(api)
+    ada, eve = (f"{who}.{uuid.uuid4().hex[:8]}@example-corp.com" for who in ("ada", "eve"))
+    ada_user, ada_browser = f"u-{uuid.uuid4().hex[:8]}", f"anon-{uuid.uuid4().hex[:8]}"
+    server = {"Authorization": f"Bearer {stack.api_key}"}
+    known = {"userId": ada_user, "anonymousId": ada_browser, "traits": {"email": ada}}
+    assert (await web.post("/v1/identify", json=known, headers=server)).status_code == 200
+    await eventually(api, f"/v1/leads/{lead_id_for_email(ada)}", lambda body: body.get("journey"))
+
+    attempts: list[tuple[str, dict[str, Any]]] = [
+        ("/v1/i", {"type": "identify", "userId": ada_user, "traits": {"email": eve}}),
+        ("/v1/i", {"type": "identify", "anonymousId": ada_browser, "traits": {"email": eve}}),
+        ("/v1/a", {"type": "alias", "previousId": ada_browser, "userId": f"u-{uuid.uuid4().hex[:8]}"}),
+    ]
+    for path, body in attempts:
+        message_id = mid()
+        refused = await web.post(path, **plain({**body, "messageId": message_id}, key))
+        assert refused.status_code == 403 and "merge" in refused.json()["detail"], refused.text
+        assert await recorded(stack, message_id) == 0
+    profile = (await api.get(f"/v1/leads/{lead_id_for_email(ada)}")).json()
+    assert profile["merged_into"] is None
+    assert ada_browser in profile["identities"]["anonymous"]
+    assert (await api.get(f"/v1/leads/{lead_id_for_email(eve)}")).status_code == 404
+
+    # The same browser's visitor may say who they are when the email is theirs, or new.
+    same = {"type": "identify", "anonymousId": ada_browser, "traits": {"email": ada}, "messageId": mid()}
+    assert (await web.post("/v1/i", **plain(same, key))).status_code == 200
+    fresh = {"type": "identify", "anonymousId": f"anon-{uuid.uuid4().hex[:8]}", "traits": {"email": eve}}
+    assert (await web.post("/v1/i", **plain({**fresh, "messageId": mid()}, key))).status_code == 200
+
+
+async def test_a_browser_key_is_limited_per_client_ip(stack: DevStack, api: httpx.AsyncClient, web):
+    key = await browser_key(api, rate_per_ip=1, rate_per_second=1000)
+    page = {"type": "page", "anonymousId": "a-flood"}
+    answers = [
+        (
+            await web.post(
+                "/v1/p", **plain({**page, "messageId": mid()}, key, **{"X-Forwarded-For": "198.51.100.7"})
+            )
+        )
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers[:2]] == [200, 200]
+    assert answers[-1].status_code == 429 and int(answers[-1].headers["retry-after"]) >= 1
+    assert answers[-1].headers["access-control-allow-origin"] == SITE  # the library can read Retry-After
+    other = await web.post(
+        "/v1/p", **plain({**page, "messageId": mid()}, key, **{"X-Forwarded-For": "203.0.113.9"})
+    )
+    assert other.status_code == 200
+
+
+async def key_queries(stack: DevStack, web: httpx.AsyncClient) -> float:
+    """How often the API asked PostgreSQL about keys: table reloads and single look-ups."""
+    metrics = (await web.get("/metrics", headers={"Authorization": f"Bearer {stack.api_key}"})).text
+    names = ("journeys_api_key_table_loads_total", "journeys_api_key_lookups_total")
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(names))
+
+
+async def test_an_unknown_key_costs_no_lookup_after_the_first(stack: DevStack, web: httpx.AsyncClient):
+    track = {"type": "track", "anonymousId": "a", "event": "x"}
+    typo = f"jrn_browser_{uuid.uuid4().hex}"
+    before = await key_queries(stack, web)
+    for _ in range(30):
+        assert (await web.post("/v1/t", **plain(track, typo))).status_code == 401
+    assert await key_queries(stack, web) - before <= 2  # its one look-up (and perhaps a reload)
+
+    before = await key_queries(stack, web)
+    started = asyncio.get_running_loop().time()
+    for _ in range(3):
+        made_up = [f"jrn_browser_{uuid.uuid4().hex}" for _ in range(100)]
+        burst = await asyncio.gather(*(web.post("/v1/t", **plain(track, key)) for key in made_up))
+        assert {answer.status_code for answer in burst} == {401}
+    seconds = asyncio.get_running_loop().time() - started
+    # 300 keys nobody has: a budget of look-ups a second, not one a key.
+    assert await key_queries(stack, web) - before <= 40 + 20 * seconds + seconds / 5 + 2 < 300
