@@ -4,8 +4,6 @@ outreach sequence, and when any one of them books a meeting, stops it for all of
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -23,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import lead_workflow_id
     from domain.qualify import ENROLL_SIGNAL, EnrollRequest
     from domain.search_attributes import ACCOUNT_ID, JOURNEY
-    from workflows.policies import PLATFORM_RETRY
+    from workflows.calls import LOOKUP, call
 
 
 @workflow.defn(name=ACCOUNT_WORKFLOW_TYPE)
@@ -46,13 +44,7 @@ class AccountJourneyWorkflow:
         workflow.upsert_search_attributes(
             [ACCOUNT_ID.value_set(input.account_id), JOURNEY.value_set("account")]
         )
-        policy = await workflow.execute_activity(
-            "accounts.policy",
-            result_type=AbmPolicy,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=PLATFORM_RETRY,
-            summary="Account targeting policy",
-        )
+        policy = await call("accounts.policy", None, AbmPolicy, "Account targeting policy", policy=LOOKUP)
         while True:
             await workflow.wait_condition(
                 lambda: bool(self._pending) or workflow.info().is_continue_as_new_suggested()

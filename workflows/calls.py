@@ -53,6 +53,10 @@ LOOKUP = CallPolicy(start_to_close=timedelta(seconds=30), retry=PLATFORM_RETRY)
 LOCAL_LOOKUP = CallPolicy(start_to_close=timedelta(seconds=30), retry=PLATFORM_RETRY, local=True)
 
 
+def give_up_quietly(step: str, message: str) -> None:
+    """An `audit` for a call whose caller has a fallback and nothing to record (the warning is logged)."""
+
+
 def failure_message(error: ActivityError) -> str:
     """What went wrong, as the audit and the UI show it: the cause's type and message."""
     cause = error.cause

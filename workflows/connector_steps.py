@@ -10,7 +10,6 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import (
@@ -23,14 +22,8 @@ with workflow.unsafe.imports_passed_through():
         WriteResult,
     )
     from domain.ids import idempotency_key
+    from workflows.calls import CallPolicy, call
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
-
-
-def _failure(exc: ActivityError) -> str:
-    cause = exc.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type}: {cause.message}"
-    return str(cause or exc)
 
 
 @workflow.defn(name=CONNECTOR_STEPS_WORKFLOW_TYPE)
@@ -50,18 +43,21 @@ class ConnectorStepsWorkflow:
         }
         if "lead_id" in model.model_fields:
             argument["lead_id"] = data.lead_id
-        try:
-            result = await workflow.execute_activity(
-                step.activity,
-                model.model_validate(argument),
-                result_type=WriteResult,
-                start_to_close_timeout=timedelta(seconds=data.step_timeout_seconds),
-                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-                retry_policy=PLATFORM_RETRY,
-                summary=f"step {n}: {step.activity}",
-            )
-        except ActivityError as exc:
-            return StepOutcome(activity=step.activity, status="failed", error=_failure(exc))
+        failed: list[str] = []
+        result = await call(
+            step.activity,
+            model.model_validate(argument),
+            WriteResult,
+            f"step {n}: {step.activity}",
+            policy=CallPolicy(
+                start_to_close=timedelta(seconds=data.step_timeout_seconds),
+                retry=PLATFORM_RETRY,
+                schedule_to_close=PLATFORM_GIVE_UP_AFTER,
+            ),
+            audit=lambda _, message: failed.append(message),
+        )
+        if result is None:
+            return StepOutcome(activity=step.activity, status="failed", error=failed[0])
         return StepOutcome(activity=step.activity, status="done", result=result)
 
     @workflow.run

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import (
@@ -57,9 +57,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.qualify import ENROLL_SIGNAL, EnrollRequest
     from domain.search_attributes import ACCOUNT_ID, JOURNEY
     from workflows import metrics
-    from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
+    from workflows.calls import PLATFORM_WRITE, CallPolicy, call
+    from workflows.policies import PLATFORM_RETRY
 
-CALL_TIMEOUT = timedelta(seconds=30)
+# The journey's policy, read inside the workflow's task before anything else.
+POLICY_READ = CallPolicy(start_to_close=timedelta(seconds=10), retry=PLATFORM_RETRY, local=True)
 # A survey goes to the buyer and the account's most active people, this many in all.
 SURVEY_RECIPIENTS = 5
 
@@ -91,12 +93,8 @@ class CustomerJourneyWorkflow:
             [ACCOUNT_ID.value_set(input.account_id), JOURNEY.value_set("customer")]
         )
         state = self._state
-        policy = await workflow.execute_local_activity(
-            "customers.policy",
-            result_type=CustomerPolicy,
-            start_to_close_timeout=timedelta(seconds=10),
-            retry_policy=PLATFORM_RETRY,
-            summary="Customer journey policy",
+        policy = await call(
+            "customers.policy", None, CustomerPolicy, "Customer journey policy", policy=POLICY_READ
         )
         while True:
             while self._pending:
@@ -210,8 +208,13 @@ class CustomerJourneyWorkflow:
         state.status, state.buyer_lead_id, state.purchased_at = "onboarding", event.lead_id, event.occurred_at
         state.subscription_ends_at = renews_until(state, event, policy.renewal.term)
         state.log(now, f"purchase by lead {event.lead_id}: {event.name or event.kind}")
-        found = await self._call(
-            "customers.assign_csm", state.account_id, "Assign the customer-success manager", CsmAssignment
+        found = await call(
+            "customers.assign_csm",
+            state.account_id,
+            CsmAssignment,
+            "Assign the customer-success manager",
+            policy=PLATFORM_WRITE,
+            audit=self._audit,
         )
         csm = (
             found
@@ -223,7 +226,7 @@ class CustomerJourneyWorkflow:
         key = workflow.info().workflow_id
         kickoff = self._kickoff_time(event.occurred_at, policy)
         calls = [
-            self._call(
+            call(
                 "crm.upsert_company",
                 CompanyInput(
                     account_id=state.account_id,
@@ -235,7 +238,10 @@ class CustomerJourneyWorkflow:
                         "customer_since": event.occurred_at.date().isoformat(),
                     },
                 ),
+                WriteResult,
                 "CRM: the customer's company, owned by the CSM",
+                policy=PLATFORM_WRITE,
+                audit=self._audit,
             ),
             self._email(event.lead_id, policy.welcome_template, ("welcome",), {"csm_name": csm.name}),
             self._tell_csm(
@@ -248,7 +254,7 @@ class CustomerJourneyWorkflow:
         ]
         if csm.email:
             calls.append(
-                self._call(
+                call(
                     "calendar.create_event",
                     CalendarEventInput(
                         idempotency_key=idempotency_key(key, "kickoff"),
@@ -260,7 +266,10 @@ class CustomerJourneyWorkflow:
                         calendar_id=csm.email,
                         extra_attendees=[csm.email],
                     ),
+                    WriteResult,
                     "Calendar: the kickoff meeting",
+                    policy=PLATFORM_WRITE,
+                    audit=self._audit,
                 )
             )
         await asyncio.gather(*calls)
@@ -486,7 +495,7 @@ class CustomerJourneyWorkflow:
         someone = state.buyer_lead_id or (state.contacts[0] if state.contacts else None)
         if someone:
             calls.append(
-                self._call(
+                call(
                     "crm.upsert_company",
                     CompanyInput(
                         account_id=state.account_id,
@@ -494,7 +503,10 @@ class CustomerJourneyWorkflow:
                         idempotency_key=idempotency_key(key, "company", "churned", str(state.term_number)),
                         properties={"customer_status": "churned", "churned_on": now.date().isoformat()},
                     ),
+                    WriteResult,
                     "CRM: the company churned",
+                    policy=PLATFORM_WRITE,
+                    audit=self._audit,
                 )
             )
         await asyncio.gather(*calls)
@@ -521,7 +533,7 @@ class CustomerJourneyWorkflow:
     async def _email(
         self, lead_id: str, template: str, step: tuple[str, ...], variables: dict[str, object]
     ) -> None:
-        await self._call(
+        await call(
             "email.send",
             SendEmailInput(
                 lead_id=lead_id,
@@ -529,7 +541,10 @@ class CustomerJourneyWorkflow:
                 template_id=template,
                 variables={"account_id": self._state.account_id, **variables},
             ),
+            WriteResult,
             f"Email: {template}",
+            policy=PLATFORM_WRITE,
+            audit=self._audit,
         )
 
     async def _tell_csm(
@@ -539,7 +554,7 @@ class CustomerJourneyWorkflow:
         channel = (csm.slack_user_id or csm.channel) if csm else ""
         if not channel:
             return
-        await self._call(
+        await call(
             "notify.post_message",
             ChatNotifyInput(
                 idempotency_key=idempotency_key(workflow.info().workflow_id, "csm", *step),
@@ -548,14 +563,17 @@ class CustomerJourneyWorkflow:
                 lead_id=lead_id,
                 flow=flow,
             ),
+            WriteResult,
             "CSM: " + step[0],
+            policy=PLATFORM_WRITE,
+            audit=self._audit,
         )
 
     async def _task(
         self, lead_id: str, step: tuple[str, ...], subject: str, body: str, *, due: datetime
     ) -> None:
         csm = self._state.csm
-        await self._call(
+        await call(
             "crm.create_task",
             CrmTaskInput(
                 lead_id=lead_id,
@@ -566,23 +584,12 @@ class CustomerJourneyWorkflow:
                 owner_id=csm.crm_owner_id if csm else None,
                 priority="HIGH",
             ),
+            WriteResult,
             f"CRM task: {step[0]}",
+            policy=PLATFORM_WRITE,
+            audit=self._audit,
         )
 
-    async def _call(
-        self, activity: str, argument: object, summary: str, result_type: type = WriteResult
-    ) -> object:
-        """A platform step: retried by Temporal; a platform that refuses is audited, not fatal."""
-        try:
-            return await workflow.execute_activity(
-                activity,
-                argument,
-                result_type=result_type,
-                start_to_close_timeout=CALL_TIMEOUT,
-                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-                retry_policy=PLATFORM_RETRY,
-                summary=summary,
-            )
-        except ActivityError as exc:
-            self._state.log(workflow.now(), f"{activity} failed: {exc.cause or exc}")
-            return None
+    def _audit(self, step: str, message: str) -> None:
+        """A platform step that gave up is audited in the journey's log, not fatal."""
+        self._state.log(workflow.now(), f"{step} failed: {message}")

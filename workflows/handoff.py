@@ -12,7 +12,6 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import CrmDealInput, CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
@@ -38,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import idempotency_key, lead_workflow_id
     from domain.search_attributes import JOURNEY, LEAD_ID, OWNER
     from workflows import metrics
+    from workflows.calls import CallPolicy, call
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 # The hand-off's own calls must be fast: a slow platform is retried quickly, not in minutes.
@@ -48,6 +48,10 @@ FAST_RETRY = PLATFORM_RETRY.__class__(
     non_retryable_error_types=PLATFORM_RETRY.non_retryable_error_types,
 )
 CALL_TIMEOUT = timedelta(seconds=20)
+# One step of the hand-off: fast retries through a platform's outage, given up after a week.
+HANDOFF_STEP = CallPolicy(
+    start_to_close=CALL_TIMEOUT, retry=FAST_RETRY, schedule_to_close=PLATFORM_GIVE_UP_AFTER
+)
 # An answer taken later than this after it was given is audited as held up (a worker down, a backlog).
 ANSWER_HELD_UP = timedelta(seconds=5)
 MEMO_PATCH = "handoff-memo-v1"
@@ -111,7 +115,7 @@ class HandoffWorkflow:
         await self._milestone("accepted", rep_id, at=answered)
         owner = state.assignment.crm_owner_id if state.assignment else None
         if self._deals:
-            await self._call(
+            await call(
                 "crm.upsert_deal",
                 CrmDealInput(
                     lead_id=self._input.lead_id,
@@ -121,7 +125,10 @@ class HandoffWorkflow:
                     stage="qualifiedtobuy",
                     owner_id=owner,
                 ),
+                None,
                 "CRM: the deal, owned by the rep",
+                policy=HANDOFF_STEP,
+                audit=self._audit,
             )
         await asyncio.gather(
             self._tell_lead(
@@ -132,7 +139,7 @@ class HandoffWorkflow:
                     crm_owner_id=state.assignment.crm_owner_id if state.assignment else None,
                 )
             ),
-            self._call(
+            call(
                 "crm.create_task",
                 CrmTaskInput(
                     lead_id=self._input.lead_id,
@@ -143,7 +150,10 @@ class HandoffWorkflow:
                     owner_id=state.assignment.crm_owner_id if state.assignment else None,
                     priority="HIGH",
                 ),
+                None,
                 "Task: first call within the hour",
+                policy=HANDOFF_STEP,
+                audit=self._audit,
             ),
         )
         acceptance = state.acceptance(handoff_id)
@@ -178,7 +188,9 @@ class HandoffWorkflow:
         workflow.upsert_search_attributes([LEAD_ID.value_set(input.lead_id), JOURNEY.value_set("handoff")])
         state.log(input.mql_at, "MQL: " + "; ".join(input.reasons))
         policy, _ = await asyncio.gather(
-            self._call("handoff.policy", None, "Roster: SLA and escalation chain", result_type=HandoffPolicy),
+            call(
+                "handoff.policy", None, HandoffPolicy, "Roster: SLA and escalation chain", policy=HANDOFF_STEP
+            ),
             self._milestone("mql", None, at=input.mql_at),
         )
         assert isinstance(policy, HandoffPolicy)
@@ -257,13 +269,14 @@ class HandoffWorkflow:
         state = self._state
         state.attempt += 1
         handoff_id = workflow.info().workflow_id
-        assignment = await self._call(
+        assignment = await call(
             "handoff.assign",
             AssignInput(
                 handoff_id=handoff_id, attempt=state.attempt, lead_id=self._input.lead_id, exclude=state.tried
             ),
+            Assignment,
             f"Assign a rep (attempt {state.attempt})",
-            result_type=Assignment,
+            policy=HANDOFF_STEP,
         )
         assert isinstance(assignment, Assignment)
         state.assignment = assignment
@@ -323,14 +336,17 @@ class HandoffWorkflow:
             await self._milestone("escalated", None, detail="team queue")
 
     async def _release(self) -> None:
-        await self._call(
+        await call(
             "handoff.release",
             AssignInput(
                 handoff_id=workflow.info().workflow_id,
                 attempt=self._state.attempt,
                 lead_id=self._input.lead_id if self._input else "",
             ),
+            None,
             "Release the rep's slot",
+            policy=HANDOFF_STEP,
+            audit=self._audit,
         )
 
     async def _enrich(self) -> None:
@@ -338,7 +354,7 @@ class HandoffWorkflow:
         assert self._input is not None
         handoff_id = workflow.info().workflow_id
         await asyncio.gather(
-            self._call(
+            call(
                 "crm.sync_person",
                 SyncPersonInput(
                     lead_id=self._input.lead_id,
@@ -347,10 +363,12 @@ class HandoffWorkflow:
                     lead_score=self._input.score,
                     score_band=self._input.score_band,
                 ),
+                WriteResult,
                 "CRM: MQL, score",
-                result_type=WriteResult,
+                policy=HANDOFF_STEP,
+                audit=self._audit,
             ),
-            self._call(
+            call(
                 "crm.add_sales_context",
                 CrmNoteInput(
                     lead_id=self._input.lead_id,
@@ -358,15 +376,17 @@ class HandoffWorkflow:
                     body="MQL: " + "; ".join(self._input.reasons),
                     occurred_at=self._input.mql_at,
                 ),
+                WriteResult,
                 "CRM: the lead's context for sales",
-                result_type=WriteResult,
+                policy=HANDOFF_STEP,
+                audit=self._audit,
             ),
         )
 
     async def _crm_owner(self, assignment: Assignment) -> None:
         if not assignment.crm_owner_id or self._input is None:
             return
-        await self._call(
+        await call(
             "crm.sync_person",
             SyncPersonInput(
                 lead_id=self._input.lead_id,
@@ -375,8 +395,10 @@ class HandoffWorkflow:
                 ),
                 owner_id=assignment.crm_owner_id,
             ),
+            WriteResult,
             f"CRM owner: {assignment.rep_id}",
-            result_type=WriteResult,
+            policy=HANDOFF_STEP,
+            audit=self._audit,
         )
 
     async def _notify(self, kind: str, channel: str, rep_id: str | None) -> None:
@@ -384,7 +406,7 @@ class HandoffWorkflow:
         state = self._state
         handoff_id = workflow.info().workflow_id
         waited = (workflow.now() - self._input.mql_at).total_seconds() / 60
-        await self._call(
+        await call(
             "notify.rep",
             RepNotifyInput(
                 idempotency_key=idempotency_key(handoff_id, "notify", kind, str(state.attempt)),
@@ -398,12 +420,15 @@ class HandoffWorkflow:
                 reasons=self._input.reasons,
                 minutes_waiting=round(waited, 1),
             ),
+            None,
             f"Notify: {kind}" + (f" {rep_id}" if rep_id else ""),
+            policy=HANDOFF_STEP,
+            audit=self._audit,
         )
 
     async def _milestone(self, kind: str, rep_id: str | None, *, at: object = None, detail: str = "") -> None:
         assert self._input is not None
-        await self._call(
+        await call(
             "handoff.record",
             Milestone(
                 handoff_id=workflow.info().workflow_id,
@@ -413,25 +438,12 @@ class HandoffWorkflow:
                 rep_id=rep_id,
                 detail=detail,
             ),
+            None,
             f"Record: {kind}",
+            policy=HANDOFF_STEP,
+            audit=self._audit,
         )
 
-    async def _call(
-        self, activity: str, argument: object, summary: str, *, result_type: type | None = None
-    ) -> object:
-        """A hand-off step: retried fast; a platform that refuses is audited, not fatal."""
-        try:
-            return await workflow.execute_activity(
-                activity,
-                *([] if argument is None else [argument]),
-                result_type=result_type,
-                start_to_close_timeout=CALL_TIMEOUT,
-                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-                retry_policy=FAST_RETRY,
-                summary=summary,
-            )
-        except ActivityError as exc:
-            if activity in ("handoff.assign", "handoff.policy"):
-                raise
-            self._state.log(workflow.now(), f"{activity} failed: {exc.cause or exc}")
-            return None
+    def _audit(self, step: str, message: str) -> None:
+        """A hand-off step that gave up is audited in its log, not fatal (assigning is: it raises)."""
+        self._state.log(workflow.now(), f"{step} failed: {message}")

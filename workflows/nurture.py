@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import (
@@ -51,13 +50,17 @@ with workflow.unsafe.imports_passed_through():
         choose_branch,
         next_send_time,
     )
+    from workflows.calls import LOOKUP, CallPolicy, call, give_up_quietly
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 EVENTS_KEPT = 50
 # A split records its exposure (and may hand a promoted winner to a lead new to the test).
 EXPOSURE_PATCH = "experiment-exposure-v1"
-STORE_CALL_TIMEOUT = timedelta(seconds=30)
 SEND_TIMEOUT = timedelta(seconds=60)
+# A send or a task: a minute an attempt, retried through a platform's outage for a week.
+NURTURE_WRITE = CallPolicy(
+    start_to_close=SEND_TIMEOUT, retry=PLATFORM_RETRY, schedule_to_close=PLATFORM_GIVE_UP_AFTER
+)
 
 
 @workflow.defn(name=NURTURE_WORKFLOW_TYPE)
@@ -188,28 +191,27 @@ class NurtureWorkflow:
             await self._send(step)
         elif isinstance(step, TaskStep):
             due = now + (step.due_in or timedelta(0))
-            try:
-                await workflow.execute_activity(
-                    "crm.create_task",
-                    CrmTaskInput(
-                        lead_id=self._input.lead_id,
-                        idempotency_key=idempotency_key(
-                            workflow.info().workflow_id, step.id, str(state.visits.get(step.id, 0) + 1)
-                        ),
-                        subject=step.subject,
-                        body=step.body,
-                        due_at=due,
-                        owner_id=self._context.owner_crm_id,
-                        priority=step.priority,
+            failed: list[str] = []
+            task = await call(
+                "crm.create_task",
+                CrmTaskInput(
+                    lead_id=self._input.lead_id,
+                    idempotency_key=idempotency_key(
+                        workflow.info().workflow_id, step.id, str(state.visits.get(step.id, 0) + 1)
                     ),
-                    result_type=WriteResult,
-                    start_to_close_timeout=SEND_TIMEOUT,
-                    schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-                    retry_policy=PLATFORM_RETRY,
-                    summary=f"{step.id}: task `{step.subject}`",
-                )
-            except ActivityError as exc:
-                state.record(step.id, "task_failed", workflow.now(), str(exc.cause or exc)[:300])
+                    subject=step.subject,
+                    body=step.body,
+                    due_at=due,
+                    owner_id=self._context.owner_crm_id,
+                    priority=step.priority,
+                ),
+                WriteResult,
+                f"{step.id}: task `{step.subject}`",
+                policy=NURTURE_WRITE,
+                audit=lambda _, message: failed.append(message),
+            )
+            if task is None:
+                state.record(step.id, "task_failed", workflow.now(), failed[0][:300])
             else:
                 state.record(step.id, "task", workflow.now(), f"{step.subject} (due {due.isoformat()})")
             self._advance(step.id, step.next)
@@ -267,21 +269,21 @@ class NurtureWorkflow:
     async def _expose(self, step: SplitStep, assigned: str) -> str:
         """Records the exposure; the answer is the variant to use: the one the lead already had, or
         a promoted winner for a lead new to the test (else the deterministic assignment)."""
-        try:
-            answer = await workflow.execute_activity(
-                "experiments.expose",
-                ExposureInput(
-                    experiment_id=sequence_experiment_id(self._sequence.id, step.id),
-                    lead_id=self._input.lead_id,
-                    variant=assigned,
-                    exposed_at=workflow.now(),
-                ),
-                result_type=str,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=PLATFORM_RETRY,
-                summary=f"Experiment {step.id}: exposure",
-            )
-        except ActivityError:
+        answer = await call(
+            "experiments.expose",
+            ExposureInput(
+                experiment_id=sequence_experiment_id(self._sequence.id, step.id),
+                lead_id=self._input.lead_id,
+                variant=assigned,
+                exposed_at=workflow.now(),
+            ),
+            str,
+            f"Experiment {step.id}: exposure",
+            policy=LOOKUP,
+            # Not recorded: the lead gets its assigned variant, and the send goes on.
+            audit=give_up_quietly,
+        )
+        if answer is None:
             return assigned
         known = {v.name for v in step.variants} | {HOLDOUT}
         return answer if answer in known else assigned
@@ -302,7 +304,7 @@ class NurtureWorkflow:
                 return
         key = idempotency_key(workflow.info().workflow_id, step.id, str(state.visits.get(step.id, 0) + 1))
         cap = self._input.frequency_caps.get(self._context.score_band, self._input.frequency_cap)
-        reservation = await workflow.execute_activity(
+        reservation = await call(
             "sends.reserve",
             SendReservationInput(
                 lead_id=self._input.lead_id,
@@ -312,10 +314,9 @@ class NurtureWorkflow:
                 max_sends=cap.max_sends,
                 per_seconds=int(cap.per.total_seconds()),
             ),
-            result_type=SendReservation,
-            start_to_close_timeout=STORE_CALL_TIMEOUT,
-            retry_policy=PLATFORM_RETRY,
-            summary=f"{step.id}: frequency cap and suppression",
+            SendReservation,
+            f"{step.id}: frequency cap and suppression",
+            policy=LOOKUP,
         )
         if reservation.status == "suppressed":
             self._end("exited", f"suppressed: {reservation.reason}")
@@ -331,26 +332,25 @@ class NurtureWorkflow:
             "sequence_version": self._sequence.version,
             **{f"variant_{k}": v for k, v in state.variants.items()},
         }
-        try:
-            sent = await workflow.execute_activity(
-                "email.send",
-                SendEmailInput(
-                    lead_id=self._input.lead_id,
-                    idempotency_key=key,
-                    template_id=step.template,
-                    variables=variables,
-                    sequence_id=self._sequence.id,
-                    step_id=step.id,
-                ),
-                result_type=WriteResult,
-                start_to_close_timeout=SEND_TIMEOUT,
-                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-                retry_policy=PLATFORM_RETRY,
-                summary=f"{step.id}: send `{step.template}`",
-            )
-        except ActivityError as exc:
+        failed: list[str] = []
+        sent = await call(
+            "email.send",
+            SendEmailInput(
+                lead_id=self._input.lead_id,
+                idempotency_key=key,
+                template_id=step.template,
+                variables=variables,
+                sequence_id=self._sequence.id,
+                step_id=step.id,
+            ),
+            WriteResult,
+            f"{step.id}: send `{step.template}`",
+            policy=NURTURE_WRITE,
+            audit=lambda _, message: failed.append(message),
+        )
+        if sent is None:
             # A rejected template or address: this email is skipped, the sequence goes on.
-            state.record(step.id, "send_failed", workflow.now(), str(exc.cause or exc)[:300])
+            state.record(step.id, "send_failed", workflow.now(), failed[0][:300])
         else:
             state.sends += 1
             state.record(step.id, "sent", workflow.now(), f"{step.template} ({sent.provider} {sent.id})")

@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import ChatNotifyInput, SendEmailInput, WriteResult
@@ -26,9 +25,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import idempotency_key
     from domain.search_attributes import ACCOUNT_ID, JOURNEY
-    from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
-
-CALL_TIMEOUT = timedelta(seconds=30)
+    from workflows.calls import PLATFORM_WRITE, call
 
 
 @workflow.defn(name=ONBOARDING_WORKFLOW_TYPE)
@@ -111,7 +108,7 @@ class OnboardingWorkflow:
         progress = self._state.progress(rule.id)
         progress.nudged_at = workflow.now()
         self._state.log.append(f"{workflow.now().isoformat(timespec='seconds')} {rule.id} missed: nudge")
-        await self._call(
+        await call(
             "email.send",
             SendEmailInput(
                 lead_id=input.lead_id,
@@ -119,7 +116,10 @@ class OnboardingWorkflow:
                 template_id=rule.nudge_template,
                 variables={"milestone": rule.name, "due_at": progress.due_at.isoformat()},
             ),
+            WriteResult,
             f"Nudge: {rule.name}",
+            policy=PLATFORM_WRITE,
+            audit=self._audit,
         )
 
     async def _alert(self, input: OnboardingInput, rule: MilestoneRule) -> None:
@@ -130,7 +130,7 @@ class OnboardingWorkflow:
         if not channel:
             return
         late = (workflow.now() - progress.due_at).days
-        await self._call(
+        await call(
             "notify.post_message",
             ChatNotifyInput(
                 idempotency_key=idempotency_key(workflow.info().workflow_id, "alert", rule.id),
@@ -141,21 +141,12 @@ class OnboardingWorkflow:
                 ),
                 lead_id=input.lead_id,
             ),
+            WriteResult,
             f"CSM alert: {rule.name}",
+            policy=PLATFORM_WRITE,
+            audit=self._audit,
         )
 
-    async def _call(self, activity: str, argument: object, summary: str) -> None:
-        try:
-            await workflow.execute_activity(
-                activity,
-                argument,
-                result_type=WriteResult,
-                start_to_close_timeout=CALL_TIMEOUT,
-                schedule_to_close_timeout=PLATFORM_GIVE_UP_AFTER,
-                retry_policy=PLATFORM_RETRY,
-                summary=summary,
-            )
-        except ActivityError as exc:
-            self._state.log.append(
-                f"{workflow.now().isoformat(timespec='seconds')} {activity} failed: {exc.cause}"
-            )
+    def _audit(self, step: str, message: str) -> None:
+        """A platform step that gave up is audited in the journey's log, not fatal."""
+        self._state.log.append(f"{workflow.now().isoformat(timespec='seconds')} {step} failed: {message}")

@@ -17,9 +17,11 @@ with workflow.unsafe.imports_passed_through():
         ReportsResult,
     )
     from domain.search_attributes import JOURNEY
+    from workflows.calls import CallPolicy, call
     from workflows.policies import PLATFORM_RETRY
 
-BATCH_TIMEOUT = timedelta(minutes=30)
+# A day's report: long attempts, retried until the database answers.
+BATCH = CallPolicy(start_to_close=timedelta(minutes=30), retry=PLATFORM_RETRY)
 
 
 @workflow.defn(name=REPORTS_WORKFLOW_TYPE)
@@ -38,24 +40,17 @@ class NightlyReportsWorkflow:
         )
         attribution = await asyncio.gather(
             *(
-                workflow.execute_activity(
+                call(
                     "reports.attribution",
                     AttributionRunInput(start=start, end=end, model=model),
-                    result_type=AttributionRunResult,
-                    start_to_close_timeout=BATCH_TIMEOUT,
-                    retry_policy=PLATFORM_RETRY,
-                    summary=f"Attribution: {model}",
+                    AttributionRunResult,
+                    f"Attribution: {model}",
+                    policy=BATCH,
                 )
                 for model in input.models
             )
         )
         days = [start + timedelta(days=n) for n in range((end - start).days)]
         for day in days:
-            await workflow.execute_activity(
-                "reports.integration_rollup",
-                day,
-                start_to_close_timeout=BATCH_TIMEOUT,
-                retry_policy=PLATFORM_RETRY,
-                summary=f"Integration health: {day}",
-            )
+            await call("reports.integration_rollup", day, None, f"Integration health: {day}", policy=BATCH)
         return ReportsResult(start=start, end=end, attribution=list(attribution), health_days=len(days))
