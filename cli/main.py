@@ -205,7 +205,7 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_new(root: Path, name: str) -> int:
-    from cli.scaffold import ScaffoldError, scaffold
+    from cli.scaffold import ScaffoldError, next_step, scaffold
 
     try:
         written = scaffold(root.resolve(), name)
@@ -214,7 +214,7 @@ def cmd_new(root: Path, name: str) -> int:
         return 2
     for path in written:
         print(f"wrote {path.relative_to(root.resolve())}")
-    print(f"next: .venv/bin/pytest tests/workflows/test_{name}.py")
+    print(next_step(name))
     return 0
 
 

@@ -50,6 +50,8 @@ from domain.qualify import (
 )
 from domain.reports import REPORTS_WORKFLOW_TYPE, ReportsInput
 
+# journeys new: imports
+
 
 @dataclass(frozen=True)
 class JourneySpec:
@@ -123,5 +125,6 @@ JOURNEYS: dict[str, JourneySpec] = {
         input_model=ConnectorStepsInput,
         workflow_id=_connector_steps_id,
     ),
+    # journeys new: journeys
 }
 BY_WORKFLOW_TYPE = {spec.workflow_type: spec for spec in JOURNEYS.values()}

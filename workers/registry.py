@@ -160,6 +160,8 @@ def report_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return [*reports.all(), *experiments.all()]  # type: ignore[list-item]
 
 
+# journeys new: factories
+
 WORKFLOWS: list[type] = [
     LeadWorkflow,
     NurtureWorkflow,
