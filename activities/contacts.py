@@ -9,6 +9,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from domain.connectors import SyncPersonInput
+from domain.errors import NOT_FOUND
 from platforms.ports import Person
 from store.models import FormSubmission, Lead
 from store.repository import LeadStore
@@ -21,11 +22,11 @@ async def submission_contact(
     found = await store.get_submission(submission_id)
     if found is None:
         raise ApplicationError(
-            f"submission {submission_id} not found (erased?)", type="NotFound", non_retryable=True
+            f"submission {submission_id} not found (erased?)", type=NOT_FOUND, non_retryable=True
         )
     lead, submission = found
     if lead.email is None:
-        raise ApplicationError(f"lead {lead_id} has no email", type="NotFound", non_retryable=True)
+        raise ApplicationError(f"lead {lead_id} has no email", type=NOT_FOUND, non_retryable=True)
     return lead, submission, lead.email
 
 
@@ -35,9 +36,9 @@ async def lead_with_email(store: LeadStore, lead_id: str) -> tuple[Lead, str]:
     if lead is not None and lead.merged_into:
         lead = await store.get_lead(lead.merged_into)
     if lead is None:
-        raise ApplicationError(f"lead {lead_id} not found (erased?)", type="NotFound", non_retryable=True)
+        raise ApplicationError(f"lead {lead_id} not found (erased?)", type=NOT_FOUND, non_retryable=True)
     if lead.email is None:
-        raise ApplicationError(f"lead {lead_id} has no email", type="NotFound", non_retryable=True)
+        raise ApplicationError(f"lead {lead_id} has no email", type=NOT_FOUND, non_retryable=True)
     return lead, lead.email
 
 

@@ -14,6 +14,7 @@ from domain.connectors import (
     SyncPersonInput,
     WriteResult,
 )
+from domain.errors import NO_CONSENT
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult
 from platforms.ports import EmailMessage, EmailPort
 from store.flows import FlowRecorder
@@ -75,7 +76,7 @@ class EmailActivities:
             raise ApplicationError(
                 f"lead {lead.lead_id} has no marketing consent, and {self._email.provider} profiles "
                 "are subscriptions",
-                type="NoConsent",
+                type=NO_CONSENT,
                 non_retryable=True,
             )
         person = synced_person(lead, email, data, with_owner=False)
@@ -90,7 +91,7 @@ class EmailActivities:
                 if not lead.consent:
                     # Subscribing is a consent decision: without it the journey must not add the lead.
                     raise ApplicationError(
-                        f"lead {lead.lead_id} has no marketing consent", type="NoConsent", non_retryable=True
+                        f"lead {lead.lead_id} has no marketing consent", type=NO_CONSENT, non_retryable=True
                     )
                 return await self._email.add_to_list(
                     email, data.list_id, idempotency_key=data.idempotency_key

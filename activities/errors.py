@@ -10,6 +10,7 @@ from datetime import timedelta
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from domain.errors import NOT_FOUND, PLATFORM_REJECTED, PLATFORM_UNAVAILABLE, RATE_LIMITED
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError
 from store.health import ConnectorStatsRecorder
 
@@ -32,7 +33,7 @@ async def platform_errors() -> AsyncIterator[None]:
         raise ApplicationError(
             str(exc),
             {"provider": exc.provider, "status": exc.status},
-            type="RateLimited",
+            type=RATE_LIMITED,
             next_retry_delay=timedelta(seconds=max(exc.retry_after, 0.1)),
         ) from exc
     except PermanentPlatformError as exc:
@@ -40,17 +41,17 @@ async def platform_errors() -> AsyncIterator[None]:
         raise ApplicationError(
             str(exc),
             {"provider": exc.provider, "status": exc.status},
-            type="PlatformRejected",
+            type=PLATFORM_REJECTED,
             non_retryable=True,
         ) from exc
     except PlatformError as exc:
         _count(exc, "unavailable")
         raise ApplicationError(
-            str(exc), {"provider": exc.provider, "status": exc.status}, type="PlatformUnavailable"
+            str(exc), {"provider": exc.provider, "status": exc.status}, type=PLATFORM_UNAVAILABLE
         ) from exc
 
 
-_OUTCOME_OF_TYPE = {"RateLimited": "rate_limited", "PlatformRejected": "rejected", "NotFound": "rejected"}
+_OUTCOME_OF_TYPE = {RATE_LIMITED: "rate_limited", PLATFORM_REJECTED: "rejected", NOT_FOUND: "rejected"}
 
 
 @asynccontextmanager

@@ -14,6 +14,7 @@ from activities.contacts import personalize
 from activities.errors import connector_step
 from activities.owners import CrmOwnerDirectory
 from domain.connectors import WriteResult
+from domain.errors import NOT_FOUND
 from domain.handoff import AssignInput, Assignment, HandoffPolicy, Milestone, RepNotifyInput
 from domain.roster import LeadRouting, Roster
 from platforms.ports import ChatMessage, ChatPort, CrmPort, EmailMessage, EmailPort
@@ -76,7 +77,7 @@ class HandoffActivities:
     async def _routing(self, lead_id: str) -> LeadRouting:
         lead = await self._store.get_lead(lead_id)
         if lead is None:
-            raise ApplicationError(f"lead {lead_id} not found", type="NotFound", non_retryable=True)
+            raise ApplicationError(f"lead {lead_id} not found", type=NOT_FOUND, non_retryable=True)
         traits: dict[str, Any] = {**(lead.traits or {}), **(lead.custom_fields or {})}
         account = (await self._store.account(lead.account_id)) if lead.account_id else None
         merged = {**traits, **(account or {})}

@@ -11,6 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.connectors import SendReservation, SendReservationInput
+from domain.errors import INVALID_CONFIG, NOT_FOUND
 from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
 from domain.scoring import FirmographicProfile, ScoringConfig, assess_fit, load_scoring
 from domain.sequences import FrequencyCap, SequenceDefinition, load_sequences
@@ -69,7 +70,7 @@ class QualifyActivities:
         try:
             return self.scoring_config()
         except ValueError as exc:
-            raise ApplicationError(str(exc), type="InvalidConfig", non_retryable=True) from exc
+            raise ApplicationError(str(exc), type=INVALID_CONFIG, non_retryable=True) from exc
 
     @activity.defn(name="sequences.for_trigger")
     async def sequences_for_trigger(self, query: SequencesForTrigger) -> Enrollable:
@@ -101,7 +102,7 @@ class QualifyActivities:
         async with self._sessions() as session:
             lead = await session.get(Lead, data.lead_id)
             if lead is None:
-                raise ApplicationError(f"lead {data.lead_id} not found", type="NotFound", non_retryable=True)
+                raise ApplicationError(f"lead {data.lead_id} not found", type=NOT_FOUND, non_retryable=True)
             account = await session.get(Account, lead.account_id) if lead.account_id else None
             timezone = (
                 await session.execute(
