@@ -81,8 +81,7 @@ class LeadWorkflow:
     async def run(self, input: LeadWorkflowInput) -> LeadState:
         # Every patch is decided here, at the start of the run (runs from before EFFECTS_PATCH decide
         # some where first needed, as they were recorded).
-        self._patches.effects  # noqa: B018 (decides the patch; its marker goes first)
-        self._patches.memos  # noqa: B018
+        self._patches.decide_first()
         self._upsert_search_attributes()
         self._patches.decide_at_start()
         while True:

@@ -57,8 +57,13 @@ class LeadPatches:
         """Asked first by the run's start, or by an update handler that runs before it."""
         return self._patched(EFFECTS_PATCH)
 
+    def decide_first(self) -> None:
+        """The patches decided before the run's first command (its search attributes)."""
+        self._patched(EFFECTS_PATCH)
+        self._patched(MEMO_PATCH)
+
     def decide_at_start(self) -> None:
-        """The patches every run decides at its start (after its memo patch and search attributes)."""
+        """The rest, right after the first search attributes; every one since EFFECTS_PATCH."""
         for patch in AT_START[1:]:
             self._patched(patch)
         if self.effects:
