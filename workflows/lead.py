@@ -107,14 +107,11 @@ class LeadWorkflow:
                 # The lead lives on under its other id; this run ends with what it knew.
                 self._state.merged_into = self._merged.into_lead_id
                 workflow.set_current_details(f"Merged into lead `{self._merged.into_lead_id}`")
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not await self._handlers_finished():
+                    continue
                 return self._state
             if self._continue_as_new_due():
-                # A stage change that arrives now is carried out first: its update waits for it.
-                await workflow.wait_condition(
-                    lambda: workflow.all_handlers_finished() or bool(self._stage_requests)
-                )
-                if self._stage_requests:
+                if not await self._handlers_finished():
                     continue
                 workflow.continue_as_new(
                     LeadWorkflowInput(
@@ -125,6 +122,12 @@ class LeadWorkflow:
                         history_limit=self._history_limit,
                     )
                 )
+
+    async def _handlers_finished(self) -> bool:
+        """Waits until every handler has finished, or a stage change is queued: that one waits for
+        the main loop (False: carry it out first)."""
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._stage_requests))
+        return not self._stage_requests
 
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
