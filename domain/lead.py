@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from domain.events import EMAIL_ENGAGEMENT, WEB_ACTIVITY, EventType, LeadEvent, Touch
 from domain.lead_work import PendingWork
 from domain.scoring import FitResult, Scorecard
+from domain.sessions import WebSessions, WebView, campaign_of, engagement_ms
 from domain.stages import LifecycleStage
 
 LEAD_WORKFLOW_TYPE = "LeadJourney"
@@ -20,7 +21,6 @@ LEAD_STATE_QUERY = "state"
 SEEN_EVENTS_KEPT = 500
 HISTORY_KEPT = 100
 TIMELINE_KEPT = 50
-SESSION_GAP = timedelta(minutes=30)
 
 
 _FORWARD_ORDER = [
@@ -105,22 +105,27 @@ class Activity(BaseModel):
 
     events_by_type: dict[str, int] = Field(default_factory=dict)
     page_views: int = 0
+    # Derived from the views' own times (domain/sessions.py): 30 minutes apart or a new campaign.
     sessions: int = 0
     last_web_activity_at: datetime | None = None
     email_engagements: int = 0
     forms_submitted: int = 0
+    # What the pages reported as engaged time (`engagement_time_msec`), over every event.
+    engagement_seconds: float = 0.0
+    web: WebSessions = Field(default_factory=WebSessions)
 
     def fold(self, event: LeadEvent) -> None:
         self.events_by_type[event.type.value] = self.events_by_type.get(event.type.value, 0) + 1
+        engaged = engagement_ms(event.properties)
+        self.engagement_seconds += engaged / 1000
         if event.type in WEB_ACTIVITY:
             self.page_views += 1
+            if not self.web.views and not self.web.closed_sessions:
+                # A state from before sessions were derived: what it counted stands.
+                self.web.closed_sessions = self.sessions
+            self.web.add(WebView(at=event.occurred_at, campaign=campaign_of(event.touch), engaged_ms=engaged))
+            self.sessions = self.web.count
             last = self.last_web_activity_at
-            if (
-                last is None
-                or event.occurred_at - last > SESSION_GAP
-                or event.occurred_at < last - SESSION_GAP
-            ):
-                self.sessions += 1
             if last is None or event.occurred_at > last:
                 self.last_web_activity_at = event.occurred_at
         if event.type in EMAIL_ENGAGEMENT:

@@ -44,7 +44,12 @@ async def _view(ctx: AppContext, request: Request, lead: Lead) -> dict[str, Any]
         state = await request.app.state.temporal.get_workflow_handle(lead_workflow_id(lead.lead_id)).query(
             LEAD_STATE_QUERY, result_type=LeadState, rpc_timeout=QUERY_TIMEOUT
         )
-        journey = state.model_dump(mode="json", exclude={"seen_event_ids"})
+        journey = state.model_dump(mode="json", exclude={"seen_event_ids": True, "activity": {"web": True}})
+        # The sessions as the views' own times make them (domain/sessions.py), newest last.
+        journey["activity"]["recent_sessions"] = [
+            {**session.model_dump(mode="json"), "duration_seconds": session.duration_seconds}
+            for session in state.activity.web.recent()
+        ]
     except (RPCError, RuntimeError) as exc:
         journey_error = f"journey state unavailable: {exc}"
     account = await ctx.leads.account(lead.account_id) if lead.account_id else None

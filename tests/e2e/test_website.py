@@ -5,9 +5,12 @@ per client IP, and, in headless Chromium, Segment's own browser library and our 
 
 import asyncio
 import base64
+import html
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from store.db import create_engine
 from tests.e2e.test_segment import eventually, journey
+from tests.helpers.website import Site, analytics_next_bundles, segment_cdn, visit
 
 pytestmark = pytest.mark.e2e
 
@@ -300,3 +304,115 @@ async def test_an_unknown_key_costs_no_lookup_after_the_first(stack: DevStack, w
     seconds = asyncio.get_running_loop().time() - started
     # 300 keys nobody has: a budget of look-ups a second, not one a key.
     assert await key_queries(stack, web) - before <= 40 + 20 * seconds + seconds / 5 + 2 < 300
+
+
+ANALYTICS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Example site</title>
+<script src="/analytics-next/bundles/index.js"></script></head>
+<body><h1>Example site</h1>
+<script>
+(async () => {
+  const params = new URLSearchParams(location.search);
+  const report = (key, value) => {
+    document.body.dataset[key] = typeof value === "string" ? value : JSON.stringify(value);
+  };
+  try {
+    // The site's only change from Segment's defaults: its API host.
+    const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+      { writeKey: __KEY__, cdnURL: location.origin },
+      { integrations: { "Segment.io": { apiHost: __API_HOST__, protocol: "http" } } }
+    );
+    const failed = [];
+    const check = (ctx) => {
+      const failure = ctx.failedDelivery();
+      if (failure) failed.push(String(failure.reason));
+    };
+    check(await analytics.page("Docs", params.get("name") || "Home"));
+    if (params.get("email")) {
+      check(await analytics.identify({ email: params.get("email"), firstName: "Grace", title: "CTO" }));
+      check(await analytics.track("Whitepaper Downloaded", { topic: "durable-execution" }));
+    }
+    report("anonymousId", analytics.user().anonymousId());
+    report("failed", failed);
+    report("done", "yes");
+  } catch (error) {
+    report("error", String(error));
+    report("done", "error");
+  }
+})();
+</script></body></html>
+"""
+
+
+def dataset(dom: str, name: str) -> str | None:
+    found = re.search(rf'data-{name}="([^"]*)"', dom)
+    return html.unescape(found.group(1)) if found else None
+
+
+async def test_segments_own_browser_library_feeds_the_lead(
+    stack: DevStack, api: httpx.AsyncClient, tmp_path: Path
+):
+    bundles = analytics_next_bundles()
+    site = Site()
+    key = await browser_key(api, site.origin)
+    api_host = f"127.0.0.1:{stack.settings.api_port}/v1"
+    segment_cdn(site, key, bundles)
+    site.pages["/docs.html"] = ANALYTICS_PAGE.replace("__KEY__", json.dumps(key)).replace(
+        "__API_HOST__", json.dumps(api_host)
+    )
+    email = f"grace.{uuid.uuid4().hex[:8]}@example-corp.com"
+    profile = tmp_path / "chromium-profile"
+    visits = [
+        "?name=Quickstart&utm_source=google&utm_medium=cpc&utm_campaign=spring",
+        "?name=Pricing&utm_source=linkedin&utm_medium=paid_social&utm_campaign=launch",
+        f"?name=Whitepaper&utm_source=newsletter&utm_medium=email&utm_campaign=nov&email={email}",
+    ]
+    with site.serving():
+        doms = [
+            await visit(f"{site.origin}/docs.html{query}", "--dump-dom", profile=profile) for query in visits
+        ]
+        # The same page served from another origin: its preflight is refused, nothing lands.
+        elsewhere = await visit(f"{site.other_origin}/docs.html?name=Elsewhere", "--dump-dom")
+    for dom in doms:
+        assert dataset(dom, "done") == "yes", dataset(dom, "error") or dom[-2000:]
+        assert dataset(dom, "failed") == "[]"
+    anonymous = {dataset(dom, "anonymous-id") for dom in doms}
+    assert len(anonymous) == 1, "one browser, one anonymousId across its visits"
+
+    lead_id = lead_id_for_email(email)
+    body = await eventually(
+        api,
+        f"/v1/leads/{lead_id}",
+        journey(
+            lambda j: j["activity"]["page_views"] == 3 and j["activity"]["events_by_type"].get("track") == 1
+        ),
+    )
+    assert body["identities"]["anonymous"] == sorted(anonymous)
+    assert body["profile"]["first_name"] == "Grace"
+    activity = body["journey"]["activity"]
+    # Three visits from three campaigns: three sessions, the first two from before the identify.
+    assert activity["sessions"] == 3, activity
+    assert body["journey"]["first_touch"]["campaign"] == "spring"
+    timeline = body["journey"]["timeline"]
+    assert [entry["type"] for entry in timeline].count("page") == 3
+    assert {"identify", "track"} <= {entry["type"] for entry in timeline}
+    events = (await api.get(f"/v1/leads/{lead_id}/events")).json()["events"]
+    sent = [e["properties"] for e in events if e["type"] == "page"]
+    assert {p.get("path") for p in sent} == {"/docs.html"}
+
+    assert dataset(elsewhere, "done") == "yes"
+    stray = dataset(elsewhere, "anonymous-id")
+    assert stray and stray not in anonymous
+    assert await recorded_for_visitor(stack, stray) == 0
+
+
+async def recorded_for_visitor(stack: DevStack, anonymous_id: str) -> int:
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                text("SELECT count(*) FROM events WHERE anonymous_id = :a"), {"a": anonymous_id}
+            )
+            return int(found.scalar() or 0)
+    finally:
+        await engine.dispose()
