@@ -8,6 +8,9 @@ is a run the test proved. `journeys new NAME` writes `NAME.py` here.
     for scenario in discover():
         handle = await play(env.client, scenario)
         # ... save `await handle.fetch_history()` as `scenario.name`
+
+A `Scenario` also has the recorder's own scenarios' shape (`names`, `run(env, kept)`), so the
+recorder takes them as they are: `SCENARIOS = [..., *discover()]`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 
@@ -33,6 +37,15 @@ class Scenario:
     # Starts the workflow on the task queue and drives it to the outcome; returns its handle once
     # the run has closed (so its whole history is there to save).
     drive: Callable[[Client, str], Awaitable[WorkflowHandle[Any, Any]]]
+
+    # The shape `tests/histories/record.py` runs its own scenarios by: the histories it keeps, and
+    # a run that keeps them.
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    async def run(self, env: WorkflowEnvironment, kept: dict[str, WorkflowHistory]) -> None:
+        kept[self.name] = await (await play(env.client, self)).fetch_history()
 
 
 async def play(client: Client, scenario: Scenario) -> WorkflowHandle[Any, Any]:
