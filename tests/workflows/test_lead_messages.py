@@ -102,5 +102,7 @@ async def test_enroll_and_handoff_outcome_during_a_stage_change_survive_continue
 
         latest = await eventually(both_messages_done, what="the enroll and the hand-off outcome were done")
         assert latest.pending.triggers == [] and latest.pending.outcomes == []
+        pushes = [d.idempotency_key for d in platforms.of("crm.sync_person")]
+        assert len(pushes) == len(set(pushes)), "settling never ran twice at once (no push was made twice)"
         manual = [q for q in platforms.triggers if q.kind == "manual"]
         assert [q.sequence_id for q in manual if q.sequence_id == WELCOME.id] == [WELCOME.id], "enrolled once"
