@@ -6,6 +6,7 @@ client, no HTTP in the store), read from every module's imports with `ast`, incl
 inside functions and type-only ones. A failure names the file, the line, the module and the import.
 """
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,46 @@ def test_every_signal_and_update_a_workflow_handles_is_in_the_diagram():
     handled = {("LeadJourney", "signal", "reload_rules"), ("Handoff", "update", "accept")}
     assert handled <= drawn
     assert [m.name for m in found if m.sender == OPS] == ["reload_rules"]
+
+
+# What moved to the room it belongs in, and the module it moved out of: nothing imports it from
+# there any more (no re-export left behind for old imports to lean on).
+MOVED = {
+    "domain.ratelimits": {
+        "platforms.throttle": {"RateLimit", "DEFAULT_RATE_LIMITS", "limit_for"},
+        "platforms.base": {"Throttle"},
+    },
+    "domain.ledger": {"platforms.base": {"LedgerEntry", "WriteLedger"}},
+    "domain.reports": {"activities.reports": {"day_start"}},
+    "runtime.availability": {"routing.dispatcher": {"TemporalAvailability", "SLOW_PROBES_FOR_DOWN"}},
+}
+
+
+def test_moved_definitions_are_imported_from_their_new_home():
+    stale = []
+    for path in [p for room in ROOMS for p in sorted((ROOT / room).rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or node.module is None:
+                continue
+            for home, old in MOVED.items():
+                names = old.get(node.module, set()) & {alias.name for alias in node.names}
+                if names:
+                    stale.append(f"{path.relative_to(ROOT)}:{node.lineno}: {sorted(names)} from {home}")
+    assert not stale, "import these from where they live now:\n" + "\n".join(stale)
+    for home, old in MOVED.items():
+        for source, names in old.items():
+            # Defined at home, and only imported (for its own use) where it used to be.
+            assert names <= defined_in(home), home
+            assert not names & defined_in(source), source
+
+
+def defined_in(module: str) -> set[str]:
+    path = ROOT / f"{module.replace('.', '/')}.py"
+    defined: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return defined
