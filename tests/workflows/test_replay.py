@@ -329,6 +329,12 @@ class WorkflowSources:
             return None
         if isinstance(node, ast.Name):
             return self._name(module, node, depth)
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in module.classes
+        ):
+            return self._class_attribute(module, module.classes[node.value.id], node.attr, depth)
         if isinstance(node, ast.Attribute):
             dotted = module.qualified(node)
             return self._dotted(dotted, depth) if dotted else None
@@ -419,6 +425,12 @@ class WorkflowSources:
         ]
         return _joined(values) if values else None
 
+    def _class_attribute(self, module: _Module, cls: ast.ClassDef, name: str, depth: int) -> list[str] | None:
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign) and any(_binds(t, name) for t in stmt.targets):
+                return self._values(module, stmt.value, depth + 1)
+        return None
+
     def _dotted(self, dotted: str, depth: int) -> list[str] | None:
         """`workflows.lead_patches.QUALIFY_PATCH`, `patches.Lead.QUALIFY`, `domain.x.CONSTANT`."""
         head, rest = dotted, list[str]()
@@ -430,10 +442,7 @@ class WorkflowSources:
             if len(rest) == 1:
                 return self._global(module, rest[0], depth + 1)
             if len(rest) == 2 and rest[0] in module.classes:
-                cls = module.classes[rest[0]]
-                for stmt in cls.body:
-                    if isinstance(stmt, ast.Assign) and any(_binds(t, rest[1]) for t in stmt.targets):
-                        return self._values(module, stmt.value, depth + 1)
+                return self._class_attribute(module, module.classes[rest[0]], rest[1], depth)
             return None
         return _python_values(dotted)
 
@@ -568,7 +577,7 @@ def missing_paths(known: dict[tuple[str, str], Patch], histories: list[SavedHist
         of_type = [h for h in histories if h.workflow_type == kind]
         marked = [h for h in of_type if patch_id in h.markers]
         replayed = [h for h in marked if not retired_by(h, known, histories)]
-        unmarked = [h for h in of_type if patch_id not in h.markers]
+        unmarked = [h for h in of_type if patch_id not in h.markers and not retired_by(h, known, histories)]
         at = ", ".join(patch.where)
         if not replayed:
             missing.append(
@@ -577,8 +586,9 @@ def missing_paths(known: dict[tuple[str, str], Patch], histories: list[SavedHist
             )
         if not patch.deprecated and not unmarked:
             missing.append(
-                f"{kind} x {patch_id} ({at}): no saved history WITHOUT its marker; record one from the "
-                f"code before the patch (the parent of `git log --reverse -S'\"{patch_id}\"' -- workflows/`)"
+                f"{kind} x {patch_id} ({at}): no saved history WITHOUT its marker that must replay; record "
+                f"one from the code before the patch (the parent of `git log --reverse -S'\"{patch_id}\"' -- "
+                "workflows/`), or, if its old runs are gone too, deprecate it (the oldest patches go first)"
             )
     for saved in histories:
         for patch_id in saved.markers:
@@ -669,11 +679,14 @@ SYNTHETIC = {
     ),
     "other.py": (
         "from temporalio import workflow\n"
+        "class Ids:\n"
+        '    LATE = "other-late-v1"\n'
         "@workflow.defn\n"
         "class Other:\n"
         "    @workflow.run\n"
         "    async def run(self) -> None:\n"
         '        workflow.patched("other-v1")\n'
+        "        workflow.patched(Ids.LATE)\n"
     ),
 }
 
@@ -695,6 +708,7 @@ def test_the_scan_resolves_ids_through_imports_helpers_loops_and_parameters(tmp_
         ("later-b-v1", (LEAD_WORKFLOW_TYPE,), True),
         ("gone-v1", (LEAD_WORKFLOW_TYPE,), True),
         ("other-v1", ("Other",), False),
+        ("other-late-v1", ("Other",), False),
     }
     # The one call it cannot tell is named, and counted among the calls the code holds.
     assert sources.problems == ["pkg/journey.py:11: cannot tell which patch id this call names"]
@@ -702,7 +716,7 @@ def test_the_scan_resolves_ids_through_imports_helpers_loops_and_parameters(tmp_
     deprecated = {c.patch_id for c in sources.calls if c.deprecated}
     assert deprecated == {"later-b-v1", "gone-v1"}
     assert patches(sources.calls)[LEAD_WORKFLOW_TYPE, "later-b-v1"].deprecated
-    assert len(sources.sites) == code_patch_calls(sources) == 5
+    assert len(sources.sites) == code_patch_calls(sources) == 6
 
 
 def _history(kind: str, **markers: bool) -> SavedHistory:
@@ -718,15 +732,21 @@ def test_a_live_patch_needs_both_paths_and_a_deprecated_one_only_its_marker():
         ]
     )
     before_both = _history("J")
+    between = _history("J", old_v1=False)
     with_both = _history("J", new_v1=False, old_v1=False)
-    assert missing_paths(known, [with_both, before_both]) == []
-    # The history from before the deprecated patch is retired; the live patch still needs one
-    # without its marker, and the deprecated one a marked history that must replay.
+    assert missing_paths(known, [with_both, between, before_both]) == []
+    # The history from before the deprecated patch is retired: it no longer counts as the live
+    # patch's old path, and the deprecated one needs a marked history that must replay.
     assert retired_by(before_both, known, [with_both, before_both]) == ["old-v1"]
     assert retired_by(with_both, known, [with_both, before_both]) == []
-    assert [m.split(":")[0] for m in missing_paths(known, [with_both])] == ["J x new-v1 (workflows/j.py"]
+    assert [m.split(" (")[0] for m in missing_paths(known, [with_both, before_both])] == ["J x new-v1"]
+    assert "WITHOUT its marker" in missing_paths(known, [with_both, before_both])[0]
     only_before = missing_paths(known, [before_both])
-    assert len(only_before) == 2 and all("WITH its marker" in m for m in only_before)
+    assert sorted(m.split(": no saved history ")[1].split(" its marker")[0] for m in only_before) == [
+        "WITH",
+        "WITH",
+        "WITHOUT",
+    ]
 
 
 def test_a_removed_patch_retires_its_marked_histories_only_after_a_recorded_deprecation():
