@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from domain.stages import LifecycleStage
 from domain.scoring import FitResult
 from domain.sequences import FrequencyCap, SequenceDefinition
+from domain.stages import LifecycleStage
 
 CHANGE_STAGE_UPDATE = "change_stage"
 RELOAD_RULES_SIGNAL = "reload_rules"
