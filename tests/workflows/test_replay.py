@@ -5,8 +5,10 @@ took the old path (no marker in their history), those after it the new one (a `c
 that carries the id). Both kinds may be in flight, so `tests/histories/` keeps, per workflow type
 and patch, a history with the marker and one without, and every one of them must replay here. A
 deprecated patch (`workflow.deprecate_patch(id)`) has only its new path left: it needs a history
-with the marker, and the histories that predate it stand for runs none of which is open any more
-(docs/writing-a-journey.md, "From patch to plain code"), so they are replayed but may fail.
+with the marker, and the histories that predate it stand for runs none of which is left
+(docs/writing-a-journey.md, "A patch's life"), so they are replayed but may fail, by a
+non-determinism error only. Likewise, once a deprecated patch is removed, the histories with its
+earlier marker.
 
 The patches are found without running the workflows: the AST of `workflows/`, with the ids
 resolved from their constants (across the package's imports, loops over tuples of them, and the
