@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import math
 import secrets
 import time
@@ -129,6 +130,8 @@ class Authenticator:
         self._keys = keys
         self._admin_key = admin_key
         self._admin = Principal("dev-admin", "admin", admin_rate)
+        # Signs the fill tokens of embedded forms; every API process with the same admin key agrees.
+        self.form_secret = hashlib.sha256(b"journeys form fill token\0" + admin_key.encode()).digest()
         self._table: dict[str, Principal] = {}
         self._origins: frozenset[str] = frozenset()
         self._loaded_at = -math.inf

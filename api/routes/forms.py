@@ -1,12 +1,24 @@
+"""Forms: submissions and abandonments from servers (an ingest key) and from the pages of a
+site (a browser key, cross-origin, with `forms.js` or a page's own code), the definition a page
+renders, and the script that renders it.
+
+A browser's post passes the bot check first (domain/webforms.py): a bot is answered as if its
+post were accepted, and nothing is recorded. The field-level 422 holds for everyone.
+"""
+
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
 
+from api.auth import Principal
 from api.context import AppContext, context
 from domain.events import EventType, IncomingEvent, LeadEvent, Touch
 from domain.forms import (
@@ -17,9 +29,17 @@ from domain.forms import (
     validate_partial,
     validate_submission,
 )
-from domain.ids import email_hash, lead_workflow_id
+from domain.ids import email_hash, lead_id_for_email, lead_workflow_id
+from domain.webforms import (
+    FormPage,
+    bot_reason,
+    form_page,
+    without_bot_fields,
+)
 
 router = APIRouter(tags=["forms"])
+FORMS_JS = Path(__file__).resolve().parents[1] / "static" / "forms.js"
+MAX_FORM_BYTES = 64 * 1024
 
 EXAMPLE_FORM = {
     "email": "ada@example-corp.com",
@@ -35,6 +55,16 @@ EXAMPLE_FORM = {
     "consent": True,
     "anonymous_id": "a-5b1c9e",
 }
+BOT_POSTS = Counter(
+    "journeys_form_bot_posts",
+    "Form posts from pages answered as accepted and not recorded (bot check)",
+    ["form"],
+)
+EXAMPLE_PAGE = form_page(
+    FormDefinition(form_id="demo", name="Request a demo"),
+    now=datetime(2026, 11, 27, 10, 0, tzinfo=UTC),
+    secret=b"example",
+).model_dump(mode="json")
 FIELD_ERRORS = {
     "description": "field-level errors; nothing was recorded",
     "content": {
@@ -48,6 +78,67 @@ FIELD_ERRORS = {
         }
     },
 }
+
+
+def _body_schema(example: dict[str, Any]) -> dict[str, Any]:
+    """Forms take JSON as `application/json`, or as `text/plain` (what `sendBeacon` can send
+    without a preflight)."""
+    schema = {"type": "object", "additionalProperties": True}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": schema, "example": example},
+                "text/plain": {"schema": {"type": "string"}, "example": json.dumps(example)},
+            },
+        }
+    }
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        raise HTTPException(status_code=413, detail=f"a form is at most {MAX_FORM_BYTES // 1024} KB")
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]
+        ) from exc
+    if not isinstance(parsed, dict):
+        raise HTTPException(
+            status_code=422, detail=[{"loc": ["body"], "msg": "must be a JSON object", "type": "type_error"}]
+        )
+    return parsed
+
+
+def _looks_like_a_bot(
+    ctx: AppContext, principal: Principal, form: FormDefinition, fields: dict[str, Any]
+) -> bool:
+    if not principal.is_browser:
+        return False  # a server's own form handler: its visitors passed its own checks
+    reason = bot_reason(
+        form.form_id,
+        fields,
+        now=datetime.now(UTC),
+        secret=ctx.auth.form_secret,
+        min_fill=ctx.forms.page(form.form_id).min_fill,
+    )
+    if reason is not None:
+        BOT_POSTS.labels(form.form_id).inc()
+    return reason is not None
+
+
+def _as_if_accepted(fields: dict[str, Any], *, submission: bool) -> JSONResponse:
+    """What an accepted post answers, for a bot: it learns nothing, and nothing was recorded."""
+    email = fields.get("email")
+    lead_id = lead_id_for_email(email) if isinstance(email, str) and "@" in email else str(uuid.uuid4())
+    body: dict[str, Any] = {"lead_id": lead_id, "duplicate": False}
+    if submission:
+        body |= {"workflow_id": lead_workflow_id(lead_id), "submission_id": str(uuid.uuid4())}
+    else:
+        body["event_id"] = str(uuid.uuid4())
+    return JSONResponse(body, status_code=202)
 
 
 def _form(ctx: AppContext, form_id: str) -> FormDefinition:
@@ -125,17 +216,20 @@ def _touch(submission: NormalizedSubmission) -> Touch:
         404: {"description": "unknown form"},
         422: FIELD_ERRORS,
     },
+    openapi_extra=_body_schema(EXAMPLE_FORM),
 )
 async def submit_form(
     form_id: str,
     request: Request,
-    fields: Annotated[dict[str, Any], Body(examples=[EXAMPLE_FORM])],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ctx: AppContext = Depends(context),
 ) -> JSONResponse:
-    await ctx.auth.require(request, "ingest")
+    principal = await ctx.auth.require(request, "browser")
     form = _form(ctx, form_id)
-    submission, errors = validate_submission(form, fields)
+    fields = await _fields(request)
+    if _looks_like_a_bot(ctx, principal, form, fields):
+        return _as_if_accepted(fields, submission=True)
+    submission, errors = validate_submission(form, without_bot_fields(fields))
     if submission is None:
         return _field_errors(errors)
     submission_id = str(uuid.uuid4())
@@ -178,19 +272,20 @@ async def submit_form(
     status_code=202,
     summary="Record a partly filled form that carries an email, for the recovery journey",
     responses={404: {"description": "unknown form"}, 422: FIELD_ERRORS},
+    openapi_extra=_body_schema({"email": "ada@example-corp.com", "company": "Example Corp"}),
 )
 async def abandon_form(
     form_id: str,
     request: Request,
-    fields: Annotated[
-        dict[str, Any], Body(examples=[{"email": "ada@example-corp.com", "company": "Example Corp"}])
-    ],
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ctx: AppContext = Depends(context),
 ) -> JSONResponse:
-    await ctx.auth.require(request, "ingest")
+    principal = await ctx.auth.require(request, "browser")
     form = _form(ctx, form_id)
-    partial, errors = validate_partial(form, fields)
+    fields = await _fields(request)
+    if _looks_like_a_bot(ctx, principal, form, fields):
+        return _as_if_accepted(fields, submission=False)
+    partial, errors = validate_partial(form, without_bot_fields(fields))
     if partial is None:
         return _field_errors(errors)
     completed = sorted(k for k, v in partial.model_dump().items() if v not in (None, False, {}))
@@ -210,4 +305,37 @@ async def abandon_form(
     return JSONResponse(
         {"lead_id": result.lead_id, "event_id": result.event_id, "duplicate": result.duplicate},
         status_code=202,
+    )
+
+
+@router.get(
+    "/v1/forms/{form_id}",
+    summary="A form's definition, for a page to render: fields, required rules, consent text, bot check",
+    response_model=FormPage,
+    responses={
+        200: {"content": {"application/json": {"example": EXAMPLE_PAGE}}},
+        404: {"description": "unknown form"},
+    },
+)
+async def form_definition(form_id: str, request: Request, ctx: AppContext = Depends(context)) -> FormPage:
+    await ctx.auth.require(request, "browser")
+    form = _form(ctx, form_id)
+    page = ctx.forms.page(form_id)
+    return form_page(
+        form,
+        now=datetime.now(UTC),
+        secret=ctx.auth.form_secret,
+        consent_text=page.consent_text,
+        min_fill=page.min_fill,
+        labels=page.labels,
+    )
+
+
+@router.get("/js/forms.js", include_in_schema=False)
+async def forms_script() -> Response:
+    """The embeddable form script (plain JavaScript, no build step); see docs/website.md."""
+    return Response(
+        FORMS_JS.read_bytes(),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=300"},
     )

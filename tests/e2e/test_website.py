@@ -21,7 +21,7 @@ from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from store.db import create_engine
 from tests.e2e.test_segment import eventually, journey
-from tests.helpers.website import Site, analytics_next_bundles, segment_cdn, visit
+from tests.helpers.website import ARTIFACTS, Site, analytics_next_bundles, segment_cdn, visit
 
 pytestmark = pytest.mark.e2e
 
@@ -387,7 +387,7 @@ async def test_segments_own_browser_library_feeds_the_lead(
             lambda j: j["activity"]["page_views"] == 3 and j["activity"]["events_by_type"].get("track") == 1
         ),
     )
-    assert body["identities"]["anonymous"] == sorted(anonymous)
+    assert set(body["identities"]["anonymous"]) == anonymous
     assert body["profile"]["first_name"] == "Grace"
     activity = body["journey"]["activity"]
     # Three visits from three campaigns: three sessions, the first two from before the identify.
@@ -416,3 +416,200 @@ async def recorded_for_visitor(stack: DevStack, anonymous_id: str) -> int:
             return int(found.scalar() or 0)
     finally:
         await engine.dispose()
+
+
+async def definition(web: httpx.AsyncClient, key: str, form_id: str = "demo") -> dict[str, Any]:
+    answer = await web.get(f"/v1/forms/{form_id}", headers={"Authorization": f"Bearer {key}", "Origin": SITE})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == SITE
+    return dict(answer.json())
+
+
+def filled(email: str, token: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "email": email,
+        "first_name": "Ada",
+        "company": "Example Corp",
+        "job_title": "VP Engineering",
+        "lead_source": "website",
+        "_fill_token": token,
+        **extra,
+    }
+
+
+async def test_a_page_gets_the_forms_definition_and_bots_are_answered_as_accepted(
+    stack: DevStack, api: httpx.AsyncClient, web: httpx.AsyncClient
+):
+    key = await browser_key(api)
+    form = await definition(web, key)
+    assert form["name"] == "Request a demo"
+    fields = {f["name"]: f for f in form["fields"]}
+    assert fields["email"]["required"] and fields["company"]["required"] and not fields["phone"]["required"]
+    assert "lead_source" in form["required"] and "lead_source" in form["hidden"]
+    assert form["consent"]["text"] and form["submit"] == "/v1/forms/demo/submissions"
+    token = form["bot_protection"]["token"]
+    assert (
+        await web.get("/v1/forms/nope", headers={"Authorization": f"Bearer {key}", "Origin": SITE})
+    ).status_code == 404
+
+    headers = {"Authorization": f"Bearer {key}", "Origin": SITE}
+    bots = {
+        "honeypot": filled(
+            f"bot1.{uuid.uuid4().hex[:6]}@example-corp.com", token, homepage_url="http://spam.example"
+        ),
+        "too fast": filled(f"bot2.{uuid.uuid4().hex[:6]}@example-corp.com", token),
+        "no token": filled(f"bot3.{uuid.uuid4().hex[:6]}@example-corp.com", ""),
+        "forged token": filled(f"bot4.{uuid.uuid4().hex[:6]}@example-corp.com", token[:-4] + "abcd"),
+    }
+    for what, fields_sent in bots.items():
+        attempt = f"bot-{uuid.uuid4().hex}"
+        answer = await web.post(
+            "/v1/forms/demo/submissions", json=fields_sent, headers={**headers, "Idempotency-Key": attempt}
+        )
+        assert answer.status_code == 202 and answer.json()["lead_id"] == lead_id_for_email(
+            fields_sent["email"]
+        ), what
+        assert await recorded(stack, attempt) == 0, what
+        assert (await api.get("/v1/leads", params={"email": fields_sent["email"]})).json()["leads"] == [], what
+
+    await asyncio.sleep(form["bot_protection"]["min_fill_seconds"] + 0.2)  # a person's pace
+    wrong = await web.post(
+        "/v1/forms/demo/submissions", json=filled("not-an-email", token, phone="12"), headers=headers
+    )
+    assert wrong.status_code == 422
+    assert {e["loc"][-1] for e in wrong.json()["detail"]} == {"email", "phone"}
+    person = f"ada.{uuid.uuid4().hex[:8]}@example-corp.com"
+    attempt = f"person-{uuid.uuid4().hex}"
+    answer = await web.post(
+        "/v1/forms/demo/submissions",
+        json=filled(person, token),
+        headers={**headers, "Idempotency-Key": attempt},
+    )
+    assert answer.status_code == 202 and answer.headers["access-control-allow-origin"] == SITE
+    assert await recorded(stack, attempt) == 1
+    # A half-filled form from sendBeacon: text/plain, the key in the query.
+    left = f"left.{uuid.uuid4().hex[:8]}@example-corp.com"
+    beacon = await web.post(
+        f"/v1/forms/demo/abandonments?key={key}",
+        content=json.dumps({"email": left, "_fill_token": token}),
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": SITE},
+    )
+    assert beacon.status_code == 202, beacon.text
+    # A server's own form handler (an ingest key) passes no bot check, as before.
+    server = {"Authorization": f"Bearer {stack.api_key}"}
+    plain_form = {
+        k: v
+        for k, v in filled(f"srv.{uuid.uuid4().hex[:6]}@example-corp.com", "").items()
+        if k != "_fill_token"
+    }
+    assert (await web.post("/v1/forms/demo/submissions", json=plain_form, headers=server)).status_code == 202
+    # A browser key from another site's page: refused before anything is read.
+    evil = await web.post(
+        "/v1/forms/demo/submissions",
+        json=filled(person, token),
+        headers={**headers, "Origin": "https://evil.example"},
+    )
+    assert evil.status_code == 403
+
+
+FORM_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Request a demo</title>
+<style>
+  body { font-family: "DejaVu Sans", sans-serif; background: #f4f6fb; margin: 0; padding: 32px; }
+  .card { background: #fff; max-width: 460px; margin: auto; padding: 24px 28px; border-radius: 10px;
+          box-shadow: 0 2px 12px rgba(20, 30, 60, .12); }
+  .journeys-form-title { margin: 0 0 16px; color: #1c2a4a; }
+  .journeys-field { margin-bottom: 12px; }
+  .journeys-field label { display: block; font-size: 13px; color: #44506b; margin-bottom: 4px; }
+  .journeys-field input { width: 100%; box-sizing: border-box; padding: 8px 10px; font-size: 14px;
+                          border: 1px solid #c5ccdb; border-radius: 6px; }
+  .journeys-field[data-invalid] input { border-color: #c0392b; }
+  .journeys-error { color: #c0392b; font-size: 12px; }
+  .journeys-consent { display: flex; gap: 8px; font-size: 13px; color: #44506b; margin: 14px 0; }
+  .journeys-submit { background: #3454d1; color: #fff; border: 0; padding: 10px 22px; font-size: 15px;
+                     border-radius: 6px; }
+</style></head>
+<body><div class="card">
+<div id="demo" data-journeys-form="demo" data-key=__KEY__ data-api=__API__ data-lead-source="website"></div>
+</div>
+<script src=__SCRIPT__></script>
+<script>
+(async () => {
+  const params = new URLSearchParams(location.search);
+  const box = document.getElementById("demo");
+  const report = (key, value) => { document.body.dataset[key] = value; };
+  const until = async (test) => { while (!test()) await new Promise((r) => setTimeout(r, 50)); };
+  await until(() => ["ready", "error"].includes(box.dataset.state));
+  if (box.dataset.state !== "ready" || params.get("show")) { report("done", box.dataset.state); return; }
+  const type = (name, value) => {
+    const input = box.querySelector(`[name="${name}"]`);
+    input.value = value;
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+  };
+  type("email", params.get("email"));
+  if (params.get("leave")) {
+    await fetch("/hold?ms=3300");  // a person's pace, in real time
+    window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false }));
+    report("done", box.dataset.abandonment || "not sent");
+    return;
+  }
+  type("first_name", "Ada");
+  type("last_name", "Lovelace");
+  type("company", "Example Corp");
+  type("job_title", "VP Engineering");
+  type("phone", "not a phone");
+  box.querySelector('[name="consent"]').checked = true;
+  await fetch("/hold?ms=3300");
+  box.querySelector("form").requestSubmit();
+  await until(() => ["invalid", "submitted", "error"].includes(box.dataset.state));
+  report("first", box.dataset.state);
+  if (box.dataset.state === "invalid") {
+    type("phone", "+44 20 7946 0958");
+    box.querySelector("form").requestSubmit();
+    await until(() => ["submitted", "error"].includes(box.dataset.state));
+  }
+  report("lead", box.dataset.leadId || "");
+  report("done", box.dataset.state);
+})();
+</script></body></html>
+"""
+
+
+async def test_a_page_embeds_a_form_with_forms_js(stack: DevStack, api: httpx.AsyncClient, tmp_path: Path):
+    site = Site()
+    key = await browser_key(api, site.origin)
+    api_url = stack.settings.api_url
+    site.pages["/demo.html"] = (
+        FORM_PAGE.replace("__KEY__", json.dumps(key))
+        .replace("__API__", json.dumps(api_url))
+        .replace("__SCRIPT__", json.dumps(f"{api_url}/js/forms.js"))
+    )
+    email = f"ada.{uuid.uuid4().hex[:8]}@example-corp.com"
+    left = f"left.{uuid.uuid4().hex[:8]}@example-corp.com"
+    shot = ARTIFACTS / "website-form.png"
+    with site.serving():
+        dom = await visit(
+            f"{site.origin}/demo.html?utm_source=linkedin&utm_campaign=q4&email={email}", "--dump-dom"
+        )
+        abandoned = await visit(f"{site.origin}/demo.html?leave=1&email={left}", "--dump-dom")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot.unlink(missing_ok=True)
+        await visit(f"{site.origin}/demo.html?show=1", "--window-size=640,760", f"--screenshot={shot}")
+    assert dataset(dom, "first") == "invalid", dom[-3000:]  # the field-level 422, shown at the field
+    assert dataset(dom, "done") == "submitted", dom[-3000:]
+    assert dataset(dom, "lead") == lead_id_for_email(email)
+    lead = await eventually(
+        api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["activity"]["forms_submitted"] == 1)
+    )
+    assert lead["profile"]["company"] == "Example Corp" and lead["profile"]["phone"] == "+442079460958"
+    assert lead["profile"]["consent"] is True and lead["profile"]["lead_source"] == "website"
+    assert lead["journey"]["first_touch"]["source"] == "linkedin"
+
+    assert dataset(abandoned, "done") == "sent", abandoned[-3000:]
+    gone = await eventually(
+        api,
+        f"/v1/leads/{lead_id_for_email(left)}",
+        journey(lambda j: j["activity"]["events_by_type"].get("form_abandoned") == 1),
+    )
+    assert gone["journey"]["activity"]["forms_submitted"] == 0
+    assert shot.exists() and shot.stat().st_size > 10_000

@@ -14,6 +14,7 @@ import mimetypes
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,9 +82,14 @@ class Site:
                 pass
 
             def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
                 site.requests.append(path)
-                if path in site.pages:
+                if path == "/hold":
+                    # Holds the page's request for real seconds: Chromium's virtual time stands
+                    # still while a request is in flight, so a page can wait as a person would.
+                    time.sleep(min(float(query.removeprefix("ms=") or 0) / 1000, 10))
+                    self._send(200, b"{}", "application/json")
+                elif path in site.pages:
                     self._send(200, site.pages[path].encode(), "text/html; charset=utf-8")
                 elif path in site.documents:
                     self._send(200, json.dumps(site.documents[path]).encode(), "application/json")
