@@ -4,7 +4,10 @@
 
 Phases, all against one local stack started as `make dev` starts it:
   bare     raw signal-with-start from a bare Temporal SDK client to the same dev server (no worker)
-  single   POST /v1/track one event at a time, paced at --single-rate events/s
+  single   one event at a time, paced at --single-rate events/s: every other one POST /v1/track
+           from a server (JSON, Bearer), the rest as Segment's browser library sends them
+           (/v1/t and /v1/p, text/plain JSON, the write key in the body and as Basic auth, a
+           browser key from its site's Origin, clients spread over 200 IPs)
   batch    POST /v1/batch with 100 events each, 4 in flight
   routing  how fast the recorded events reach their lead workflows (outbox drained)
 The last line is one JSON object with the figures and the ratios.
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import json
 import time
 import uuid
 from datetime import UTC, datetime
@@ -55,6 +60,8 @@ def track(user: str, n: int) -> dict[str, Any]:
     return {
         "type": "track",
         "userId": user,
+        # The id a browser's library also sends for this user: the warm-up links it.
+        "anonymousId": f"anon-{user}",
         "event": "Feature Used",
         "messageId": f"{user}-{n}-{uuid.uuid4().hex[:6]}",
         "properties": {"feature": "reports", "n": n},
@@ -62,13 +69,54 @@ def track(user: str, n: int) -> dict[str, Any]:
     }
 
 
+BENCH_SITE = "https://www.bench-site.example"
+
+
+def browser_request(key: str, user: str, n: int) -> dict[str, Any]:
+    """A track or a page view as @segment/analytics-next posts it (its Segment.io plugin)."""
+    now = datetime.now(UTC).isoformat()
+    kind = "page" if n % 4 == 1 else "track"
+    message: dict[str, Any] = {
+        "type": kind,
+        "userId": user,
+        "anonymousId": f"anon-{user}",
+        "messageId": f"ajs-next-{user}-{n}-{uuid.uuid4().hex[:8]}",
+        "timestamp": now,
+        "sentAt": now,
+        "context": {
+            "page": {"path": "/pricing", "url": f"{BENCH_SITE}/pricing", "title": "Pricing", "referrer": ""},
+            "library": {"name": "analytics.js", "version": "next-1.84.3"},
+        },
+        "integrations": {},
+        "writeKey": key,
+        "_metadata": {"bundled": ["Segment.io"], "unbundled": [], "bundledIds": []},
+    }
+    if kind == "page":
+        message |= {"name": "Pricing", "properties": {"path": "/pricing", "url": f"{BENCH_SITE}/pricing"}}
+    else:
+        message |= {"event": "Plan Compared", "properties": {"plan": "team", "n": n}}
+    return {
+        "url": f"/v1/{kind[0]}",
+        "content": json.dumps(message),
+        "headers": {
+            "Content-Type": "text/plain",
+            "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(),
+            "Origin": BENCH_SITE,
+            # uvicorn takes the client's address from a proxy on loopback: visitors from 200 IPs.
+            "X-Forwarded-For": f"198.51.100.{n % 200}",
+        },
+    }
+
+
 async def single_events(
-    api: httpx.AsyncClient, rate: float, seconds: float, users: list[str]
+    api: httpx.AsyncClient, rate: float, seconds: float, users: list[str], browser_key: str | None = None
 ) -> dict[str, Any]:
     """Paced sends. Latency counts from each event's scheduled time, so a client falling behind
     shows as latency (no coordinated omission); in-flight requests are capped because httpx's
-    pool slows down badly with hundreds waiting in it."""
+    pool slows down badly with hundreds waiting in it. With `browser_key`, every other event
+    comes as a browser's."""
     latencies: list[float] = []
+    from_browsers: list[float] = []
     server: list[float] = []
     failures = 0
     total = int(rate * seconds)
@@ -77,12 +125,18 @@ async def single_events(
 
     async def one(n: int) -> None:
         nonlocal failures
-        message = track(users[n % len(users)], n)
-        message.pop("type")
+        user = users[n % len(users)]
         scheduled = started + n / rate
         async with in_flight:
-            response = await api.post("/v1/track", json=message)
+            if browser_key is not None and n % 2:
+                response = await api.post(**browser_request(browser_key, user, n))
+            else:
+                message = track(user, n)
+                message.pop("type")
+                response = await api.post("/v1/track", json=message)
         latencies.append(time.perf_counter() - scheduled)
+        if browser_key is not None and n % 2:
+            from_browsers.append(latencies[-1])
         # The API's own time (its Server-Timing header): apart from the client and the queue.
         timing = response.headers.get("Server-Timing", "")
         if "dur=" in timing:
@@ -109,6 +163,7 @@ async def single_events(
         **summary_ms(latencies),
         "server_p50_ms": round(percentile(server, 50) * 1000, 2),
         "server_p99_ms": round(percentile(server, 99) * 1000, 2),
+        **{f"browser_{k}": v for k, v in summary_ms(from_browsers).items()},
     }
 
 
@@ -214,8 +269,23 @@ async def main() -> None:
             await batches(api, args.leads, 100, 4, users)
             await drain(stack, time.perf_counter(), 0)
             await settle(stack)
-            progress(f"single: {args.single_rate:g} events/s for {args.single_seconds:g} s, known leads")
-            single = await single_events(api, args.single_rate, args.single_seconds, users)
+            made = await api.post(
+                "/v1/admin/keys",
+                json={
+                    "name": "bench site",
+                    "scope": "browser",
+                    "origins": [BENCH_SITE],
+                    "rate_per_second": 10_000,
+                },
+            )
+            made.raise_for_status()
+            progress(
+                f"single: {args.single_rate:g} events/s for {args.single_seconds:g} s, known leads, "
+                "half of them from browsers (/v1/t, /v1/p)"
+            )
+            single = await single_events(
+                api, args.single_rate, args.single_seconds, users, browser_key=made.json()["key"]
+            )
             progress(f"  {single}")
             await drain(stack, time.perf_counter(), 0)
             await settle(stack)
@@ -237,6 +307,8 @@ async def main() -> None:
         "single_server_p50_ms": single["server_p50_ms"],
         "single_server_p99_ms": single["server_p99_ms"],
         "single_failures": single["failures"],
+        "single_browser_p50_ms": single["browser_p50_ms"],
+        "single_browser_p99_ms": single["browser_p99_ms"],
         "batch_events_per_s": batch["events_per_s"],
         "batch_p99_ms": batch["batch_p99_ms"],
         "batch_failures": batch["failures"],
