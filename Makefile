@@ -1,4 +1,5 @@
-# `make dev` runs the whole engine on its embedded defaults; `make test` runs the whole suite.
+# `make dev` runs the whole engine on its embedded defaults; `make test` runs the whole suite
+# (`make test-fast`: the unit and workflow tests only).
 # Both bootstrap a virtual environment in .venv from Python 3.11+ and nothing else.
 # The first interpreter that actually runs and is 3.11+ (a pyenv shim may exist yet fail).
 PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
@@ -7,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck check clean bootstrap browser
+.PHONY: dev test test-fast lint typecheck check clean bootstrap browser
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required (none found on PATH)"; exit 1; }
@@ -32,6 +33,11 @@ browser:
 
 test: $(STAMP) browser
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The inner loop: the unit and workflow tests (the time-skipping server, no stack), in under 3 minutes.
+# `make test` stays the whole suite, the end-to-end tests with it.
+test-fast: $(STAMP)
+	@$(BIN)/python -m pytest -q -m "not e2e" tests/unit tests/workflows $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check .

@@ -38,8 +38,7 @@ from bench.workload import put_roster
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from store.db import create_engine
-from tests.e2e.test_form_slice import demo_form
-from tests.e2e.test_qualify import behaviour
+from tests.helpers.e2e import behaviour, demo_form
 
 TARGET_P99_S = 5.0
 

@@ -26,9 +26,8 @@ import httpx
 from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
 from domain.ids import lead_id_for_email
 from domain.signatures import sign_timestamped_hmac
-from tests.e2e.test_form_slice import demo_form
-from tests.e2e.test_qualify import behaviour
-from tests.e2e.test_webhooks import checkout
+from tests.helpers.e2e import behaviour, demo_form
+from tests.helpers.webhooks import checkout
 
 KINDS = ("form", "click", "mql", "meeting", "purchase")
 RETRIED_STATUSES = {429, 502, 503, 504}

@@ -108,6 +108,9 @@ class DevStack:
                 "JOURNEYS_SANDBOX_HOST": self.settings.sandbox_host,
                 "JOURNEYS_SANDBOX_PORT": str(self.settings.sandbox_port),
                 "JOURNEYS_FORMS_FILE": str(self.settings.forms_file),
+                # A stack may run on other files than the seed's (the tests' always-open hours).
+                "JOURNEYS_ROSTER_FILE": str(self.settings.roster_file),
+                "JOURNEYS_SEQUENCES_DIR": str(self.settings.sequences_dir),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -2,62 +2,23 @@
 every contact is enrolled, and one booked meeting stops the outreach for all of them. The leads'
 journeys are stand-ins that record what the account's journey tells them."""
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from functools import partial
 
-import pytest
-from temporalio import activity, workflow
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
 from domain.accounts import (
     ACCOUNT_ACTIVITY_SIGNAL,
-    AbmPolicy,
     AccountJourneyInput,
     AccountState,
     ContactActivity,
     account_workflow_id,
 )
-from domain.qualify import ENROLL_SIGNAL, EnrollRequest
-from runtime.temporal import register_search_attributes
-from tests.conftest import _test_server
+from domain.qualify import EnrollRequest
+from tests.helpers.fakes import StandInLead, abm_policy
+from tests.helpers.temporal import workflow_worker
+from tests.helpers.waiting import eventually
 from workflows.account import AccountJourneyWorkflow
-
-
-@workflow.defn(name="StandInLead", sandboxed=False)
-class StandInLead:
-    def __init__(self) -> None:
-        self.requests: list[EnrollRequest] = []
-
-    @workflow.signal(name=ENROLL_SIGNAL)
-    def enroll(self, request: EnrollRequest) -> None:
-        self.requests.append(request)
-
-    @workflow.query(name="requests")
-    def seen(self) -> list[EnrollRequest]:
-        return self.requests
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: False)
-
-
-@activity.defn(name="accounts.policy")
-async def policy() -> AbmPolicy:
-    return AbmPolicy(intent_threshold=60, min_contacts=2, window=timedelta(days=30))
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
 
 
 async def requests_of(env: WorkflowEnvironment, lead_id: str) -> list[EnrollRequest]:
@@ -65,20 +26,13 @@ async def requests_of(env: WorkflowEnvironment, lead_id: str) -> list[EnrollRequ
     return [EnrollRequest.model_validate(r) for r in raw]
 
 
-async def wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.05)
-
-
-async def test_intent_targets_the_account_and_a_meeting_stops_everyone(env):
-    queue = f"account-{uuid.uuid4()}"
+async def test_intent_targets_the_account_and_a_meeting_stops_everyone(time_skipping_env):
+    env = time_skipping_env
     account = f"acct-{uuid.uuid4().hex[:6]}"
     leads = [str(uuid.uuid4()) for _ in range(3)]
-    async with Worker(
-        env.client, task_queue=queue, workflows=[AccountJourneyWorkflow, StandInLead], activities=[policy]
-    ):
+    async with workflow_worker(
+        env.client, workflows=[AccountJourneyWorkflow, StandInLead], activities=[abm_policy]
+    ) as queue:
         for lead in leads:
             await env.client.start_workflow(StandInLead.run, id=f"lead-{lead}", task_queue=queue)
         now = await env.get_current_time()
@@ -94,13 +48,13 @@ async def test_intent_targets_the_account_and_a_meeting_stops_everyone(env):
         async def state() -> AccountState:
             return AccountState.model_validate(await handle.query("state"))
 
-        await wait_for(lambda: _contacts(state, 1))
+        await eventually(lambda: _contacts(state, 1))
         # One keen contact is not an account: still watching.
         assert (await state()).status == "watching"
         await handle.signal(
             ACCOUNT_ACTIVITY_SIGNAL, ContactActivity(lead_id=leads[1], intent_points=25, fit=False, at=now)
         )
-        await wait_for(lambda: _status(state, "targeted"))
+        await eventually(lambda: _status(state, "targeted"))
         targeted = await state()
         assert "intent 65" in (targeted.reason or "") and "from 2 contacts" in (targeted.reason or "")
         # A contact seen later joins the play.
@@ -108,13 +62,13 @@ async def test_intent_targets_the_account_and_a_meeting_stops_everyone(env):
             ACCOUNT_ACTIVITY_SIGNAL, ContactActivity(lead_id=leads[2], intent_points=5, at=now)
         )
         for lead in leads:
-            await wait_for(lambda lead=lead: _requested(env, lead, stop=False))
+            await eventually(partial(_requested, env, lead, stop=False))
         await handle.signal(
             ACCOUNT_ACTIVITY_SIGNAL, ContactActivity(lead_id=leads[2], meeting_booked=True, at=now)
         )
-        await wait_for(lambda: _status(state, "engaged"))
+        await eventually(lambda: _status(state, "engaged"))
         for lead in leads:
-            await wait_for(lambda lead=lead: _requested(env, lead, stop=True))
+            await eventually(partial(_requested, env, lead, stop=True))
             asked = await requests_of(env, lead)
             assert [r.stop for r in asked] == [False, True] and asked[0].sequence_id == "abm_outreach"
         assert (await state()).engaged_by == leads[2]

@@ -3,59 +3,19 @@
 import uuid
 from datetime import UTC, datetime
 
-from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
 
 from domain.connectors import (
-    ChatNotifyInput,
     ConnectorStepsInput,
     ConnectorStepsResult,
     CrmTaskInput,
-    SendEmailInput,
-    WriteResult,
     connector_steps_workflow_id,
 )
+from tests.helpers.fakes import CONNECTOR_STEPS as STEPS
+from tests.helpers.fakes import RecordingConnectors
+from tests.helpers.temporal import workflow_worker
 from workers.registry import WORKFLOWS
 from workflows.connector_steps import ConnectorStepsWorkflow
-
-
-class RecordingConnectors:
-    def __init__(self) -> None:
-        self.keys: list[tuple[str, str]] = []
-        self.chat_failures_left = 2
-        self.email_rejects = True
-
-    @activity.defn(name="crm.create_task")
-    async def create_task(self, data: CrmTaskInput) -> WriteResult:
-        self.keys.append(("crm.create_task", data.idempotency_key))
-        return WriteResult(provider="hubspot", object_type="task", id="t-1")
-
-    @activity.defn(name="notify.post_message")
-    async def post_message(self, data: ChatNotifyInput) -> WriteResult:
-        self.keys.append(("notify.post_message", data.idempotency_key))
-        if self.chat_failures_left:
-            self.chat_failures_left -= 1
-            raise ApplicationError("slack: 503", type="PlatformUnavailable")
-        return WriteResult(provider="slack", object_type="message", id="1712345678.000100")
-
-    @activity.defn(name="email.send")
-    async def send(self, data: SendEmailInput) -> WriteResult:
-        self.keys.append(("email.send", data.idempotency_key))
-        if self.email_rejects:
-            raise ApplicationError("klaviyo: 400 bad template", type="PlatformRejected", non_retryable=True)
-        return WriteResult(provider="klaviyo", object_type="event", id=data.idempotency_key)
-
-    def all(self) -> list:
-        return [self.create_task, self.post_message, self.send]
-
-
-STEPS = [
-    {"activity": "crm.create_task", "input": {"subject": "Call {name}", "due_at": "2026-12-01T09:00:00Z"}},
-    {"activity": "email.send", "input": {"template_id": "nurture-1"}},
-    {"activity": "notify.post_message", "input": {"channel": "C1", "text": "{name} is an MQL"}},
-]
 
 
 async def run(
@@ -63,8 +23,7 @@ async def run(
 ) -> tuple[str, ConnectorStepsResult]:
     lead_id = str(uuid.uuid4())
     data = ConnectorStepsInput(lead_id=lead_id, request_id="r1", steps=STEPS, parallel=parallel)
-    queue = f"steps-{uuid.uuid4()}"
-    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=fakes.all()):
+    async with workflow_worker(client, workflows=WORKFLOWS, activities=fakes.all()) as queue:
         result = await client.execute_workflow(
             ConnectorStepsWorkflow.run,
             data,

@@ -3,201 +3,40 @@ an account's year (usage, surveys, health, expansion, renewal reminders, churn a
 continue-as-new. Platform calls are recording fakes; the people's lead journeys are stand-ins that
 record the enrollments the account's journey asks for."""
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 
 import pytest
-from temporalio import activity
-from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from domain.connectors import CalendarEventInput, ChatNotifyInput, CrmTaskInput, SendEmailInput, WriteResult
-from domain.customers import (
-    CUSTOMER_EVENT_SIGNAL,
-    CompanyInput,
-    CsmAssignment,
-    CustomerEvent,
-    CustomerInput,
-    CustomerPolicy,
-    CustomerState,
-    OnboardingResult,
-    load_customer_policy,
-    onboarding_workflow_id,
-)
-from domain.qualify import EnrollRequest
-from runtime.temporal import register_search_attributes
-from tests.conftest import _test_server
-from tests.workflows.test_account import StandInLead
+from domain.customers import OnboardingResult, onboarding_workflow_id
+from tests.helpers.customer import Account, stand_in, start_account
+from tests.helpers.fakes import CSM, CustomerPlatforms, StandInLead
+from tests.helpers.temporal import workflow_worker
+from tests.helpers.waiting import eventually
 from workflows.customer import CustomerJourneyWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
-POLICY = load_customer_policy(Path(__file__).resolve().parents[2] / "config" / "customer.toml")
-CSM = CsmAssignment(
-    csm_id="olivia",
-    name="Olivia Park",
-    email="olivia.park@example.com",
-    slack_user_id="U0OLIVIA",
-    crm_owner_id="900",
-    channel="C0CS",
-    reason="fewest accounts",
-)
-
-
-class Platforms:
-    """Records every call by activity name."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    def _done(self, name: str, data: Any) -> WriteResult:
-        self.calls.append((name, data))
-        return WriteResult(provider="fake", object_type=name, id=str(len(self.calls)))
-
-    def of(self, name: str) -> list[Any]:
-        return [data for called, data in self.calls if called == name]
-
-    def emails(self, template: str) -> list[SendEmailInput]:
-        return [e for e in self.of("email.send") if e.template_id == template]
-
-    def slack(self, words: str) -> list[ChatNotifyInput]:
-        return [m for m in self.of("notify.post_message") if words in m.text]
-
-    def activities(self) -> list[Any]:
-        @activity.defn(name="customers.policy")
-        async def policy() -> CustomerPolicy:
-            return POLICY
-
-        @activity.defn(name="customers.assign_csm")
-        async def assign_csm(account_id: str) -> CsmAssignment:
-            self.calls.append(("customers.assign_csm", account_id))
-            return CSM
-
-        @activity.defn(name="crm.upsert_company")
-        async def upsert_company(data: CompanyInput) -> WriteResult:
-            return self._done("crm.upsert_company", data)
-
-        @activity.defn(name="email.send")
-        async def send(data: SendEmailInput) -> WriteResult:
-            return self._done("email.send", data)
-
-        @activity.defn(name="calendar.create_event")
-        async def create_event(data: CalendarEventInput) -> WriteResult:
-            return self._done("calendar.create_event", data)
-
-        @activity.defn(name="notify.post_message")
-        async def post_message(data: ChatNotifyInput) -> WriteResult:
-            return self._done("notify.post_message", data)
-
-        @activity.defn(name="crm.create_task")
-        async def create_task(data: CrmTaskInput) -> WriteResult:
-            return self._done("crm.create_task", data)
-
-        return [policy, assign_csm, upsert_company, send, create_event, post_message, create_task]
-
 
 @pytest.fixture
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """One server per test: a year skipped on a server that still holds another test's account
-    (its worker gone) stalls the clock."""
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+def env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The shared time-skipping server: a year skipped on it no longer stalls, as every test's
+    worker ends its runs (`workflow_worker`)."""
+    return time_skipping_env
 
 
-async def eventually(check, timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = check()
-            if asyncio.iscoroutine(result):
-                result = await result
-            if result is not False:
-                return
-        except (AssertionError, IndexError, KeyError):
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-        else:
-            assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-class Account:
-    def __init__(self, env: WorkflowEnvironment, queue: str, handle: WorkflowHandle, account_id: str) -> None:
-        self.env, self.queue, self.handle, self.account_id = env, queue, handle, account_id
-        self._n = 0
-
-    async def now(self) -> datetime:
-        return await self.env.get_current_time()
-
-    async def send(self, lead_id: str, kind: str, name: str = "", **properties: Any) -> None:
-        self._n += 1
-        event = CustomerEvent(
-            event_id=f"{self.account_id}-{self._n}",
-            lead_id=lead_id,
-            kind=kind,
-            name=name,
-            properties=properties,
-            occurred_at=await self.now(),
-        )
-        await self.env.client.get_workflow_handle(self.handle.id).signal(CUSTOMER_EVENT_SIGNAL, event)
-
-    async def state(self) -> CustomerState:
-        raw = await self.env.client.get_workflow_handle(self.handle.id).query("state")
-        return CustomerState.model_validate(raw)
-
-    async def enrollments(self, lead_id: str) -> list[str]:
-        raw = await self.env.client.get_workflow_handle(f"lead-{lead_id}").query("requests")
-        return [EnrollRequest.model_validate(r).sequence_id for r in raw]
-
-
-async def start_account(
-    env: WorkflowEnvironment, queue: str, buyer: str, history_limit: int = 5000
-) -> Account:
-    account_id = f"acct-{uuid.uuid4().hex[:8]}"
-    first = CustomerEvent(
-        event_id=f"{account_id}-purchase",
-        lead_id=buyer,
-        kind="purchase",
-        name="Checkout completed",
-        properties={"amount": 12000, "seats": 10},
-        occurred_at=await env.get_current_time(),
-    )
-    handle = await env.client.start_workflow(
-        CustomerJourneyWorkflow.run,
-        CustomerInput(account_id=account_id, history_limit=history_limit),
-        id=f"customer-{account_id}",
-        task_queue=queue,
-        start_signal=CUSTOMER_EVENT_SIGNAL,
-        start_signal_args=[first],
-    )
-    return Account(env, queue, handle, account_id)
-
-
-async def stand_in(env: WorkflowEnvironment, queue: str, lead_id: str) -> None:
-    await env.client.start_workflow(StandInLead.run, id=f"lead-{lead_id}", task_queue=queue)
-
-
-def worker(env: WorkflowEnvironment, queue: str, platforms: Platforms) -> Worker:
-    return Worker(
+def worker(env: WorkflowEnvironment, platforms: CustomerPlatforms) -> AbstractAsyncContextManager[str]:
+    return workflow_worker(
         env.client,
-        task_queue=queue,
         workflows=[CustomerJourneyWorkflow, OnboardingWorkflow, StandInLead],
         activities=platforms.activities(),
     )
 
 
 async def test_a_purchase_welcomes_the_customer_and_onboarding_tracks_its_deadlines(env):
-    queue, platforms, buyer = f"customer-{uuid.uuid4()}", Platforms(), str(uuid.uuid4())
-    async with worker(env, queue, platforms):
+    platforms, buyer = CustomerPlatforms(), str(uuid.uuid4())
+    async with worker(env, platforms) as queue:
         await stand_in(env, queue, buyer)
         account = await start_account(env, queue, buyer)
 
@@ -253,9 +92,9 @@ async def test_a_purchase_welcomes_the_customer_and_onboarding_tracks_its_deadli
 
 
 async def test_an_accounts_year_through_continue_as_new(env):
-    queue, platforms = f"customer-{uuid.uuid4()}", Platforms()
+    platforms = CustomerPlatforms()
     buyer, teammate = str(uuid.uuid4()), str(uuid.uuid4())
-    async with worker(env, queue, platforms):
+    async with worker(env, platforms) as queue:
         for lead in (buyer, teammate):
             await stand_in(env, queue, lead)
         account = await start_account(env, queue, buyer, history_limit=150)
@@ -344,8 +183,8 @@ async def test_an_accounts_year_through_continue_as_new(env):
 
 
 async def test_a_renewal_moves_the_end_and_no_churn_follows(env):
-    queue, platforms, buyer = f"customer-{uuid.uuid4()}", Platforms(), str(uuid.uuid4())
-    async with worker(env, queue, platforms):
+    platforms, buyer = CustomerPlatforms(), str(uuid.uuid4())
+    async with worker(env, platforms) as queue:
         await stand_in(env, queue, buyer)
         account = await start_account(env, queue, buyer)
         started = await account.now()
@@ -356,9 +195,23 @@ async def test_a_renewal_moves_the_end_and_no_churn_follows(env):
         await env.sleep(timedelta(days=340))
         await eventually(lambda: len(platforms.emails("renewal_reminder")) == 2)  # 60 and 30 days
         await account.send(buyer, "subscription_renewed", "Invoice paid")
-        await env.sleep(timedelta(days=40))
+
+        async def renewed() -> None:
+            state = await account.state()
+            assert state.renewals == 1 and state.term_number == 2, state
+
+        await eventually(renewed)
+        await env.sleep(timedelta(days=40))  # past the old term's end and its grace
+        # Caught up: its next health check is ahead of the clock, so every timer up to now (the old
+        # end and grace among them) has been taken, not merely not yet reached.
+        await eventually(lambda: _caught_up(account))
         state = await account.state()
         assert state.status != "churned" and state.renewals == 1 and state.term_number == 2
         assert state.subscription_ends_at is not None
         assert state.subscription_ends_at >= started + timedelta(days=365 + 365, minutes=-1)
         assert len(platforms.emails("renewal_reminder")) == 2  # the new term's are months away
+
+
+async def _caught_up(account: Account) -> bool:
+    state = await account.state()
+    return state.next_health_at is not None and state.next_health_at > await account.now()

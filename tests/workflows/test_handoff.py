@@ -6,6 +6,7 @@ the roster's choices are the fake's."""
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,8 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from devstack.always_open import ALWAYS
 from devstack.temporal import temporal_cli
-from domain.connectors import CrmDealInput, CrmNoteInput, CrmTaskInput, SyncPersonInput, WriteResult
 from domain.handoff import (
     ACCEPT_UPDATE,
     AcceptRequest,
@@ -29,132 +30,47 @@ from domain.handoff import (
     HandoffInput,
     HandoffPolicy,
     HandoffState,
-    Milestone,
-    RepNotifyInput,
     handoff_workflow_id,
 )
 from domain.roster import LeadRouting, RepLoad, Roster, choose, roster_from
 from domain.search_attributes import ALL as ALL_SEARCH_ATTRIBUTES
-from runtime.temporal import register_search_attributes
-from tests.conftest import _test_server
+from tests.helpers.fakes import FakeSales
+from tests.helpers.temporal import workflow_worker
 from workers.registry import WORKFLOWS
 from workflows.handoff import HandoffWorkflow
 
-TEAM = ["ana", "ben", "cho"]
+ALWAYS_OPEN = ALWAYS.model_dump(mode="json")
 
 
-class FakeSales:
-    def __init__(self, reps: list[str | None]) -> None:
-        self.reps = reps
-        self.assigned: list[AssignInput] = []
-        self.notified: list[RepNotifyInput] = []
-        self.milestones: list[Milestone] = []
-        self.tasks: list[CrmTaskInput] = []
-        self.deals: list[CrmDealInput] = []
-        self.released = 0
-
-    @activity.defn(name="handoff.policy")
-    async def policy(self) -> HandoffPolicy:
-        return HandoffPolicy(
-            sla=timedelta(minutes=5), step_timeout=timedelta(minutes=5), manager_slack_id="U0MGR"
-        )
-
-    @activity.defn(name="handoff.assign")
-    async def assign(self, data: AssignInput) -> Assignment:
-        self.assigned.append(data)
-        rep = self.reps[min(data.attempt, len(self.reps)) - 1]
-        return Assignment(
-            rep_id=rep,
-            rep_name=rep,
-            slack_user_id=f"U-{rep}" if rep else None,
-            team_id="sales",
-            queue_channel="C0QUEUE",
-            team_reps=TEAM,
-            queue=rep is None,
-            reason="weighted round robin" if rep else "nobody available",
-        )
-
-    @activity.defn(name="handoff.release")
-    async def release(self, data: AssignInput) -> None:
-        self.released += 1
-
-    @activity.defn(name="handoff.record")
-    async def record(self, milestone: Milestone) -> None:
-        self.milestones.append(milestone)
-
-    @activity.defn(name="notify.rep")
-    async def notify(self, data: RepNotifyInput) -> WriteResult:
-        self.notified.append(data)
-        return WriteResult(provider="slack", object_type="message", id=data.idempotency_key)
-
-    @activity.defn(name="crm.sync_person")
-    async def sync_person(self, data: SyncPersonInput) -> WriteResult:
-        return WriteResult(provider="hubspot", object_type="contact", id="c-1", created=False)
-
-    @activity.defn(name="crm.add_sales_context")
-    async def context(self, data: CrmNoteInput) -> WriteResult:
-        return WriteResult(provider="hubspot", object_type="note", id="n-1")
-
-    @activity.defn(name="crm.create_task")
-    async def task(self, data: CrmTaskInput) -> WriteResult:
-        self.tasks.append(data)
-        return WriteResult(provider="hubspot", object_type="task", id="t-1")
-
-    @activity.defn(name="crm.upsert_deal")
-    async def deal(self, data: CrmDealInput) -> WriteResult:
-        self.deals.append(data)
-        return WriteResult(provider="hubspot", object_type="deal", id="d-1")
-
-    def all(self) -> list[Any]:
-        return [
-            self.deal,
-            self.policy,
-            self.assign,
-            self.release,
-            self.record,
-            self.notify,
-            self.sync_person,
-            self.context,
-            self.task,
-        ]
-
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+@pytest.fixture
+def env(time_skipping_env):
+    """The shared time-skipping server (tests/conftest.py)."""
+    return time_skipping_env
 
 
 @pytest.fixture
 async def run_with(env: WorkflowEnvironment) -> AsyncIterator[Any]:
-    workers: list[Worker] = []
+    async with AsyncExitStack() as workers:
 
-    async def start(fake: FakeSales) -> WorkflowHandle:
-        queue = f"handoff-{uuid.uuid4()}"
-        worker = Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=fake.all())
-        await worker.__aenter__()
-        workers.append(worker)
-        lead_id = str(uuid.uuid4())
-        return await env.client.start_workflow(
-            HandoffWorkflow.run,
-            HandoffInput(
-                lead_id=lead_id,
-                mql_at=await env.get_current_time(),
-                score=82,
-                score_band="hot",
-                reasons=["email engagement 74 >= 70"],
-            ),
-            id=handoff_workflow_id(lead_id, 1),
-            task_queue=queue,
-        )
+        async def start(fake: FakeSales) -> WorkflowHandle:
+            queue = await workers.enter_async_context(
+                workflow_worker(env.client, workflows=WORKFLOWS, activities=fake.all())
+            )
+            lead_id = str(uuid.uuid4())
+            return await env.client.start_workflow(
+                HandoffWorkflow.run,
+                HandoffInput(
+                    lead_id=lead_id,
+                    mql_at=await env.get_current_time(),
+                    score=82,
+                    score_band="hot",
+                    reasons=["email engagement 74 >= 70"],
+                ),
+                id=handoff_workflow_id(lead_id, 1),
+                task_queue=queue,
+            )
 
-    yield start
-    for worker in workers:
-        await worker.__aexit__(None, None, None)
+        yield start
 
 
 async def status(handle: WorkflowHandle, wanted: str, timeout: float = 10.0) -> HandoffState:
@@ -365,7 +281,7 @@ class RosterSales(FakeSales):
 
     @activity.defn(name="handoff.assign")
     async def assign(self, data: AssignInput) -> Assignment:
-        self.assigned.append(data)
+        self.record(data)
         now = activity.info().current_attempt_scheduled_time
         routing = LeadRouting(lead_id=data.lead_id, **self.routing)
         choice = choose(self.roster, routing, now, self.loads, exclude=set(data.exclude))
@@ -392,18 +308,14 @@ class RosterSales(FakeSales):
 def roster_now(
     now: datetime, *, away: str | None = None, off_duty: frozenset[str] | set[str] = frozenset()
 ) -> Roster:
-    """Three reps; `away` is out of office now; `off_duty` reps work a window that starts in 3 hours."""
-    later = (now + timedelta(hours=3)).astimezone(ZoneInfo("Asia/Tokyo"))
-    if later.hour == 23:
-        # Working hours stay within a day: a window starting two hours from now is as off duty.
-        later -= timedelta(hours=1)
+    """Three reps in Tokyo; `away` is out of office now; `off_duty` reps work only on the day three
+    days from now, so they are off duty whatever the hour (and however far the test skips)."""
+    off_day = (now.astimezone(ZoneInfo("Asia/Tokyo")).weekday() + 3) % 7
 
     def hours(rep: str) -> dict[str, Any]:
         if rep in off_duty:
-            start = later.time().replace(second=0, microsecond=0)
-            end = (later + timedelta(hours=1)).time().replace(second=0, microsecond=0)
-            return {"days": [0, 1, 2, 3, 4, 5, 6], "start": start.isoformat(), "end": end.isoformat()}
-        return {"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "23:59"}
+            return {**ALWAYS_OPEN, "days": [off_day]}
+        return ALWAYS_OPEN
 
     away_now = {"start": (now - timedelta(days=1)).isoformat(), "end": (now + timedelta(days=1)).isoformat()}
     reps = [

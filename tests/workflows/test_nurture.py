@@ -12,10 +12,9 @@ import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType as HistoryEventType
 from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
+from devstack.always_open import ALWAYS
 from domain.connectors import CrmTaskInput, SendEmailInput, SendReservation, SendReservationInput, WriteResult
 from domain.experiments import ExposureInput
 from domain.nurture import EventNotice, NurtureInput, NurtureState, nurture_workflow_id
@@ -28,12 +27,13 @@ from domain.sequences import (
     assign_variant,
     next_send_time,
 )
-from runtime.temporal import register_search_attributes
-from tests.conftest import _test_server
+from tests.helpers.lead import lead_context
+from tests.helpers.temporal import workflow_worker
 from workers.registry import WORKFLOWS
 from workflows.nurture import NurtureWorkflow
 
-ALWAYS_OPEN = {"days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "23:59"}
+# Every day, all day (up to a microsecond before midnight): no send waits for the hour the test runs at.
+ALWAYS_OPEN = ALWAYS.model_dump(mode="json")
 
 
 class RecordingSends:
@@ -77,28 +77,21 @@ class RecordingSends:
         return [step for step, _, _ in self.sent]
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    # Its own server: these tests skip months, which on a shared server would also replay the
-    # retries of other tests' unfinished activities.
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+@pytest.fixture
+def env(time_skipping_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The shared time-skipping server: months skipped on it no longer replay other tests' runs, as
+    every test's worker ends its runs (`workflow_worker`)."""
+    return time_skipping_env
 
 
 @pytest.fixture
 async def sends(env: WorkflowEnvironment) -> AsyncIterator[tuple[RecordingSends, str]]:
     recorder = RecordingSends()
-    queue = f"nurture-{uuid.uuid4()}"
-    async with Worker(
+    async with workflow_worker(
         env.client,
-        task_queue=queue,
         workflows=WORKFLOWS,
         activities=[recorder.reserve, recorder.send, recorder.task, recorder.expose],
-    ):
+    ) as queue:
         yield recorder, queue
 
 
@@ -122,28 +115,13 @@ def variants_of(seq: SequenceDefinition, step_id: str) -> list[Variant]:
     return step.variants
 
 
-def context(**overrides: Any) -> LeadContext:
-    values: dict[str, Any] = {
-        "stage": "lead",
-        "score": 20,
-        "score_band": "cold",
-        "engagement": "low",
-        "preferred_topic": None,
-        "email_clicks": 0,
-        "lead_source": "webinar",
-        "country": "DE",
-        "timezone": "Europe/Berlin",
-    }
-    return LeadContext.model_validate({**values, **overrides})
-
-
 async def start(
     client: Client, queue: str, seq: SequenceDefinition, ctx: LeadContext | None = None, **extra: Any
 ) -> WorkflowHandle:
     lead_id = extra.pop("lead_id", str(uuid.uuid4()))
     return await client.start_workflow(
         NurtureWorkflow.run,
-        NurtureInput(lead_id=lead_id, sequence=seq, context=ctx or context(), **extra),
+        NurtureInput(lead_id=lead_id, sequence=seq, context=ctx or lead_context(), **extra),
         id=nurture_workflow_id(lead_id, seq.id, extra.get("enrollment", 1)),
         task_queue=queue,
     )
@@ -255,7 +233,7 @@ async def test_a_wait_until_times_out_and_branches_by_context(env, sends):
             {"type": "send", "id": "security", "template": "t-security"},
         ]
     )
-    state = await result(await start(env.client, queue, seq, context(preferred_topic="security")))
+    state = await result(await start(env.client, queue, seq, lead_context(preferred_topic="security")))
     assert recorder.steps() == ["security"]
     assert [e.kind for e in state.log][:3] == ["wait_until", "timeout", "branch"]
 
@@ -273,7 +251,7 @@ async def test_sends_wait_for_the_window_in_the_leads_zone_across_a_dst_change(e
         send_window=window,
     )
     started = await env.get_current_time()
-    await result(await start(env.client, queue, seq, context(timezone="America/New_York")))
+    await result(await start(env.client, queue, seq, lead_context(timezone="America/New_York")))
     zone = ZoneInfo("America/New_York")
     parsed = SendWindow.model_validate(window)
     first_at, second_at = recorder.sent[0][1], recorder.sent[1][1]
@@ -316,15 +294,15 @@ async def test_mql_pauses_recycle_resumes_and_customer_exits(env, sends):
     )
     handle = await start(env.client, queue, seq)
     await env.sleep(timedelta(days=1))
-    await handle.signal(NurtureWorkflow.lead_context, context(stage="mql"))
+    await handle.signal(NurtureWorkflow.lead_context, lead_context(stage="mql"))
     await env.sleep(timedelta(days=20))
     paused = await handle.query(NurtureWorkflow.state)
     assert paused.status == "paused" and recorder.steps() == ["one"]
-    await handle.signal(NurtureWorkflow.lead_context, context(stage="recycled"))
+    await handle.signal(NurtureWorkflow.lead_context, lead_context(stage="recycled"))
     await env.sleep(timedelta(hours=1))
     # The wait's deadline passed while paused: the next send goes at once.
     assert recorder.steps() == ["one", "two"]
-    await handle.signal(NurtureWorkflow.lead_context, context(stage="customer"))
+    await handle.signal(NurtureWorkflow.lead_context, lead_context(stage="customer"))
     state = await result(handle)
     assert state.status == "exited" and state.exit_reason == "lead became customer"
     assert recorder.steps() == ["one", "two"]
@@ -420,7 +398,7 @@ async def test_a_task_step_gives_the_owner_a_crm_task(env, sends):
         marketing=False,
     )
     started = await env.get_current_time()
-    state = await result(await start(env.client, queue, seq, context(owner_crm_id="owner-7")))
+    state = await result(await start(env.client, queue, seq, lead_context(owner_crm_id="owner-7")))
     assert state.status == "completed" and [e.kind for e in state.log][:2] == ["task", "sent"]
     _, task = recorder.tasks[0]
     assert task.owner_id == "owner-7" and task.priority == "HIGH" and task.subject == "Call {name}"

