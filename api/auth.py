@@ -264,8 +264,18 @@ def check_origin(request: Request, principal: Principal) -> None:
         )
 
 
-# Paths that check their own access (the codec's token paths, the form script), or need none.
-OPEN_PATHS = ("/healthz", "/docs", "/openapi.json", "/redoc", "/dashboard", "/codec/", "/js/")
+# Paths that check their own access (the codec's token paths, a browser key's settings, which
+# carry it in the path as Segment's CDN does), or need none (the form script).
+OPEN_PATHS = (
+    "/healthz",
+    "/docs",
+    "/openapi.json",
+    "/redoc",
+    "/dashboard",
+    "/codec/",
+    "/js/",
+    "/v1/projects/",
+)
 # Segment's paths: its HTTP API's, and the analytics.js per-call ones (the call type's first
 # letter; `b` for a batch).
 SEGMENT_KINDS = {
@@ -289,9 +299,12 @@ FORMS_PREFIX = "/v1/forms/"
 WEBHOOKS_PREFIX = "/v1/webhooks/"
 
 
+PROJECTS_PREFIX = "/v1/projects/"
+
+
 def is_browser_path(path: str) -> bool:
-    """What a page may call: Segment's paths and the forms'."""
-    return path in BODY_KEY_PATHS or path.startswith(FORMS_PREFIX)
+    """What a page may call: Segment's paths (and its settings, as the CDN serves them) and the forms'."""
+    return path in BODY_KEY_PATHS or path.startswith((FORMS_PREFIX, PROJECTS_PREFIX))
 
 
 def scope_for(path: str) -> str:

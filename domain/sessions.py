@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from domain.events import Touch
 
 SESSION_GAP = timedelta(minutes=30)
-VIEWS_KEPT = 300
+VIEWS_KEPT = 200
 RECENT_SESSIONS_SHOWN = 10
 ENGAGEMENT_PROPERTY = "engagement_time_msec"
 MAX_ENGAGEMENT_MS = 30 * 60 * 1000
@@ -67,6 +67,20 @@ def _in_time(views: list[WebView]) -> list[WebView]:
     """By time; views at the same instant in one order whatever order they came in (a campaign's
     landing view first)."""
     return sorted(views, key=lambda v: (v.at, v.campaign is None, v.campaign or ""))
+
+
+def _count(views: list[WebView]) -> int:
+    """`len(derive(views))`, without building the summaries (the fold asks for it on every view)."""
+    count, ended, campaign = 0, None, None
+    for view in _in_time(views):
+        if (
+            ended is None
+            or view.at - ended > SESSION_GAP
+            or (view.campaign is not None and view.campaign != campaign)
+        ):
+            count, campaign = count + 1, view.campaign
+        ended = view.at
+    return count
 
 
 def derive(views: list[WebView]) -> list[SessionSummary]:
@@ -128,7 +142,7 @@ class WebSessions(BaseModel):
 
     @property
     def count(self) -> int:
-        return self.closed_sessions + len(derive(self.views))
+        return self.closed_sessions + _count(self.views)
 
     def recent(self, limit: int = RECENT_SESSIONS_SHOWN) -> list[SessionSummary]:
         return derive(self.views)[-limit:]

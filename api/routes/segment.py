@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import SEGMENT_KINDS
+from api.auth import SEGMENT_KINDS, UNKNOWN_KEY
 from api.browser import refuse_what_a_browser_cannot_send
 from api.context import AppContext, context
 from domain.events import IncomingEvent
@@ -247,3 +247,51 @@ async def segment_batch(request: Request, ctx: AppContext = Depends(context)) ->
     if events:
         await ctx.ingest(events)
     return JSONResponse({"success": True})
+
+
+@router.get(
+    "/v1/projects/{write_key}/settings",
+    summary="A browser key's settings as Segment's CDN serves a source's: point the library's "
+    "`cdnURL` here and it posts to this API",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "integrations": {
+                            "Segment.io": {
+                                "apiKey": "jrn_browser_3f9a1c2b4d5e_...",
+                                "apiHost": "api.example.com/v1",
+                                "protocol": "https",
+                            }
+                        },
+                        "plan": {},
+                    }
+                }
+            }
+        },
+        401: {"description": "not a browser key in force"},
+    },
+)
+async def project_settings(
+    write_key: str, request: Request, ctx: AppContext = Depends(context)
+) -> JSONResponse:
+    principal = await ctx.auth.principal(write_key)
+    if principal is None or not principal.is_browser:
+        raise HTTPException(status_code=401, detail=f"{UNKNOWN_KEY} (here: a browser key in force)")
+    base = (ctx.settings.public_base_url or str(request.base_url)).rstrip("/")
+    scheme, _, host = base.partition("://")
+    return JSONResponse(
+        {
+            "integrations": {
+                "Segment.io": {"apiKey": write_key, "apiHost": f"{host}/v1", "protocol": scheme}
+            },
+            "plan": {},
+            "middlewareSettings": {},
+            "enabledMiddleware": {},
+            "metrics": {"sampleRate": 0},
+            "legacyVideoPluginsEnabled": False,
+            "remotePlugins": [],
+        },
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -470,7 +470,9 @@ async def test_a_page_gets_the_forms_definition_and_bots_are_answered_as_accepte
             fields_sent["email"]
         ), what
         assert await recorded(stack, attempt) == 0, what
-        assert (await api.get("/v1/leads", params={"email": fields_sent["email"]})).json()["leads"] == [], what
+        assert (await api.get("/v1/leads", params={"email": fields_sent["email"]})).json()["leads"] == [], (
+            what
+        )
 
     await asyncio.sleep(form["bot_protection"]["min_fill_seconds"] + 0.2)  # a person's pace
     wrong = await web.post(
@@ -613,3 +615,40 @@ async def test_a_page_embeds_a_form_with_forms_js(stack: DevStack, api: httpx.As
     )
     assert gone["journey"]["activity"]["forms_submitted"] == 0
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+OWN_SETTINGS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="/analytics-next/bundles/index.js"></script></head>
+<body><script>
+(async () => {
+  try {
+    // Settings from our API instead of Segment's CDN: they carry our host as the library's apiHost.
+    const [analytics] = await AnalyticsNext.AnalyticsBrowser.load({ writeKey: __KEY__, cdnURL: __API__ });
+    const ctx = await analytics.track("Pricing Compared", { plan: "team" });
+    document.body.dataset.failed = String(Boolean(ctx.failedDelivery()));
+    document.body.dataset.anonymousId = analytics.user().anonymousId();
+    document.body.dataset.done = "yes";
+  } catch (error) {
+    document.body.dataset.done = "error: " + error;
+  }
+})();
+</script></body></html>
+"""
+
+
+async def test_the_library_can_take_its_settings_from_the_api(stack: DevStack, api: httpx.AsyncClient):
+    site = Site()
+    key = await browser_key(api, site.origin)
+    site.files["/analytics-next/bundles/"] = analytics_next_bundles()
+    site.pages["/ours.html"] = OWN_SETTINGS_PAGE.replace("__KEY__", json.dumps(key)).replace(
+        "__API__", json.dumps(stack.settings.api_url)
+    )
+    async with httpx.AsyncClient(base_url=stack.settings.api_url) as web:
+        settings = (await web.get(f"/v1/projects/{key}/settings", headers={"Origin": site.origin})).json()
+        assert settings["integrations"]["Segment.io"]["apiHost"] == f"127.0.0.1:{stack.settings.api_port}/v1"
+        assert (await web.get(f"/v1/projects/jrn_browser_{uuid.uuid4().hex}/settings")).status_code == 401
+    with site.serving():
+        dom = await visit(f"{site.origin}/ours.html", "--dump-dom")
+    assert dataset(dom, "done") == "yes" and dataset(dom, "failed") == "false", dom[-2000:]
+    visitor = dataset(dom, "anonymous-id")
+    assert visitor and await recorded_for_visitor(stack, visitor) == 1
