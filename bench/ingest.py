@@ -109,12 +109,17 @@ def browser_request(key: str, user: str, n: int) -> dict[str, Any]:
 
 
 async def single_events(
-    api: httpx.AsyncClient, rate: float, seconds: float, users: list[str], browser_key: str | None = None
+    api: httpx.AsyncClient,
+    rate: float,
+    seconds: float,
+    users: list[str],
+    browser_key: str | None = None,
+    browser_share: float = 0.5,
 ) -> dict[str, Any]:
     """Paced sends. Latency counts from each event's scheduled time, so a client falling behind
     shows as latency (no coordinated omission); in-flight requests are capped because httpx's
-    pool slows down badly with hundreds waiting in it. With `browser_key`, every other event
-    comes as a browser's."""
+    pool slows down badly with hundreds waiting in it. With `browser_key`, `browser_share` of the
+    events (spread evenly) come as a browser's."""
     latencies: list[float] = []
     from_browsers: list[float] = []
     server: list[float] = []
@@ -123,19 +128,22 @@ async def single_events(
     started = time.perf_counter()
     in_flight = asyncio.Semaphore(32)
 
+    def from_a_browser(n: int) -> bool:
+        return browser_key is not None and int((n + 1) * browser_share) > int(n * browser_share)
+
     async def one(n: int) -> None:
         nonlocal failures
         user = users[n % len(users)]
         scheduled = started + n / rate
         async with in_flight:
-            if browser_key is not None and n % 2:
+            if browser_key is not None and from_a_browser(n):
                 response = await api.post(**browser_request(browser_key, user, n))
             else:
                 message = track(user, n)
                 message.pop("type")
                 response = await api.post("/v1/track", json=message)
         latencies.append(time.perf_counter() - scheduled)
-        if browser_key is not None and n % 2:
+        if from_a_browser(n):
             from_browsers.append(latencies[-1])
         # The API's own time (its Server-Timing header): apart from the client and the queue.
         timing = response.headers.get("Server-Timing", "")
@@ -250,6 +258,9 @@ async def main() -> None:
     parser.add_argument("--batch-events", type=int, default=20_000)
     parser.add_argument("--bare-signals", type=int, default=3_000)
     parser.add_argument("--leads", type=int, default=1_000)
+    parser.add_argument(
+        "--browser-share", type=float, default=0.5, help="of the single events, sent as a browser's (0 to 1)"
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("bench/results/ingest-stack"))
     args = parser.parse_args()
 
@@ -281,10 +292,15 @@ async def main() -> None:
             made.raise_for_status()
             progress(
                 f"single: {args.single_rate:g} events/s for {args.single_seconds:g} s, known leads, "
-                "half of them from browsers (/v1/t, /v1/p)"
+                f"{args.browser_share:.0%} of them from browsers (/v1/t, /v1/p)"
             )
             single = await single_events(
-                api, args.single_rate, args.single_seconds, users, browser_key=made.json()["key"]
+                api,
+                args.single_rate,
+                args.single_seconds,
+                users,
+                browser_key=made.json()["key"],
+                browser_share=args.browser_share,
             )
             progress(f"  {single}")
             await drain(stack, time.perf_counter(), 0)
@@ -307,6 +323,7 @@ async def main() -> None:
         "single_server_p50_ms": single["server_p50_ms"],
         "single_server_p99_ms": single["server_p99_ms"],
         "single_failures": single["failures"],
+        "single_browser_share": args.browser_share,
         "single_browser_p50_ms": single["browser_p50_ms"],
         "single_browser_p99_ms": single["browser_p99_ms"],
         "batch_events_per_s": batch["events_per_s"],
