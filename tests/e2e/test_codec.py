@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import Client
 
 from devstack.stack import DevStack
-from tests.e2e.test_form_slice import demo_form, lead_state
+from tests.helpers.e2e import demo_form, lead_state
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,6 @@ account's journey gives it a CSM, a CRM company owned by them, a welcome email, 
 CSM's calendar and a Slack note, at once; the product's usage and a detractor's survey answer,
 sent as Segment events, reach the journey (the CSM hears of the detractor, with a CRM task)."""
 
-import asyncio
 import time
 import uuid
 from typing import Any
@@ -13,8 +12,9 @@ import pytest
 
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
-from tests.e2e.test_form_slice import demo_form, lead_state, new_email
-from tests.e2e.test_webhooks import checkout, hooks, post_stripe, subscription_deleted  # noqa: F401  (hooks: a fixture)
+from tests.helpers.e2e import demo_form, get_until, lead_state, new_email
+from tests.helpers.waiting import eventually
+from tests.helpers.webhooks import checkout, post_stripe, subscription_deleted
 
 pytestmark = pytest.mark.e2e
 
@@ -22,31 +22,24 @@ pytestmark = pytest.mark.e2e
 async def calls_until(
     sandbox: httpx.AsyncClient, provider: str, wanted, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def found() -> list[dict[str, Any]]:
         calls = (await sandbox.get("/_calls", params={"provider": provider})).json()["calls"]
-        found = [c for c in calls if wanted(c)]
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"no such {provider} call"
-        await asyncio.sleep(0.2)
+        matching = [c for c in calls if wanted(c)]
+        assert matching, f"no such {provider} call"
+        return matching
+
+    return await eventually(found, timeout=timeout, interval=0.2)
 
 
 async def customer_state(api: httpx.AsyncClient, account_id: str, predicate, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = await api.get(f"/v1/customers/{account_id}")
-        if answer.status_code == 200 and predicate(answer.json()):
-            return answer.json()
-        assert time.monotonic() < deadline, f"customer journey: {answer.status_code} {answer.text[:300]}"
-        await asyncio.sleep(0.2)
+    return await get_until(api, f"/v1/customers/{account_id}", predicate, timeout)
 
 
 async def test_a_purchase_webhook_starts_the_customer_journey_at_once(
     stack: DevStack,
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
-    hooks: httpx.AsyncClient,  # noqa: F811
+    hooks: httpx.AsyncClient,
 ):
     email = new_email()
     lead_id = lead_id_for_email(email)

@@ -14,8 +14,8 @@ import pytest
 
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
-from tests.e2e.test_form_slice import demo_form, lead_state, new_email
-from tests.e2e.test_webhooks import checkout, hooks, post_stripe  # noqa: F401  (hooks: a fixture)
+from tests.helpers.e2e import demo_form, lead_state, new_email
+from tests.helpers.webhooks import checkout, post_stripe
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".journeys" / "test-artifacts"
@@ -50,7 +50,7 @@ async def headless(*args: str, timeout: float = 90) -> str:
 async def test_the_dashboard_renders_real_data(
     stack: DevStack,
     api: httpx.AsyncClient,
-    hooks: httpx.AsyncClient,  # noqa: F811
+    hooks: httpx.AsyncClient,
 ):
     email = new_email()
     lead_id = lead_id_for_email(email)

@@ -15,7 +15,7 @@ from domain.events import EventType, IncomingEvent, LeadEvent
 from domain.ids import email_hash, lead_id_for_email, lead_workflow_id
 from store.db import asyncpg_dsn, create_engine, session_factory
 from store.ingest import OUTBOX_CHANNEL, IngestStore
-from tests.e2e.test_form_slice import demo_form, lead_state, new_email, synced, wait_for_calls
+from tests.helpers.e2e import demo_form, lead_state, new_email, synced, wait_for_calls
 
 pytestmark = pytest.mark.e2e
 

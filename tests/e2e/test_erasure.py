@@ -7,7 +7,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from devstack.stack import DevStack
 from runtime.temporal import connect
-from tests.e2e.test_form_slice import demo_form, lead_state
+from tests.helpers.e2e import demo_form, lead_state
 
 pytestmark = pytest.mark.e2e
 

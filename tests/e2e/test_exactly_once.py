@@ -7,7 +7,6 @@ platform's own mechanism (natural key, client-chosen id, unique id, read before 
 """
 
 import asyncio
-import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,8 @@ from devstack.stack import DevStack
 from domain.connectors import ConnectorStepsResult, connector_steps_workflow_id
 from domain.ids import lead_id_for_email
 from runtime.temporal import connect
-from tests.e2e.test_form_slice import demo_form, new_email
+from tests.helpers.e2e import demo_form, new_email
+from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -71,17 +71,6 @@ async def _calls(sandbox: httpx.AsyncClient, since: int) -> list[dict[str, Any]]
     return (await sandbox.get("/_calls", params={"since": since})).json()["calls"]
 
 
-async def _wait(predicate, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await predicate()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.parametrize(
     ("env", "held", "platform_ids"),
     [
@@ -125,7 +114,7 @@ async def _crash_and_check(
     email = new_email()
     assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
     lead_id = lead_id_for_email(email)
-    await _wait(lambda: _lead_synced(api, lead_id), "the form to reach the platforms")
+    await eventually(lambda: _lead_synced(api, lead_id), timeout=60, what="the form to reach the platforms")
     since = (await sandbox.get("/_calls")).json()["calls"][-1]["seq"]
     for provider in held:
         faults = {"hold_after_write_ms": HOLD_MS, "hold_next": 1}
@@ -149,7 +138,7 @@ async def _crash_and_check(
         accepted = {c["provider"] for c in calls if c.get("effect") and c["status"] < 300}
         return set(held) <= accepted
 
-    await _wait(every_held_write_accepted, f"writes to {held} to be accepted")
+    await eventually(every_held_write_accepted, timeout=60, what=f"writes to {held} to be accepted")
     await stack.restart_worker(kill=True, extra_env=env)
 
     client = await connect(stack.settings.model_copy(update={"codec_keys": SecretStr(stack.codec_keys)}))
@@ -162,8 +151,8 @@ async def _crash_and_check(
     for provider in held:
         assert any(c["provider"] == provider and c.get("fault") is False for c in calls)
     # Each step writes one object on one platform under its idempotency key, so each key may have
-    # created once; the retries found their earlier writes instead. (The lead's welcome email, sent
-    # when its send window is open, is another key.)
+    # created once; the retries found their earlier writes instead. (The lead's welcome email is another
+    # key.)
     # Custom fields a platform needs first (Kit's, for the email's variables) are set-up, not steps.
     written = [
         c for c in calls if c.get("effect") and c["status"] < 300 and c.get("object_type") != "custom_field"

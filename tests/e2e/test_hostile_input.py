@@ -29,7 +29,7 @@ from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
 from domain.signatures import sign_standard_webhook, sign_timestamped_hmac
 from store.db import create_engine
 from tests.e2e.conftest import stack_of_its_own
-from tests.e2e.test_webhooks import checkout
+from tests.helpers.webhooks import checkout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -2,10 +2,9 @@
 nightly schedule exists on the dev server; the batch runs on demand for a range and a rerun
 replaces its results instead of adding to them."""
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -13,8 +12,9 @@ import pytest
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from domain.reports import NIGHTLY_CRON, NIGHTLY_SCHEDULE_ID
-from tests.e2e.test_form_slice import demo_form, lead_state, new_email
-from tests.e2e.test_webhooks import checkout, hooks, post_stripe  # noqa: F401  (hooks: a fixture)
+from tests.helpers.e2e import demo_form, get_until, lead_state, new_email
+from tests.helpers.waiting import eventually
+from tests.helpers.webhooks import checkout, post_stripe
 
 pytestmark = pytest.mark.e2e
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 async def test_a_paid_lead_that_buys_shows_in_attribution_and_the_funnel(
     stack: DevStack,
     api: httpx.AsyncClient,
-    hooks: httpx.AsyncClient,  # noqa: F811
+    hooks: httpx.AsyncClient,
 ):
     email = new_email()
     lead_id = lead_id_for_email(email)
@@ -62,13 +62,12 @@ async def test_a_paid_lead_that_buys_shows_in_attribution_and_the_funnel(
     assert backwards.status_code == 422 and "end" in backwards.text
 
     # The seed's flows, timed: the form reached the email platform and the CRM within 30 s.
-    deadline = time.monotonic() + 30
-    while True:
+    async def flows_timed() -> dict[str, Any]:
         timed = {f["flow"]: f for f in (await api.get("/v1/reports/flows")).json()["flows"]}
-        if timed["purchase_to_customer_success"]["count"] >= 1:  # the CSM's note follows the stage
-            break
-        assert time.monotonic() < deadline, timed
-        await asyncio.sleep(0.3)
+        assert timed["purchase_to_customer_success"]["count"] >= 1, timed  # the CSM's note follows
+        return timed
+
+    timed = await eventually(flows_timed, timeout=30, interval=0.3)
     for flow in ("form_to_email", "form_to_crm", "purchase_to_customer_success"):
         assert timed[flow]["count"] >= 1 and timed[flow]["p99_seconds"] < 30, timed[flow]
 
@@ -86,14 +85,15 @@ async def test_a_paid_lead_that_buys_shows_in_attribution_and_the_funnel(
     assert described.schedule.spec.cron_expressions == [NIGHTLY_CRON] or described.schedule.spec.calendars
     # The schedule runs on the dev server: triggered now, its run (yesterday's reports) completes.
     await schedule.trigger()
-    deadline = time.monotonic() + 60
     query = (
         "WorkflowType = 'NightlyReports' AND ExecutionStatus = 'Completed' "
         "AND WorkflowId STARTS_WITH 'reports-nightly'"
     )
-    while not [w async for w in client.list_workflows(query, limit=1)]:
-        assert time.monotonic() < deadline, "the scheduled run did not complete"
-        await asyncio.sleep(0.5)
+
+    async def scheduled_run_completed() -> bool:
+        return bool([w async for w in client.list_workflows(query, limit=1)])
+
+    await eventually(scheduled_run_completed, timeout=60, interval=0.5, what="the scheduled run")
 
     # On demand for a range; rerun: the same range's results are replaced, not added to.
     for attempt in (1, 2):
@@ -101,21 +101,19 @@ async def test_a_paid_lead_that_buys_shows_in_attribution_and_the_funnel(
         assert started.status_code == 202, started.text
         # Through the journey API (it decrypts with the codec keys the stack made).
         workflow_id = started.json()["workflow_id"]
-        deadline = time.monotonic() + 60
-        while (body := (await api.get(f"/v1/journeys/{workflow_id}")).json()).get("status") != "COMPLETED":
-            assert time.monotonic() < deadline, body
-            await asyncio.sleep(0.3)
+        await get_until(
+            api, f"/v1/journeys/{workflow_id}", lambda body: body.get("status") == "COMPLETED", timeout=60
+        )
         for model in ("first_touch", "w_shaped", "stage"):
             stored = (await api.get("/v1/reports/attribution", params={**window, "model": model})).json()
             assert stored["last_batch_run"]["runs"] == attempt, (model, stored["last_batch_run"])
     bad = await api.post("/v1/reports/runs", json={"start": window["end"], "end": window["start"]})
     assert bad.status_code == 422
+
     # The worker flushes its connector stats every few seconds; the rollup sums them per day.
-    deadline = time.monotonic() + 30
-    while True:
+    async def rolled_up() -> None:
         await api.post("/v1/reports/runs", json=window)
         daily = (await api.get("/v1/reports/integrations/daily", params=window)).json()
-        if any(d["provider"] == "hubspot" and d.get("syncs") for d in daily["days"]):
-            break
-        assert time.monotonic() < deadline, daily
-        await asyncio.sleep(2)
+        assert any(d["provider"] == "hubspot" and d.get("syncs") for d in daily["days"]), daily
+
+    await eventually(rolled_up, timeout=30, interval=2)

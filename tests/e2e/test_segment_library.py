@@ -9,7 +9,7 @@ from segment.analytics import Client
 
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
-from tests.e2e.test_segment import eventually, journey
+from tests.helpers.e2e import get_until, journey
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +53,7 @@ async def test_the_official_python_library_lands_every_call(stack: DevStack, api
 
     await asyncio.to_thread(send)
     assert errors == []
-    body = await eventually(
+    body = await get_until(
         api,
         f"/v1/leads/{lead_id_for_email(email)}",
         journey(

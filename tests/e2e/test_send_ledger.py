@@ -13,7 +13,7 @@ from domain.connectors import SendReservationInput
 from domain.ids import lead_id_for_email
 from store.db import create_engine, session_factory
 from store.sends import SendLedger
-from tests.e2e.test_form_slice import demo_form, lead_state, new_email
+from tests.helpers.e2e import demo_form, lead_state, new_email
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,6 @@ activity and the activity's HTTP call to the platform. In process, with an in-me
 against the stack's Temporal, PostgreSQL (a database of its own) and sandbox."""
 
 import asyncio
-import time
 import uuid
 
 import asyncpg
@@ -24,7 +23,8 @@ from runtime.temporal import connect
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.repository import LeadStore
-from tests.e2e.test_form_slice import calls_for, demo_form
+from tests.helpers.e2e import demo_form, wait_for_calls
+from tests.helpers.waiting import eventually
 from workers.main import build_activities
 from workers.registry import WORKFLOWS
 
@@ -80,10 +80,14 @@ async def test_one_trace_from_request_to_platform_call(stack: DevStack):
         response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
         assert response.status_code == 202
         assert await dispatcher.dispatch_once() == 1
-        deadline = time.monotonic() + 20
-        while len({c["path"] for c in await calls_for(sandbox, email)}) < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
+        await wait_for_calls(sandbox, email, lambda calls: len({c["path"] for c in calls}) >= 3)
+
+        def activities_ended() -> None:
+            ended = {s.name for s in exporter.get_finished_spans()}
+            assert {"RunActivity:crm.upsert_contact", "RunActivity:email.enroll_welcome"} <= ended, ended
+
+        # The platforms answered; the activities' spans end as they return.
+        await eventually(activities_ended, timeout=10)
     await engine.dispose()
     provider.force_flush()
 

@@ -1,9 +1,7 @@
 """Platform webhooks over HTTP, signed as each provider signs, into the lead's timeline."""
 
-import json
 import time
 import uuid
-from typing import Any
 
 import httpx
 import pytest
@@ -13,109 +11,23 @@ from domain.ids import lead_id_for_email
 from domain.signatures import (
     linkedin_challenge_response,
     sign_hub_signature,
-    sign_hubspot_v3,
     sign_linkedin,
     sign_standard_webhook,
     sign_timestamped_hmac,
 )
 from store.db import create_engine, session_factory
 from store.repository import LeadStore
-from tests.e2e.test_segment import eventually, journey
+from tests.helpers.e2e import get_until, journey
+from tests.helpers.webhooks import (
+    body_of,
+    checkout,
+    deal_won,
+    post_hubspot,
+    post_stripe,
+    subscription_deleted,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def hooks(stack: DevStack, api):
-    key = (await api.post("/v1/admin/keys", json={"name": "webhooks", "scope": "ingest"})).json()["key"]
-    async with httpx.AsyncClient(base_url=stack.settings.api_url, params={"key": key}, timeout=15) as client:
-        yield client
-
-
-def body_of(payload: Any) -> bytes:
-    return json.dumps(payload).encode()
-
-
-async def post_stripe(
-    hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
-):
-    raw = body_of(payload)
-    header = sign_timestamped_hmac(
-        raw, secret or DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"], at or int(time.time())
-    )
-    return await hooks.post(
-        "/v1/webhooks/stripe",
-        content=raw,
-        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-    )
-
-
-async def post_hubspot(
-    stack: DevStack, hooks: httpx.AsyncClient, events: list[dict[str, Any]]
-) -> httpx.Response:
-    """Delivers webhook events as HubSpot signs them (v3: method, full URI, body, timestamp)."""
-    raw = body_of(events)
-    url = httpx.URL(f"{stack.settings.api_url}/v1/webhooks/hubspot", params=hooks.params)
-    timestamp = str(int(time.time() * 1000))
-    signature = sign_hubspot_v3(
-        method="POST",
-        uri=str(url),
-        body=raw,
-        client_secret=DEV_WEBHOOK_SECRETS["JOURNEYS_HUBSPOT_CLIENT_SECRET"],
-        timestamp_ms=timestamp,
-    )
-    return await hooks.post(
-        "/v1/webhooks/hubspot",
-        content=raw,
-        headers={"X-HubSpot-Signature-v3": signature, "X-HubSpot-Request-Timestamp": timestamp},
-    )
-
-
-def deal_won(deal_id: str) -> dict[str, Any]:
-    return {
-        "eventId": uuid.uuid4().int % 10**12,
-        "subscriptionId": 1,
-        "portalId": 62515,
-        "appId": 1,
-        "occurredAt": int(time.time() * 1000),
-        "subscriptionType": "deal.propertyChange",
-        "attemptNumber": 0,
-        "objectId": int(deal_id),
-        "propertyName": "dealstage",
-        "propertyValue": "closedwon",
-        "changeSource": "CRM_UI",
-    }
-
-
-def subscription_deleted(customer: str) -> dict[str, Any]:
-    """Stripe's event when a subscription ends: it names the customer by id only."""
-    return {
-        "id": f"evt_{uuid.uuid4().hex[:12]}",
-        "type": "customer.subscription.deleted",
-        "created": int(time.time()),
-        "data": {"object": {"id": "sub_1", "customer": customer, "status": "canceled"}},
-    }
-
-
-def checkout(
-    email: str, customer: str, *, event_id: str | None = None, session_id: str = "cs_1"
-) -> dict[str, Any]:
-    return {
-        "id": event_id or f"evt_{uuid.uuid4().hex[:12]}",
-        "object": "event",
-        "type": "checkout.session.completed",
-        "created": int(time.time()),
-        "data": {
-            "object": {
-                "id": session_id,
-                "customer": customer,
-                "amount_total": 49900,
-                "currency": "usd",
-                "mode": "subscription",
-                "customer_details": {"email": email},
-            }
-        },
-    }
 
 
 async def test_stripe_purchase_then_cancellation_by_customer_id(api, hooks):
@@ -132,7 +44,7 @@ async def test_stripe_purchase_then_cancellation_by_customer_id(api, hooks):
     cancelled = subscription_deleted(customer)
     assert (await post_stripe(hooks, cancelled)).status_code == 200
     lead_id = lead_id_for_email(email)
-    body = await eventually(
+    body = await get_until(
         api,
         f"/v1/leads/{lead_id}",
         journey(lambda j: {"purchase", "subscription_cancelled"} <= set(j["activity"]["events_by_type"])),
@@ -183,7 +95,7 @@ async def test_calendly_booking_reaches_the_lead(api, hooks):
         "/v1/webhooks/calendly", content=raw, headers={"Calendly-Webhook-Signature": header}
     )
     assert response.status_code == 200, response.text
-    body = await eventually(
+    body = await get_until(
         api,
         f"/v1/leads/{lead_id_for_email(email)}",
         journey(lambda j: j["activity"]["events_by_type"].get("meeting_booked") == 1),
@@ -201,24 +113,9 @@ async def test_hubspot_deal_stage_change_finds_the_lead_by_deal(stack: DevStack,
         await LeadStore(session_factory(engine)).link_identity("hubspot_deal", deal, lead_id)
     finally:
         await engine.dispose()
-    events = [
-        {
-            "eventId": uuid.uuid4().int % 10**12,
-            "subscriptionId": 1,
-            "portalId": 62515,
-            "appId": 1,
-            "occurredAt": int(time.time() * 1000),
-            "subscriptionType": "deal.propertyChange",
-            "attemptNumber": 0,
-            "objectId": int(deal),
-            "propertyName": "dealstage",
-            "propertyValue": "closedwon",
-            "changeSource": "CRM_UI",
-        }
-    ]
-    response = await post_hubspot(stack, hooks, events)
+    response = await post_hubspot(stack, hooks, [deal_won(deal)])
     assert response.status_code == 200, response.text
-    await eventually(
+    await get_until(
         api,
         f"/v1/leads/{lead_id}",
         journey(lambda j: j["activity"]["events_by_type"].get("deal_stage_changed") == 1),
@@ -250,7 +147,7 @@ async def test_resend_click_counts_as_email_engagement(api, hooks):
     assert (await hooks.post("/v1/webhooks/resend", content=raw, headers=headers)).status_code == 200
     again = await hooks.post("/v1/webhooks/resend", content=raw, headers=headers)
     assert again.json()["duplicates"] == 1
-    body = await eventually(
+    body = await get_until(
         api,
         f"/v1/leads/{lead_id_for_email(email)}",
         journey(lambda j: j["activity"]["email_engagements"] == 1),
@@ -298,7 +195,7 @@ async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(
     )
     assert forged.status_code == 401
 
-    body = await eventually(
+    body = await get_until(
         api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["stage"] == "lead")
     )
     assert body["profile"]["company"] == "Navy Labs" and body["profile"]["first_name"] == "Grace"
@@ -340,7 +237,7 @@ async def test_a_linkedin_lead_gen_form_is_read_from_the_api_and_becomes_a_lead(
     )
     assert forged.status_code == 401
 
-    body = await eventually(
+    body = await get_until(
         api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["stage"] == "lead")
     )
     assert body["profile"]["company"] == "Bletchley" and body["profile"]["job_title"] == "Head of Research"

@@ -41,7 +41,7 @@ from domain.accounts import (
 )
 from domain.connectors import ConnectorStepsInput, connector_steps_workflow_id
 from domain.customers import onboarding_workflow_id
-from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult, HandoffInput, handoff_workflow_id
+from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult
 from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
 from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
 from domain.reports import AttributionRunInput, AttributionRunResult, ReportsInput
@@ -55,6 +55,7 @@ from tests.helpers.fakes import (
     StandInLead,
     abm_policy,
 )
+from tests.helpers.handoff import start_handoff
 from tests.helpers.lead import (
     START,
     WELCOME,
@@ -72,7 +73,6 @@ from tests.histories.scenarios import discover
 from workers.registry import WORKFLOWS
 from workflows.account import AccountJourneyWorkflow
 from workflows.connector_steps import ConnectorStepsWorkflow
-from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
 from workflows.reports import NightlyReportsWorkflow
@@ -259,31 +259,13 @@ async def handoffs(env: WorkflowEnvironment, kept: Kept) -> None:
     click the API stamped before the worker took it."""
     sales = FakeSales(["ana", "ben"])
     async with workflow_worker(env.client, workflows=WORKFLOWS, activities=sales.all()) as queue:
-        lead = str(uuid.uuid4())
-        handle = await env.client.start_workflow(
-            HandoffWorkflow.run,
-            HandoffInput(
-                lead_id=lead,
-                mql_at=await env.get_current_time(),
-                score=82,
-                score_band="hot",
-                reasons=["email engagement 74 >= 70"],
-            ),
-            id=handoff_workflow_id(lead, 1),
-            task_queue=queue,
-        )
+        handle = await start_handoff(env, queue)
         await env.sleep(timedelta(minutes=6))
         await handle.execute_update(ACCEPT_UPDATE, AcceptRequest(rep_id="ben"), result_type=AcceptResult)
         await handle.result()
         await keep(kept, "handoff_escalated_then_accepted", handle)
 
-        lead = str(uuid.uuid4())
-        handle = await env.client.start_workflow(
-            HandoffWorkflow.run,
-            HandoffInput(lead_id=lead, mql_at=await env.get_current_time(), score=75, score_band="hot"),
-            id=handoff_workflow_id(lead, 1),
-            task_queue=queue,
-        )
+        handle = await start_handoff(env, queue, score=75, reasons=())
         await env.sleep(timedelta(seconds=90))
         clicked_at = await env.get_current_time() - timedelta(seconds=20)
         await handle.execute_update(

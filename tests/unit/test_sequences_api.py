@@ -4,7 +4,7 @@ The route's context is a stand-in with settings and the admin key; the preview i
 production, in a `journeys simulate` child process with its own time-skipping test server."""
 
 from collections.abc import AsyncIterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -39,8 +39,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 
 def next_monday_morning() -> str:
-    today = date.today()
-    monday = today + timedelta(days=7 - today.weekday())
+    # 8 to 14 days ahead: in the future in Berlin whatever the hour or the day the test runs at.
+    today = datetime.now(UTC).date()
+    monday = today + timedelta(days=14 - today.weekday())
     return datetime.combine(monday, time(7), tzinfo=ZoneInfo("Europe/Berlin")).isoformat()
 
 

@@ -6,6 +6,7 @@ record the enrollments the account's journey asks for."""
 import uuid
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -121,7 +122,7 @@ async def test_an_accounts_year_through_continue_as_new(env):
         # Then the team goes quiet and a detractor answers: at risk, the CSM hears, re-engagement.
         await account.send(teammate, "survey_response", "Survey Responded", score=2, survey="nps-1")
         await eventually(lambda: len(platforms.slack("Detractor")) == 1)
-        assert any("nps-1 2" in t.subject for t in platforms.of("crm.create_task"))
+        await eventually(lambda: any("nps-1 2" in t.subject for t in platforms.of("crm.create_task")))
         for _ in range(5):
             await week(0)
 
@@ -129,8 +130,9 @@ async def test_an_accounts_year_through_continue_as_new(env):
             return (await account.state()).status == "at_risk"
 
         await eventually(at_risk)
-        assert platforms.slack("At risk")
-        assert "customer_reengagement" in await account.enrollments(buyer)
+        # Each effect of the change is its own activity or signal: each is waited for.
+        await eventually(lambda: bool(platforms.slack("At risk")))
+        await eventually(partial(_enrolled, account, buyer, "customer_reengagement"))
 
         # Back in the product: healthy again; then near the seat limit: expansion.
         for _ in range(4):
@@ -142,7 +144,7 @@ async def test_an_accounts_year_through_continue_as_new(env):
         await eventually(recovered)
         await account.send(buyer, "usage", "Seats Changed", seats=10, seats_used=9)
         await eventually(lambda: any("ready to grow" in t.subject for t in platforms.of("crm.create_task")))
-        assert "expansion" in await account.enrollments(buyer)
+        await eventually(partial(_enrolled, account, buyer, "expansion"))
 
         # Through the rest of the year with use; no renewal comes.
         while (await account.now()) < started + timedelta(days=364):
@@ -156,9 +158,11 @@ async def test_an_accounts_year_through_continue_as_new(env):
             return (await account.state()).status == "churned"
 
         await eventually(churned)
-        assert platforms.slack("Churned")
-        assert "win_back" in await account.enrollments(buyer)
-        assert platforms.of("crm.upsert_company")[-1].properties["customer_status"] == "churned"
+        await eventually(lambda: bool(platforms.slack("Churned")))
+        await eventually(partial(_enrolled, account, buyer, "win_back"))
+        await eventually(
+            lambda: platforms.of("crm.upsert_company")[-1].properties["customer_status"] == "churned"
+        )
 
         state = await account.state()
         assert state.runs > 1, "the year ran in more than one run (continue-as-new)"
@@ -177,7 +181,7 @@ async def test_an_accounts_year_through_continue_as_new(env):
             return s.status == "active" and s.term_number == 2
 
         await eventually(won_back)
-        assert platforms.slack("Won back")
+        await eventually(lambda: bool(platforms.slack("Won back")))
         keys = [data.idempotency_key for _, data in platforms.calls if hasattr(data, "idempotency_key")]
         assert len(keys) == len(set(keys))
 
@@ -215,3 +219,7 @@ async def test_a_renewal_moves_the_end_and_no_churn_follows(env):
 async def _caught_up(account: Account) -> bool:
     state = await account.state()
     return state.next_health_at is not None and state.next_health_at > await account.now()
+
+
+async def _enrolled(account: Account, lead_id: str, sequence_id: str) -> bool:
+    return sequence_id in await account.enrollments(lead_id)

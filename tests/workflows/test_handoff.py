@@ -35,6 +35,7 @@ from domain.handoff import (
 from domain.roster import LeadRouting, RepLoad, Roster, choose, roster_from
 from domain.search_attributes import ALL as ALL_SEARCH_ATTRIBUTES
 from tests.helpers.fakes import FakeSales
+from tests.helpers.handoff import start_handoff
 from tests.helpers.temporal import workflow_worker
 from workers.registry import WORKFLOWS
 from workflows.handoff import HandoffWorkflow
@@ -56,19 +57,7 @@ async def run_with(env: WorkflowEnvironment) -> AsyncIterator[Any]:
             queue = await workers.enter_async_context(
                 workflow_worker(env.client, workflows=WORKFLOWS, activities=fake.all())
             )
-            lead_id = str(uuid.uuid4())
-            return await env.client.start_workflow(
-                HandoffWorkflow.run,
-                HandoffInput(
-                    lead_id=lead_id,
-                    mql_at=await env.get_current_time(),
-                    score=82,
-                    score_band="hot",
-                    reasons=["email engagement 74 >= 70"],
-                ),
-                id=handoff_workflow_id(lead_id, 1),
-                task_queue=queue,
-            )
+            return await start_handoff(env, queue)
 
         yield start
 

@@ -63,6 +63,8 @@ async def test_a_redelivered_submission_is_folded_once(time_skipping_env, worker
 async def test_a_platform_outage_is_waited_out(time_skipping_env, worker, platforms):
     platforms.crm_failures_left = 3
     handle = await signal_with_start(time_skipping_env.client, str(uuid.uuid4()), form("s1"), worker)
+    # The retries' backoff (1 + 2 + 4 s) on the server's clock, skipped rather than waited for.
+    await time_skipping_env.sleep(timedelta(seconds=30))
     await eventually(lambda: _state_has(handle, lambda s: s.crm_contact_id is not None), timeout=30)
     assert len(platforms.crm_calls) == 4
     assert (await state_of(handle)).failures == []

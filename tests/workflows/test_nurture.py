@@ -29,6 +29,7 @@ from domain.sequences import (
 )
 from tests.helpers.lead import lead_context
 from tests.helpers.temporal import workflow_worker
+from tests.helpers.waiting import eventually
 from workers.registry import WORKFLOWS
 from workflows.nurture import NurtureWorkflow
 
@@ -296,12 +297,18 @@ async def test_mql_pauses_recycle_resumes_and_customer_exits(env, sends):
     await env.sleep(timedelta(days=1))
     await handle.signal(NurtureWorkflow.lead_context, lead_context(stage="mql"))
     await env.sleep(timedelta(days=20))
-    paused = await handle.query(NurtureWorkflow.state)
-    assert paused.status == "paused" and recorder.steps() == ["one"]
+
+    async def paused() -> None:
+        state = await handle.query(NurtureWorkflow.state)
+        assert state.status == "paused" and "pause" in [e.kind for e in state.log], state.status
+
+    # The pause is on the record, and the gap's deadline (day 5) long past: nothing went meanwhile.
+    await eventually(paused)
+    assert recorder.steps() == ["one"]
     await handle.signal(NurtureWorkflow.lead_context, lead_context(stage="recycled"))
     await env.sleep(timedelta(hours=1))
     # The wait's deadline passed while paused: the next send goes at once.
-    assert recorder.steps() == ["one", "two"]
+    await eventually(lambda: recorder.steps() == ["one", "two"])
     await handle.signal(NurtureWorkflow.lead_context, lead_context(stage="customer"))
     state = await result(handle)
     assert state.status == "exited" and state.exit_reason == "lead became customer"

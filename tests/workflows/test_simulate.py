@@ -6,7 +6,7 @@ a week or so ahead, so that the send window and the weekdays are known."""
 import json
 import subprocess
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ import pytest
 
 from domain.sequences import FrequencyCap, LeadContext, SequenceDefinition, load_sequences
 from runtime.settings import PROJECT_ROOT, Settings
+from tests.helpers.lead import lead_context
 from workers.simulate import SimulatedEvent, SimulationResult, parse_event, simulate
 
 SEQUENCES = load_sequences(Settings().sequences_dir)
@@ -31,23 +32,16 @@ WELCOME_SENDS = [
 
 
 def monday_morning(zone: str, hour: int = 7) -> datetime:
-    """The next Monday (at least a day ahead), `hour`:00 in `zone`."""
-    today = date.today()
-    monday = today + timedelta(days=7 - today.weekday())
+    """A Monday 8 to 14 days ahead, `hour`:00 in `zone`: in the future in every zone, whatever the
+    hour or the day the test runs at."""
+    today = datetime.now(UTC).date()
+    monday = today + timedelta(days=14 - today.weekday())
     return datetime.combine(monday, time(hour), tzinfo=ZoneInfo(zone))
 
 
 def lead(**overrides: Any) -> LeadContext:
-    values: dict[str, Any] = {
-        "stage": "lead",
-        "score": 45,
-        "score_band": "warm",
-        "engagement": "low",
-        "lead_source": "webinar",
-        "country": "DE",
-        "timezone": "Europe/Berlin",
-    }
-    return LeadContext.model_validate({**values, **overrides})
+    """A warm new lead in Berlin (the shared lead context, scored higher)."""
+    return lead_context(**{"score": 45, "score_band": "warm", **overrides})
 
 
 async def run(
