@@ -257,3 +257,10 @@ def _target(ids: IdsNamed, owners: Owners) -> str | None:
     if ids.user_id:
         return owners.get(("user", ids.user_id)) or lead_id_for_user(ids.user_id)
     return None
+
+
+def fill_only(values: Mapping[str, object], on_record: Mapping[str, object]) -> dict[str, object]:
+    """What a browser says about a known person or account, less what is already on record: it
+    may fill a blank (a title, an industry) but not rewrite one, so a page cannot make someone a
+    CEO of a larger company than the one their form or the CRM said."""
+    return {key: value for key, value in values.items() if on_record.get(key) in (None, "")}

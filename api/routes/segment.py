@@ -227,7 +227,12 @@ async def segment_batch(request: Request, ctx: AppContext = Depends(context)) ->
                 status_code=413,
                 detail=f"message batch[{index}] is over the {MAX_MESSAGE_BYTES // 1024} KB limit",
             )
-        merged = {**shared, **item} if isinstance(item, dict) else item
+        # Segment's browser library puts the write key in every message of a batch: never stored.
+        merged = (
+            {k: v for k, v in {**shared, **item}.items() if k != "writeKey"}
+            if isinstance(item, dict)
+            else item
+        )
         if (
             isinstance(merged, dict)
             and isinstance(shared.get("context"), dict)

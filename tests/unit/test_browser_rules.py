@@ -4,6 +4,7 @@ import pytest
 
 from domain.browser import (
     IdsNamed,
+    fill_only,
     merge_refusal,
     merge_refusals,
     normalize_origin,
@@ -145,3 +146,10 @@ def test_a_batch_cannot_link_an_id_to_one_lead_then_hand_it_to_another():
     ]
     assert [index for index, _ in merge_refusals(named, {}, set())] == [1]
     assert merge_refusals(named[:1], {}, set()) == []
+
+
+def test_a_browser_fills_blanks_and_rewrites_nothing():
+    said = {"title": "CEO", "lastName": "Lovelace", "employees": 5000}
+    on_record = {"title": "Engineer", "lastName": "", "industry": "Fintech"}
+    assert fill_only(said, on_record) == {"lastName": "Lovelace", "employees": 5000}
+    assert fill_only(said, {}) == said
