@@ -689,3 +689,59 @@ async def test_the_library_can_take_its_settings_from_the_api(stack: DevStack, a
     assert dataset(dom, "done") == "yes" and dataset(dom, "failed") == "false", dom[-2000:]
     visitor = dataset(dom, "anonymous-id")
     assert visitor and await recorded_for_visitor(stack, visitor) == 1
+
+
+BATCHING_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="/analytics-next/bundles/index.js"></script></head>
+<body><script>
+(async () => {
+  try {
+    const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+      { writeKey: __KEY__, cdnURL: location.origin },
+      { integrations: { "Segment.io": {
+          apiHost: __API_HOST__, protocol: "http",
+          // Batches, flushed only when the page goes away: then with keepalive, to /b.
+          deliveryStrategy: { strategy: "batching", config: { size: 50, timeout: 600000 } } } } }
+    );
+    await analytics.page("Docs", "Batched");
+    await analytics.track("Plan Compared", { plan: "team" });
+    document.body.dataset.anonymousId = analytics.user().anonymousId();
+    window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false }));
+    await fetch("/hold?ms=1500");  // the keepalive request's time to arrive, in real time
+    document.body.dataset.done = "yes";
+  } catch (error) {
+    document.body.dataset.done = "error: " + error;
+  }
+})();
+</script></body></html>
+"""
+
+
+async def batch_requests(stack: DevStack) -> float:
+    async with httpx.AsyncClient(base_url=stack.settings.api_url) as web:
+        metrics = (await web.get("/metrics", headers={"Authorization": f"Bearer {stack.api_key}"})).text
+    route = 'journeys_api_request_seconds_count{method="POST",route="/v1/b",status="200"}'
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(route))
+
+
+async def test_the_librarys_batches_arrive_with_keepalive_as_the_page_goes(
+    stack: DevStack, api: httpx.AsyncClient
+):
+    site = Site()
+    key = await browser_key(api, site.origin)
+    segment_cdn(site, key, analytics_next_bundles())
+    site.pages["/batched.html"] = BATCHING_PAGE.replace("__KEY__", json.dumps(key)).replace(
+        "__API_HOST__", json.dumps(f"127.0.0.1:{stack.settings.api_port}/v1")
+    )
+    before = await batch_requests(stack)
+    with site.serving():
+        dom = await visit(f"{site.origin}/batched.html", "--dump-dom")
+    assert dataset(dom, "done") == "yes", dom[-2000:]
+    visitor = dataset(dom, "anonymous-id")
+    assert visitor
+    for _ in range(50):
+        if await recorded_for_visitor(stack, visitor) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert await recorded_for_visitor(stack, visitor) == 2
+    assert await batch_requests(stack) - before == 1  # one batch, at pagehide
