@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from domain.ratelimits import OverRateLimit, RateLimit
 from store.db import create_engine, session_factory
 from store.ratelimit import PostgresThrottle
 from tests.helpers.e2e import demo_form, lead_state, new_email
+from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -54,14 +56,13 @@ async def test_integration_health_counts_calls_and_syncs(
     assert (await api.post("/v1/forms/demo/submissions", json=demo_form(email))).status_code == 202
     await lead_state(api, lead_id_for_email(email), lambda s: s["journey"]["crm_contact_id"], timeout=30)
 
-    deadline = time.monotonic() + 20
-    while True:
+    async def counted() -> tuple[dict[str, Any], dict[str, Any]]:
         report = (await api.get("/v1/reports/integrations", params={"window_hours": 1})).json()
         hubspot = next((p for p in report["providers"] if p["provider"] == "hubspot"), None)
-        if hubspot and hubspot["calls"]["rate_limited"] >= 1 and hubspot["syncs"]["ok"] >= 1:
-            break
-        assert time.monotonic() < deadline, report
-        await asyncio.sleep(0.5)
+        assert hubspot and hubspot["calls"]["rate_limited"] >= 1 and hubspot["syncs"]["ok"] >= 1, report
+        return report, hubspot
+
+    report, hubspot = await eventually(counted, interval=0.5)
     assert report["target_sync_success_rate"] == 0.99
     assert hubspot["sync_success_rate"] is not None and hubspot["meets_target"] is not None
     operations = {(o["operation"], o["kind"]) for o in hubspot["operations"]}

@@ -3,7 +3,6 @@ the form; the analysis counts each arm's exposures and conversions; a promoted w
 results, and a split we assign gives it to leads new to the test while earlier ones keep theirs."""
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -15,7 +14,7 @@ from domain.experiments import ExposureInput
 from domain.ids import lead_id_for_email
 from store.db import create_engine, session_factory
 from store.experiments import ExperimentStore
-from tests.helpers.e2e import demo_form, lead_state, new_email
+from tests.helpers.e2e import demo_form, get_until, lead_state, new_email
 
 pytestmark = pytest.mark.e2e
 
@@ -39,13 +38,12 @@ async def visitor(api: httpx.AsyncClient, experiment: str, variant: str, *, conv
 
 
 async def analysis(api: httpx.AsyncClient, experiment: str, exposed: int) -> dict:
-    deadline = time.monotonic() + 45
-    while True:
-        answer = await api.get(f"/v1/experiments/{experiment}")
-        if answer.status_code == 200 and sum(a["exposed"] for a in answer.json()["arms"]) >= exposed:
-            return answer.json()
-        assert time.monotonic() < deadline, answer.text
-        await asyncio.sleep(0.3)
+    return await get_until(
+        api,
+        f"/v1/experiments/{experiment}",
+        lambda body: sum(a["exposed"] for a in body["arms"]) >= exposed,
+        timeout=45,
+    )
 
 
 async def test_a_landing_page_test_counts_exposures_conversions_and_promotes(stack: DevStack, api):
