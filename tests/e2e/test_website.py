@@ -745,3 +745,64 @@ async def test_the_librarys_batches_arrive_with_keepalive_as_the_page_goes(
         await asyncio.sleep(0.1)
     assert await recorded_for_visitor(stack, visitor) == 2
     assert await batch_requests(stack) - before == 1  # one batch, at pagehide
+
+
+RETRY_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><script src="/analytics-next/bundles/index.js"></script></head>
+<body><script>
+(async () => {
+  try {
+    const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+      { writeKey: __KEY__, cdnURL: location.origin },
+      { integrations: { "Segment.io": { apiHost: __API_HOST__, protocol: "http" } } }
+    );
+    await analytics.page("Docs", "Retried");
+    await analytics.track("First Click");
+    await analytics.track("Second Click");  // over the visitor's limit: 429, Retry-After
+    await fetch("/hold?ms=2500");  // real time for the bucket to refill; the retry is due meanwhile
+    await fetch("/hold?ms=1000");
+    document.body.dataset.anonymousId = analytics.user().anonymousId();
+    document.body.dataset.done = "yes";
+  } catch (error) {
+    document.body.dataset.done = "error: " + error;
+  }
+})();
+</script></body></html>
+"""
+
+
+async def limited_tracks(stack: DevStack) -> float:
+    async with httpx.AsyncClient(base_url=stack.settings.api_url) as web:
+        metrics = (await web.get("/metrics", headers={"Authorization": f"Bearer {stack.api_key}"})).text
+    route = 'journeys_api_request_seconds_count{method="POST",route="unmatched",status="429"}'
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(route))
+
+
+async def test_the_library_retries_a_limited_event_and_it_counts_once(
+    stack: DevStack, api: httpx.AsyncClient
+):
+    site = Site()
+    key = await browser_key(api, site.origin, rate_per_ip=1)
+    segment_cdn(site, key, analytics_next_bundles())
+    site.pages["/retry.html"] = RETRY_PAGE.replace("__KEY__", json.dumps(key)).replace(
+        "__API_HOST__", json.dumps(f"127.0.0.1:{stack.settings.api_port}/v1")
+    )
+    before = await limited_tracks(stack)
+    with site.serving():
+        dom = await visit(f"{site.origin}/retry.html", "--dump-dom")
+    assert dataset(dom, "done") == "yes", dom[-2000:]
+    visitor = dataset(dom, "anonymous-id")
+    assert visitor
+    assert await limited_tracks(stack) - before >= 1, "the limit answered 429 first"
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            names = (
+                await connection.execute(
+                    text("SELECT name FROM events WHERE anonymous_id = :a AND type = 'track' ORDER BY name"),
+                    {"a": visitor},
+                )
+            ).scalars()
+            assert list(names) == ["First Click", "Second Click"]
+    finally:
+        await engine.dispose()
