@@ -39,6 +39,10 @@ EFFECTS_PATCH = "lead-effects-v1"
 AT_START = (MEMO_PATCH, QUALIFY_PATCH, CUSTOMER_PATCH, MEETING_CALENDAR_PATCH, EXPOSURE_PATCH)
 # Decided at the start since EFFECTS_PATCH; before it, where first needed.
 ONCE_LAZY = (HANDOFF_PATCH, SALES_PATCH, MEETING_PATCH, CRM_ACCEPT_PATCH, ABM_PATCH)
+# Patches whose old path no run can take any more: the marker is still recorded, the new path is
+# the only one (docs/writing-a-journey.md, "A patch's life"). An id moves here only when the
+# checks there say so; none has yet.
+DEPRECATED: tuple[str, ...] = ()
 
 
 class LeadPatches:
@@ -49,8 +53,15 @@ class LeadPatches:
 
     def _patched(self, patch: str) -> bool:
         if patch not in self._decided:
-            self._decided[patch] = workflow.patched(patch)
+            self._decided[patch] = self._decide(patch)
         return self._decided[patch]
+
+    @staticmethod
+    def _decide(patch: str) -> bool:
+        if patch in DEPRECATED:
+            workflow.deprecate_patch(patch)
+            return True
+        return workflow.patched(patch)
 
     @property
     def effects(self) -> bool:
