@@ -806,3 +806,43 @@ async def test_the_library_retries_a_limited_event_and_it_counts_once(
             assert list(names) == ["First Click", "Second Click"]
     finally:
         await engine.dispose()
+
+
+async def test_browser_keys_are_made_from_the_cli(stack: DevStack, web: httpx.AsyncClient):
+    import os
+    import sys
+
+    env = {**os.environ, "JOURNEYS_DATABASE_URL": stack.database_url}
+
+    async def journeys(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "cli.main",
+            "keys",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        return process.returncode or 0, out.decode()
+
+    code, out = await journeys(
+        "create", "--name", "cli-site", "--scope", "browser", "--origin", "HTTPS://CLI.Example-Site.test/"
+    )
+    assert code == 0, out
+    assert "for pages of: https://cli.example-site.test" in out
+    clear = next(line for line in out.splitlines() if line.startswith("jrn_browser_"))
+    code, listed = await journeys("list")
+    assert code == 0 and "[https://cli.example-site.test]" in listed and clear not in listed
+    page = {"type": "page", "anonymousId": "a-cli", "messageId": mid()}
+    assert (
+        await web.post("/v1/p", **plain(page, clear, origin="https://cli.example-site.test"))
+    ).status_code == 200
+    code, out = await journeys("create", "--name", "no-site", "--scope", "browser")
+    assert code == 2 and "origin" in out
+    code, out = await journeys(
+        "create", "--name", "bad", "--scope", "browser", "--origin", "https://*.example.com"
+    )
+    assert code == 2 and "wildcard" in out
