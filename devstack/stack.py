@@ -28,6 +28,9 @@ JOURNEY_NICENESS = 10
 # and PostgreSQL leave (see docs/performance.md for what each costs).
 JOURNEY_IDLE = os.environ.get("JOURNEYS_DEV_CPU_POLICY", "nice") == "idle"
 
+# How long the sandbox may take to stop before it is killed (see DevStack.stop).
+SANDBOX_STOP_SECONDS = 3.0
+
 DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_STRIPE_WEBHOOK_SECRET": "whsec_dev_stripe",
     "JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY": "dev-calendly-signing-key",
@@ -231,7 +234,11 @@ class DevStack:
     async def stop(self) -> None:
         for name in ("api", "router", "worker", "sandbox"):
             if name in self.children:
-                await self.children[name].stop()
+                # The sandbox waits for its answers in flight, and an answer held by a fault (a
+                # test's `hold_after_write_ms`) would keep it up for the whole hold: it has nothing
+                # to finish, so it gets a few seconds.
+                child = self.children[name]
+                await (child.stop(timeout=SANDBOX_STOP_SECONDS) if name == "sandbox" else child.stop())
         if self.temporal is not None:
             await self.temporal.stop()
         if self.postgres is not None:
