@@ -1,46 +1,10 @@
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from devstack.always_open import always_open_config
-from devstack.processes import free_port
 from devstack.stack import DevStack
-from runtime.settings import Settings
-
-
-@asynccontextmanager
-async def stack_of_its_own(
-    tmp_path_factory: pytest.TempPathFactory, name: str, *, metrics: bool = False
-) -> AsyncIterator[DevStack]:
-    """The whole engine, started by the same code as `make dev`, on free ports in a temp folder.
-
-    Its reps are on duty and its send windows open around the clock (copies of the seed's roster and
-    sequences, `devstack.always_open`): what a test sees must not depend on the hour it runs at.
-    """
-    data_dir: Path = tmp_path_factory.mktemp(name)
-    roster_file, sequences_dir = always_open_config(data_dir / "config")
-    settings = Settings(
-        data_dir=data_dir,
-        api_port=free_port(),
-        api_key=SecretStr(f"{name}-test-key"),
-        temporal_address=f"127.0.0.1:{free_port()}",
-        pg_port=free_port(),
-        sandbox_port=free_port(),
-        roster_file=roster_file,
-        sequences_dir=sequences_dir,
-    )
-    dev = DevStack(
-        settings, durable=False, with_ui=False, worker_metrics_port=free_port() if metrics else None
-    )
-    await dev.start()
-    try:
-        yield dev
-    finally:
-        await dev.stop()
+from tests.helpers.stack import stack_of_its_own
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from bench.workload import (
 )
 from devstack.stack import DevStack
 from store.db import create_engine
-from tests.e2e.conftest import stack_of_its_own
+from tests.helpers.stack import stack_of_its_own
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
 from domain.signatures import sign_standard_webhook, sign_timestamped_hmac
 from store.db import create_engine
-from tests.e2e.conftest import stack_of_its_own
+from tests.helpers.stack import stack_of_its_own
 from tests.helpers.webhooks import checkout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
