@@ -429,6 +429,14 @@ async def test_segments_own_browser_library_feeds_the_lead(
     activity = body["journey"]["activity"]
     # Three visits from three campaigns: three sessions, the first two from before the identify.
     assert activity["sessions"] == 3, activity
+    recent = activity["recent_sessions"]
+    assert [s["campaign"] for s in recent] == [
+        "google / cpc / spring",
+        "linkedin / paid_social / launch",
+        "newsletter / email / nov",
+    ]
+    assert [s["page_views"] for s in recent] == [1, 1, 1]
+    assert "web" not in activity  # the views behind them stay in the journey's state
     assert body["journey"]["first_touch"]["campaign"] == "spring"
     timeline = body["journey"]["timeline"]
     assert [entry["type"] for entry in timeline].count("page") == 3
