@@ -20,7 +20,7 @@ from sqlalchemy import text
 from devstack.stack import DevStack
 from domain.ids import lead_id_for_email
 from store.db import create_engine
-from tests.e2e.test_segment import eventually, journey
+from tests.helpers.e2e import get_until, journey
 from tests.helpers.website import ARTIFACTS, Site, analytics_next_bundles, segment_cdn, visit
 
 pytestmark = pytest.mark.e2e
@@ -145,7 +145,7 @@ async def test_the_browser_paths_take_text_plain_and_count_a_retry_once(
     assert (await web.post("/v1/b", **plain(batch, key))).status_code == 200
     assert await stored_with_key(stack, (page_id, played)) == 0, "a write key is never stored"
 
-    lead = await eventually(
+    lead = await get_until(
         api,
         f"/v1/leads/{lead_id_for_email(email)}",
         journey(lambda j: j["activity"]["events_by_type"].get("track") == 2),
@@ -253,7 +253,7 @@ async def test_a_browser_key_cannot_merge_an_identified_lead(
     account = f"acct-{uuid.uuid4().hex[:6]}"
     firmographics = {"userId": ada_user, "groupId": account, "traits": {"industry": "Fintech"}}
     assert (await web.post("/v1/group", json=firmographics, headers=server)).status_code == 200
-    await eventually(api, f"/v1/leads/{lead_id_for_email(ada)}", lambda body: body.get("journey"))
+    await get_until(api, f"/v1/leads/{lead_id_for_email(ada)}", lambda body: body.get("journey"))
 
     attempts: list[tuple[str, dict[str, Any]]] = [
         ("/v1/i", {"type": "identify", "userId": ada_user, "traits": {"email": eve}}),
@@ -417,7 +417,7 @@ async def test_segments_own_browser_library_feeds_the_lead(
     assert len(anonymous) == 1, "one browser, one anonymousId across its visits"
 
     lead_id = lead_id_for_email(email)
-    body = await eventually(
+    body = await get_until(
         api,
         f"/v1/leads/{lead_id}",
         journey(
@@ -645,7 +645,7 @@ async def test_a_page_embeds_a_form_with_forms_js(stack: DevStack, api: httpx.As
     assert dataset(dom, "first") == "invalid", dom[-3000:]  # the field-level 422, shown at the field
     assert dataset(dom, "done") == "submitted", dom[-3000:]
     assert dataset(dom, "lead") == lead_id_for_email(email)
-    lead = await eventually(
+    lead = await get_until(
         api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["activity"]["forms_submitted"] == 1)
     )
     assert lead["profile"]["company"] == "Example Corp" and lead["profile"]["phone"] == "+442079460958"
@@ -653,7 +653,7 @@ async def test_a_page_embeds_a_form_with_forms_js(stack: DevStack, api: httpx.As
     assert lead["journey"]["first_touch"]["source"] == "linkedin"
 
     assert dataset(abandoned, "done") == "sent", abandoned[-3000:]
-    gone = await eventually(
+    gone = await get_until(
         api,
         f"/v1/leads/{lead_id_for_email(left)}",
         journey(lambda j: j["activity"]["events_by_type"].get("form_abandoned") == 1),
