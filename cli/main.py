@@ -169,7 +169,7 @@ def cmd_register_search_attributes(settings: Settings) -> int:
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     from domain.browser import normalize_origins
     from store.db import create_engine, session_factory
-    from store.keys import KeyStore
+    from store.keys import KeyStore, default_rate
 
     async def run() -> int:
         engine = create_engine(settings.effective_database_url, pool_size=1)
@@ -179,7 +179,11 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
                 try:
                     origins = normalize_origins(args.origin or [])
                     record, clear = await keys.create(
-                        args.name, args.scope, args.rate, origins=origins, rate_per_ip=args.rate_per_ip
+                        args.name,
+                        args.scope,
+                        args.rate or default_rate(args.scope),
+                        origins=origins,
+                        rate_per_ip=args.rate_per_ip,
                     )
                 except ValueError as exc:
                     print(f"journeys keys create: {exc}", file=sys.stderr)
@@ -446,7 +450,9 @@ def main(argv: list[str] | None = None) -> int:
         default="ingest",
         help="browser: a public key for web pages, bound to --origin; ingest: a server's; admin: all",
     )
-    create.add_argument("--rate", type=float, default=100.0, help="requests per second allowed")
+    create.add_argument(
+        "--rate", type=float, help="requests per second allowed (default 100; browser keys 1,000)"
+    )
     create.add_argument(
         "--origin",
         action="append",

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from api.context import AppContext, context
 from domain.browser import MAX_ORIGINS, normalize_origins
-from store.keys import KeyRecord
+from store.keys import KeyRecord, default_rate
 
 router = APIRouter(tags=["admin"])
 
@@ -20,7 +20,12 @@ class NewKey(BaseModel):
         "events, forms), bound to `origins`; `ingest`: a server's key for every event and webhook; "
         "`admin`: everything",
     )
-    rate_per_second: float = Field(100.0, gt=0, le=100_000)
+    rate_per_second: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="requests a second for the key in all (default 100; browser keys 1,000)",
+    )
     origins: list[str] = Field(
         default_factory=list,
         max_length=MAX_ORIGINS,
@@ -83,7 +88,11 @@ def _view(record: KeyRecord) -> dict[str, Any]:
 async def create_key(body: NewKey, request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
     await ctx.auth.require(request, "admin")
     record, clear = await ctx.keys.create(
-        body.name, body.scope, body.rate_per_second, origins=body.origins, rate_per_ip=body.rate_per_ip
+        body.name,
+        body.scope,
+        body.rate_per_second or default_rate(body.scope),
+        origins=body.origins,
+        rate_per_ip=body.rate_per_ip,
     )
     ctx.auth.forget()  # usable at once on this process (within a second on the others)
     return {**_view(record), "key": clear}
