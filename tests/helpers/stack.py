@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,12 +21,17 @@ from runtime.settings import Settings
 async def stack_of_its_own(
     tmp_path_factory: pytest.TempPathFactory, name: str, *, metrics: bool = False
 ) -> AsyncIterator[DevStack]:
-    """The whole engine on free ports in a temp folder (`name`), stopped on the way out.
+    """The whole engine on free ports in a temp folder, stopped on the way out (its logs kept in
+    pytest's temp folder `name`).
 
     Its reps are on duty and its send windows open around the clock (copies of the seed's roster and
     sequences, `devstack.always_open`): what a test sees must not depend on the hour it runs at.
+
+    The folder is not under pytest's own: PostgreSQL runs as another user when the tests run as
+    root, and any pytest that starts (a test's own, another session's) makes pytest's folder
+    private again, which would take the running database's files away from it.
     """
-    data_dir: Path = tmp_path_factory.mktemp(name)
+    data_dir = Path(tempfile.mkdtemp(prefix=f"journeys-{name}-"))
     roster_file, sequences_dir = always_open_config(data_dir / "config")
     settings = Settings(
         data_dir=data_dir,
@@ -39,8 +46,11 @@ async def stack_of_its_own(
     dev = DevStack(
         settings, durable=False, with_ui=False, worker_metrics_port=free_port() if metrics else None
     )
-    await dev.start()
     try:
+        await dev.start()
         yield dev
     finally:
         await dev.stop()
+        if (data_dir / "logs").is_dir():
+            shutil.copytree(data_dir / "logs", tmp_path_factory.mktemp(name) / "logs")
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -37,6 +37,7 @@ from domain.search_attributes import ALL as ALL_SEARCH_ATTRIBUTES
 from tests.helpers.fakes import FakeSales
 from tests.helpers.handoff import start_handoff
 from tests.helpers.temporal import workflow_worker
+from tests.helpers.waiting import eventually
 from workers.registry import WORKFLOWS
 from workflows.handoff import HandoffWorkflow
 
@@ -64,13 +65,13 @@ async def run_with(env: WorkflowEnvironment) -> AsyncIterator[Any]:
 
 async def status(handle: WorkflowHandle, wanted: str, timeout: float = 10.0) -> HandoffState:
     """Waits for `wanted`, and for the rep (or the queue) to have been told."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+
+    async def reached() -> HandoffState:
         state = HandoffState.model_validate(await handle.query("state"))
-        if state.status == wanted and state.notified_at is not None:
-            return state
-        assert asyncio.get_running_loop().time() < deadline, state
-        await asyncio.sleep(0.05)
+        assert state.status == wanted and state.notified_at is not None, state
+        return state
+
+    return await eventually(reached, timeout=timeout, what=f"the hand-off to be {wanted}")
 
 
 async def accept(handle: WorkflowHandle, rep: str) -> AcceptResult:
@@ -216,12 +217,13 @@ async def test_a_click_reaching_the_run_with_the_sla_timer_is_taken_and_judged_b
             id=handoff_workflow_id(lead_id, 1),
             task_queue=queue,
         )
-        while True:
+
+        async def told_and_idle() -> None:
             described = (await handle.describe()).raw_description
-            idle = not described.pending_activities and not described.HasField("pending_workflow_task")
-            if fake.notified and idle:
-                break
-            await asyncio.sleep(0.05)
+            assert fake.notified, "the rep was not told yet"
+            assert not described.pending_activities and not described.HasField("pending_workflow_task")
+
+        await eventually(told_and_idle)
     told_at = datetime.now(UTC)
     # No worker (it crashed): the SLA's timer fires and the rep's click waits beside it.
     await asyncio.sleep(max(0.0, (mql_at + QUICK_SLA - datetime.now(UTC)).total_seconds()) + 0.5)
