@@ -580,11 +580,22 @@ FORM_PAGE = """<!doctype html>
 <div id="demo" data-journeys-form="demo" data-key=__KEY__ data-api=__API__ data-lead-source="website"></div>
 </div>
 <script src=__SCRIPT__></script>
+__ANALYTICS__
 <script>
 (async () => {
   const params = new URLSearchParams(location.search);
   const box = document.getElementById("demo");
   const report = (key, value) => { document.body.dataset[key] = value; };
+  if (window.AnalyticsNext) {
+    // Segment's library on the same page (no global `analytics`: an npm site's way); forms.js
+    // finds the visitor's anonymousId where the library keeps it.
+    const [analytics] = await AnalyticsNext.AnalyticsBrowser.load(
+      { writeKey: box.dataset.key, cdnURL: location.origin },
+      { integrations: { "Segment.io": { apiHost: __API_HOST__, protocol: "http" } } }
+    );
+    await analytics.page("Demo", "Request a demo");
+    report("anonymousId", analytics.user().anonymousId());
+  }
   const until = async (test) => { while (!test()) await new Promise((r) => setTimeout(r, 50)); };
   await until(() => ["ready", "error"].includes(box.dataset.state));
   if (box.dataset.state !== "ready" || params.get("show")) { report("done", box.dataset.state); return; }
@@ -630,6 +641,8 @@ async def test_a_page_embeds_a_form_with_forms_js(stack: DevStack, api: httpx.As
         FORM_PAGE.replace("__KEY__", json.dumps(key))
         .replace("__API__", json.dumps(api_url))
         .replace("__SCRIPT__", json.dumps(f"{api_url}/js/forms.js"))
+        .replace("__ANALYTICS__", "")
+        .replace("__API_HOST__", json.dumps(f"127.0.0.1:{stack.settings.api_port}/v1"))
     )
     email = f"ada.{uuid.uuid4().hex[:8]}@example-corp.com"
     left = f"left.{uuid.uuid4().hex[:8]}@example-corp.com"
@@ -854,3 +867,31 @@ async def test_browser_keys_are_made_from_the_cli(stack: DevStack, web: httpx.As
         "create", "--name", "bad", "--scope", "browser", "--origin", "https://*.example.com"
     )
     assert code == 2 and "wildcard" in out
+
+
+async def test_a_form_beside_segments_library_joins_the_visitors_history(
+    stack: DevStack, api: httpx.AsyncClient
+):
+    site = Site()
+    key = await browser_key(api, site.origin)
+    segment_cdn(site, key, analytics_next_bundles())
+    api_url = stack.settings.api_url
+    site.pages["/both.html"] = (
+        FORM_PAGE.replace("__KEY__", json.dumps(key))
+        .replace("__API__", json.dumps(api_url))
+        .replace("__SCRIPT__", json.dumps(f"{api_url}/js/forms.js"))
+        .replace("__ANALYTICS__", '<script src="/analytics-next/bundles/index.js"></script>')
+        .replace("__API_HOST__", json.dumps(f"127.0.0.1:{stack.settings.api_port}/v1"))
+    )
+    email = f"both.{uuid.uuid4().hex[:8]}@example-corp.com"
+    with site.serving():
+        dom = await visit(f"{site.origin}/both.html?email={email}", "--dump-dom")
+    assert dataset(dom, "done") == "submitted", dom[-3000:]
+    visitor = dataset(dom, "anonymous-id")
+    lead = await get_until(
+        api,
+        f"/v1/leads/{lead_id_for_email(email)}",
+        journey(lambda j: j["activity"]["forms_submitted"] == 1 and j["activity"]["page_views"] == 1),
+    )
+    assert lead["identities"]["anonymous"] == [visitor]
+    assert lead["journey"]["activity"]["sessions"] == 1
