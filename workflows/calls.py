@@ -53,6 +53,17 @@ LOOKUP = CallPolicy(start_to_close=timedelta(seconds=30), retry=PLATFORM_RETRY)
 LOCAL_LOOKUP = CallPolicy(start_to_close=timedelta(seconds=30), retry=PLATFORM_RETRY, local=True)
 
 
+class KeptFailure:
+    """An `audit` that keeps the failure's message for the caller, which records it its own way
+    (a nurture's step log, a connector step's outcome)."""
+
+    def __init__(self) -> None:
+        self.message = ""
+
+    def __call__(self, step: str, message: str) -> None:
+        self.message = message
+
+
 def give_up_quietly(step: str, message: str) -> None:
     """An `audit` for a call whose caller has a fallback and nothing to record (the warning is logged)."""
 

@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
         WriteResult,
     )
     from domain.ids import idempotency_key
-    from workflows.calls import CallPolicy, call
+    from workflows.calls import CallPolicy, KeptFailure, call
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 
@@ -43,7 +43,7 @@ class ConnectorStepsWorkflow:
         }
         if "lead_id" in model.model_fields:
             argument["lead_id"] = data.lead_id
-        failed: list[str] = []
+        failure = KeptFailure()
         result = await call(
             step.activity,
             model.model_validate(argument),
@@ -54,10 +54,10 @@ class ConnectorStepsWorkflow:
                 retry=PLATFORM_RETRY,
                 schedule_to_close=PLATFORM_GIVE_UP_AFTER,
             ),
-            audit=lambda _, message: failed.append(message),
+            audit=failure,
         )
         if result is None:
-            return StepOutcome(activity=step.activity, status="failed", error=failed[0])
+            return StepOutcome(activity=step.activity, status="failed", error=failure.message)
         return StepOutcome(activity=step.activity, status="done", result=result)
 
     @workflow.run

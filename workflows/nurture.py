@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
         choose_branch,
         next_send_time,
     )
-    from workflows.calls import LOOKUP, CallPolicy, call, give_up_quietly
+    from workflows.calls import LOOKUP, CallPolicy, KeptFailure, call, give_up_quietly
     from workflows.policies import PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
 
 EVENTS_KEPT = 50
@@ -191,7 +191,7 @@ class NurtureWorkflow:
             await self._send(step)
         elif isinstance(step, TaskStep):
             due = now + (step.due_in or timedelta(0))
-            failed: list[str] = []
+            failure = KeptFailure()
             task = await call(
                 "crm.create_task",
                 CrmTaskInput(
@@ -208,10 +208,10 @@ class NurtureWorkflow:
                 WriteResult,
                 f"{step.id}: task `{step.subject}`",
                 policy=NURTURE_WRITE,
-                audit=lambda _, message: failed.append(message),
+                audit=failure,
             )
             if task is None:
-                state.record(step.id, "task_failed", workflow.now(), failed[0][:300])
+                state.record(step.id, "task_failed", workflow.now(), failure.message[:300])
             else:
                 state.record(step.id, "task", workflow.now(), f"{step.subject} (due {due.isoformat()})")
             self._advance(step.id, step.next)
@@ -332,7 +332,7 @@ class NurtureWorkflow:
             "sequence_version": self._sequence.version,
             **{f"variant_{k}": v for k, v in state.variants.items()},
         }
-        failed: list[str] = []
+        failure = KeptFailure()
         sent = await call(
             "email.send",
             SendEmailInput(
@@ -346,11 +346,11 @@ class NurtureWorkflow:
             WriteResult,
             f"{step.id}: send `{step.template}`",
             policy=NURTURE_WRITE,
-            audit=lambda _, message: failed.append(message),
+            audit=failure,
         )
         if sent is None:
             # A rejected template or address: this email is skipped, the sequence goes on.
-            state.record(step.id, "send_failed", workflow.now(), failed[0][:300])
+            state.record(step.id, "send_failed", workflow.now(), failure.message[:300])
         else:
             state.sends += 1
             state.record(step.id, "sent", workflow.now(), f"{step.template} ({sent.provider} {sent.id})")
