@@ -12,6 +12,7 @@ from platforms.errors import PermanentPlatformError, RateLimitedError, Transient
 from platforms.ga4 import EVENT_ID_PARAM, GA4Client, event_id_for
 from platforms.ports import AnalyticsEvent
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import in_process
 
 GOOGLE = "https://www.google-analytics.com"
 COLLECT = f"{GOOGLE}/mp/collect"
@@ -255,9 +256,7 @@ def sandbox():
 
 @pytest.fixture
 async def sandbox_http(sandbox):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

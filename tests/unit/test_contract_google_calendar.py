@@ -17,6 +17,7 @@ from platforms.errors import PermanentPlatformError, RateLimitedError, Transient
 from platforms.google_calendar import GoogleCalendarClient, event_id_for
 from platforms.ports import CalendarEvent
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import in_process
 
 API = "https://www.googleapis.com"
 EVENTS_URL = f"{API}/calendar/v3/calendars/primary/events"
@@ -363,9 +364,7 @@ def sandbox():
 
 @pytest.fixture
 async def http(sandbox):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

@@ -21,26 +21,11 @@ from platforms.hubspot import (
 )
 from platforms.ports import Company, CrmPort, Deal, EmailMessage, EmailPort, Meeting, Note, Person, Task
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import RecordingObserver, RecordingThrottle, in_process
 
 API = "https://api.hubapi.com"
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 WHEN = datetime(2025, 3, 4, 15, 30, tzinfo=UTC)
-
-
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    async def acquire(self, key: str) -> None:
-        self.keys.append(key)
-
-
-class RecordingObserver:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-
-    def observe(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
-        self.calls.append((provider, operation, outcome))
 
 
 def only(route: respx.Route) -> httpx.Request:
@@ -751,9 +736,7 @@ def sandbox() -> Any:
 
 @pytest.fixture
 async def http(sandbox: Any) -> Any:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

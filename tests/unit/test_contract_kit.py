@@ -16,6 +16,7 @@ from platforms.errors import PermanentPlatformError, RateLimitedError, Transient
 from platforms.kit import KitClient
 from platforms.ports import EmailMessage, Person
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import RecordingThrottle, in_process
 
 KIT = "https://api.kit.com"
 
@@ -47,14 +48,6 @@ def page(key: str, items: list[dict], *, next_cursor: str | None = None) -> dict
 
 def body(request: httpx.Request) -> Any:
     return json.loads(request.content) if request.content else None
-
-
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    async def acquire(self, key: str) -> None:
-        self.keys.append(key)
 
 
 @pytest.fixture
@@ -435,9 +428,7 @@ def sandbox():
 
 @pytest.fixture
 async def http(sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

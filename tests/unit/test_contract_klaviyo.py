@@ -15,6 +15,7 @@ from platforms.klaviyo import KlaviyoClient, profile_attributes
 from platforms.ports import EmailMessage, Person
 from sandbox import klaviyo as klaviyo_sandbox
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import in_process
 
 API = "https://a.klaviyo.com"
 REVISION = "2025-01-15"
@@ -416,7 +417,7 @@ def app():
 
 @pytest.fixture
 async def http(app):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+    async with in_process(app) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from platforms.outbound_webhook import OutboundWebhookClient, message_id_for
 from platforms.ports import WebhookDelivery
 from sandbox.app import Faults, create_app
 from sandbox.webhook import signature_problem
+from tests.helpers.platforms import in_process
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
@@ -220,9 +221,7 @@ def sandbox():
 
 @pytest.fixture
 async def sandbox_http(sandbox):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

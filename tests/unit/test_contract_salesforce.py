@@ -14,6 +14,7 @@ from platforms.ports import Company, Deal, Meeting, Note, Person, Task
 from platforms.salesforce import SalesforceClient, SalesforceFields, soql_quote
 from sandbox.app import Faults, create_app
 from sandbox.salesforce import SoqlError, parse_soql
+from tests.helpers.platforms import in_process
 
 LOGIN = "https://acme.my.salesforce.com"
 INSTANCE = "https://acme-dev-ed.my.salesforce.com"
@@ -518,9 +519,7 @@ def sandbox():
 
 @pytest.fixture
 async def sandbox_http(sandbox):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from platforms.errors import PermanentPlatformError, RateLimitedError, Transient
 from platforms.ports import ChatMessage
 from platforms.slack import EVENT_TYPE, SlackClient, SlackWebhookClient
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import RecordingObserver, RecordingThrottle, in_process
 
 SLACK = "https://slack.com"
 POST_URL = f"{SLACK}/api/chat.postMessage"
@@ -22,22 +23,6 @@ HISTORY_URL = f"{SLACK}/api/conversations.history"
 HOOK_URL = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
 CHANNEL = "C0123456789"
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Ada* booked a demo"}}]
-
-
-class RecordingThrottle:
-    def __init__(self) -> None:
-        self.keys: list[str] = []
-
-    async def acquire(self, key: str) -> None:
-        self.keys.append(key)
-
-
-class RecordingObserver:
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str, str]] = []
-
-    def observe(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
-        self.seen.append((provider, operation, outcome))
 
 
 def message(text: str = "Ada booked a demo", channel: str = CHANNEL, blocks: Any = None) -> ChatMessage:
@@ -193,7 +178,7 @@ async def test_ok_false_answers_with_http_200_are_permanent_and_carry_slacks_cod
             await client.post_message(message(), idempotency_key="k")
     assert expected in str(caught.value)
     assert not isinstance(caught.value, TransientPlatformError)
-    assert observer.seen[-1] == ("slack", "chat.postMessage", "rejected")
+    assert observer.calls[-1] == ("slack", "chat.postMessage", "rejected")
 
 
 @respx.mock
@@ -249,7 +234,7 @@ async def test_http_429_carries_retry_after():
             await client.post_message(message(), idempotency_key="k")
     assert caught.value.retry_after == 30 and caught.value.status == 429
     assert "ratelimited" in str(caught.value)
-    assert observer.seen[-1] == ("slack", "chat.postMessage", "rate_limited")
+    assert observer.calls[-1] == ("slack", "chat.postMessage", "rate_limited")
 
 
 @respx.mock
@@ -368,9 +353,7 @@ def sandbox():
 
 @pytest.fixture
 async def http(sandbox):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 
@@ -512,7 +495,7 @@ async def test_sandbox_takes_the_default_sandbox_webhook_and_alert_channel(http,
 
 async def test_a_user_id_is_a_direct_message_opened_once():
     app = create_app(seed=1)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as http:
+    async with in_process(app) as http:
         client = SlackClient(http, base_url="http://sandbox/slack", token="xoxb-test")
         first = await client.post_message(ChatMessage(channel="U0ANARUIZ", text="hi"), idempotency_key="k-dm")
         again = await client.post_message(ChatMessage(channel="U0ANARUIZ", text="hi"), idempotency_key="k-dm")
@@ -528,7 +511,7 @@ async def test_with_a_ledger_a_first_post_skips_the_history_and_a_retry_makes_no
 
     app = create_app(seed=1)
     ledger = MemoryLedger()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as http:
+    async with in_process(app) as http:
         client = SlackClient(http, base_url="http://sandbox/slack", token="xoxb-test", ledger=ledger)
         first = await client.post_message(
             ChatMessage(channel="C0SALESQUEUE", text="hi"), idempotency_key="k1"

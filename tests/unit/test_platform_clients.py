@@ -15,6 +15,7 @@ from platforms.errors import (
 from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
 from sandbox.app import Faults, create_app
+from tests.helpers.platforms import in_process
 
 
 @pytest.fixture
@@ -24,9 +25,7 @@ def sandbox():
 
 @pytest.fixture
 async def http(sandbox):
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=sandbox), base_url="http://sandbox"
-    ) as client:
+    async with in_process(sandbox) as client:
         yield client
 
 

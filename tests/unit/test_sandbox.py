@@ -7,6 +7,7 @@ import pytest
 
 from sandbox.app import PROVIDER_MODULES, create_app
 from sandbox.core import HANDLERS
+from tests.helpers.platforms import in_process
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def app():
 
 @pytest.fixture
 async def sandbox(app):
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+    async with in_process(app) as client:
         yield client
 
 
