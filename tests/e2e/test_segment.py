@@ -12,8 +12,8 @@ import pytest
 
 from devstack.stack import DevStack
 from domain.ids import email_hash, lead_id_for_email, lead_id_for_user
-from tests.helpers import waiting
 from tests.helpers.e2e import get_until, journey
+from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -37,11 +37,6 @@ async def tracker(stack: DevStack, ingest_key: str):
         base_url=stack.settings.api_url, headers=basic(ingest_key), timeout=15
     ) as client:
         yield client
-
-
-# test_website.py (another change in flight) imports `eventually` and `journey` from here: until it
-# imports `get_until` and `journey` from tests.helpers.e2e, the old name stays (nothing here uses it).
-eventually = get_until
 
 
 async def test_keys_are_scoped_and_checked(stack: DevStack, api, ingest_key, tracker):
@@ -257,4 +252,4 @@ async def test_keys_are_managed_from_the_cli(stack: DevStack):
             assert answer.status_code == 401, answer.status_code
 
         # The API caches a key's lookup for 5 s: refused once that has run out.
-        await waiting.eventually(refused, timeout=10, interval=0.5, what="the revoked key to be refused")
+        await eventually(refused, timeout=10, interval=0.5, what="the revoked key to be refused")
