@@ -8,14 +8,17 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio import workflow
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.testservice.v1 import SleepRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -102,6 +105,7 @@ async def workflow_worker(
         finally:
             for workflow_id in sorted(_RAN.pop(queue, set())):
                 await _end(client.get_workflow_handle(workflow_id))
+            await free_the_clock(client)
 
 
 async def _end(handle: WorkflowHandle) -> None:
@@ -114,10 +118,15 @@ async def _end(handle: WorkflowHandle) -> None:
             if described.status != WorkflowExecutionStatus.RUNNING:
                 return
             # The test server's description leaves the workflow task out: the history says it.
-            # (An activity it shows as started may be one that fails at once and retries for ever,
-            # such as one the test's worker does not register: no reason to wait.)
+            # An activity scheduled and not yet started holds the clock too. (One it shows as
+            # started may be one that fails at once and retries for ever, such as one the test's
+            # worker does not register: no reason to wait for it.)
             last = (await handle.fetch_history()).events[-1].event_type
-            if last not in _TASK_IN_FLIGHT or asyncio.get_running_loop().time() > deadline:
+            waiting = any(
+                pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+                for pending in described.raw_description.pending_activities
+            )
+            if (last not in _TASK_IN_FLIGHT and not waiting) or asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.02)
         await handle.terminate("the test is over")
@@ -126,3 +135,40 @@ async def _end(handle: WorkflowHandle) -> None:
 
 
 _TASK_IN_FLIGHT = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED}
+
+
+# How far the clock is asked to skip to prove it is free, and how long (real time) that may take.
+_PROBE_SKIP = timedelta(hours=1)
+_PROBE_PATIENCE = timedelta(seconds=2)
+_MOST_LEAKED_LOCKS = 8
+
+
+async def free_the_clock(client: Client) -> int:
+    """Gives back any hold on the time-skipping clock that a terminated run left behind; returns how
+    many there were.
+
+    Waiting for a run to go quiet before terminating it narrows the race but cannot close it: a
+    timer can fire, or an activity finish, between the look and the termination, and the test
+    server then keeps the lock of that workflow task (or of a scheduled activity) for good, so the
+    next test's skip never ends. The probe asks the clock to skip an hour: a free clock does it at
+    once. A held one does not; each hold is then given back with one unlock, and the probe's own
+    hold is returned by the server when the skipped hour arrives, so the count ends where it began.
+    On a server without the test service (a dev server) there is nothing to free."""
+    leaked = 0
+    while leaked <= _MOST_LEAKED_LOCKS:
+        try:
+            await client.test_service.unlock_time_skipping_with_sleep(
+                SleepRequest(duration=Duration(seconds=int(_PROBE_SKIP.total_seconds()))),
+                timeout=_PROBE_PATIENCE,
+            )
+            return leaked
+        except RPCError as err:
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                return leaked  # not a time-skipping server
+        leaked += 1
+        print(
+            f"tests.helpers.temporal: a terminated run held the test clock; freeing it ({leaked})",
+            file=sys.stderr,
+        )
+        await client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
+    raise AssertionError("the time-skipping clock stays held after freeing it repeatedly")
