@@ -18,7 +18,7 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.testservice.v1 import SleepRequest, UnlockTimeSkippingRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     ExecuteWorkflowInput,
@@ -137,38 +137,44 @@ async def _end(handle: WorkflowHandle) -> None:
 _TASK_IN_FLIGHT = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED}
 
 
-# How far the clock is asked to skip to prove it is free, and how long (real time) that may take.
+# How far the clock is asked to skip to prove it is free, and how long (real time) a free clock may
+# take to do it.
 _PROBE_SKIP = timedelta(hours=1)
-_PROBE_PATIENCE = timedelta(seconds=2)
+_PROBE_PATIENCE_SECONDS = 3.0
 _MOST_LEAKED_LOCKS = 8
 
 
 async def free_the_clock(client: Client) -> int:
-    """Gives back any hold on the time-skipping clock that a terminated run left behind; returns how
-    many there were.
+    """Gives back every hold on the time-skipping clock that a terminated run left behind; returns
+    how many there were.
 
     Waiting for a run to go quiet before terminating it narrows the race but cannot close it: a
     timer can fire, or an activity finish, between the look and the termination, and the test
     server then keeps the lock of that workflow task (or of a scheduled activity) for good, so the
-    next test's skip never ends. The probe asks the clock to skip an hour: a free clock does it at
-    once. A held one does not; each hold is then given back with one unlock, and the probe's own
-    hold is returned by the server when the skipped hour arrives, so the count ends where it began.
-    On a server without the test service (a dev server) there is nothing to free."""
+    next test's skip never ends. One probe asks the clock to skip an hour: a free clock does it at
+    once. While it has not, a hold remains; each is given back with one unlock, and the same probe
+    is waited for again (never abandoned: its own unlock and lock balance when it returns), so the
+    count ends where the server's own holds put it. On a server without the test service (a dev
+    server) the probe fails at once and there is nothing to free."""
+    probe = asyncio.ensure_future(
+        client.test_service.unlock_time_skipping_with_sleep(
+            SleepRequest(duration=Duration(seconds=int(_PROBE_SKIP.total_seconds())))
+        )
+    )
     leaked = 0
-    while leaked <= _MOST_LEAKED_LOCKS:
-        try:
-            await client.test_service.unlock_time_skipping_with_sleep(
-                SleepRequest(duration=Duration(seconds=int(_PROBE_SKIP.total_seconds()))),
-                timeout=_PROBE_PATIENCE,
-            )
+    while True:
+        done, _ = await asyncio.wait({probe}, timeout=_PROBE_PATIENCE_SECONDS)
+        if done:
+            if probe.exception() is not None and not leaked:
+                return 0  # not a time-skipping server
+            probe.result()
             return leaked
-        except RPCError as err:
-            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-                return leaked  # not a time-skipping server
+        if leaked == _MOST_LEAKED_LOCKS:
+            probe.cancel()
+            raise AssertionError(f"the time-skipping clock stays held after {leaked} holds were given back")
         leaked += 1
         print(
-            f"tests.helpers.temporal: a terminated run held the test clock; freeing it ({leaked})",
+            f"tests.helpers.temporal: a run left a hold on the test clock; giving it back ({leaked})",
             file=sys.stderr,
         )
         await client.test_service.unlock_time_skipping(UnlockTimeSkippingRequest())
-    raise AssertionError("the time-skipping clock stays held after freeing it repeatedly")

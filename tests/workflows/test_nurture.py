@@ -242,25 +242,31 @@ async def test_a_wait_until_times_out_and_branches_by_context(env, sends):
 async def test_sends_wait_for_the_window_in_the_leads_zone_across_a_dst_change(env, sends):
     recorder, queue = sends
     window = {"days": [0, 1, 2, 3, 4], "start": "09:00", "end": "17:00"}
-    # A wait long enough to cross New York's next clock change, whenever the test runs.
+    zone = ZoneInfo("America/New_York")
+    # The shared server's clock is wherever earlier tests skipped it to: a wait that ends a month
+    # past New York's next clock change, whatever that date is (each regime lasts over 4 months).
+    started = await env.get_current_time()
+    days = next(
+        n
+        for n in range(1, 367)
+        if (started + timedelta(days=n)).astimezone(zone).utcoffset() != started.astimezone(zone).utcoffset()
+    )
     seq = sequence(
         [
             {"type": "send", "id": "first", "template": "t1"},
-            {"type": "wait", "id": "long", "duration": "190d"},
+            {"type": "wait", "id": "long", "duration": f"{days + 30}d"},
             {"type": "send", "id": "second", "template": "t2"},
         ],
         send_window=window,
     )
-    started = await env.get_current_time()
     await result(await start(env.client, queue, seq, lead_context(timezone="America/New_York")))
-    zone = ZoneInfo("America/New_York")
     parsed = SendWindow.model_validate(window)
     first_at, second_at = recorder.sent[0][1], recorder.sent[1][1]
     assert abs(first_at - next_send_time(started, "America/New_York", parsed)) < timedelta(minutes=1)
     for at in (first_at, second_at):
         local = at.astimezone(zone)
         assert local.weekday() < 5 and 9 <= local.hour < 17, local
-    # Half a year apart: one of the two sends is in daylight time, the other not.
+    # Across the change: one of the two sends is in daylight time, the other not.
     assert first_at.astimezone(zone).utcoffset() != second_at.astimezone(zone).utcoffset()
 
 
