@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 # Operations that need no key: the load balancer's health check and the docs; the codec's key is
 # the token in its path.
 OPEN = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs")}
-EXAMPLES_PER_OPERATION = 30
+EXAMPLES_PER_OPERATION = 20
 
 
 @pytest.fixture(scope="module")

@@ -140,7 +140,7 @@ _TASK_IN_FLIGHT = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT
 # How far the clock is asked to skip to prove it is free, and how long (real time) a free clock may
 # take to do it.
 _PROBE_SKIP = timedelta(hours=1)
-_PROBE_PATIENCE_SECONDS = 3.0
+_PROBE_PATIENCE_SECONDS = 1.0
 _MOST_LEAKED_LOCKS = 8
 
 

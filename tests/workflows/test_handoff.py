@@ -176,7 +176,7 @@ async def test_the_rep_taking_the_lead_in_the_crm_accepts_it(run_with, env):
 
 
 # Twice ANSWER_HELD_UP: a click as soon as the rep is told is held up past it even on a slow box.
-QUICK_SLA = timedelta(seconds=10)
+QUICK_SLA = timedelta(seconds=6)
 
 
 class QuickSla(FakeSales):
