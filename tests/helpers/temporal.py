@@ -16,6 +16,7 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.testservice.v1 import SleepRequest, UnlockTimeSkippingRequest
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -87,9 +88,10 @@ async def workflow_worker(
     **options: Any,
 ) -> AsyncIterator[str]:
     """A worker on a fresh task queue (yielded); on the way out it terminates every workflow that
-    ran on that queue and still runs, children too. A run left behind whose worker is gone stalls
-    the time-skipping server's clock for everyone after it (a month skipped never ends), so with
-    this one server serves every module, however far a test skips."""
+    ran on that queue and still runs, children too, and any run on the server whose queue no test
+    worker serves (one started but never picked up, one on a queue nobody polls). A run left behind
+    whose worker is gone stalls the time-skipping server's clock for everyone after it (a month
+    skipped never ends), so with this one server serves every module, however far a test skips."""
     queue = task_queue or f"test-{uuid.uuid4()}"
     worker = Worker(
         client,
@@ -100,12 +102,43 @@ async def workflow_worker(
         **options,
     )
     async with worker:
+        _SERVED.add(queue)
         try:
             yield queue
         finally:
+            _SERVED.discard(queue)
             for workflow_id in sorted(_RAN.pop(queue, set())):
                 await _end(client.get_workflow_handle(workflow_id))
-            await free_the_clock(client)
+            if await free_the_clock(client) is not None:
+                await _end_orphans(client)
+                await free_the_clock(client)
+
+
+# The task queues a test worker serves right now (a test may hold two workers at once).
+_SERVED: set[str] = set()
+
+
+async def _end_orphans(client: Client) -> None:
+    """Terminates every open run whose task queue no test worker serves: nobody will ever run its
+    next workflow task, and the test server holds its clock for that task once a timer fires."""
+    page = b""
+    while True:
+        listed = await client.workflow_service.list_open_workflow_executions(
+            ListOpenWorkflowExecutionsRequest(
+                namespace=client.namespace, maximum_page_size=1000, next_page_token=page
+            )
+        )
+        for info in listed.executions:
+            handle = client.get_workflow_handle(info.execution.workflow_id, run_id=info.execution.run_id)
+            try:
+                described = await handle.describe()
+                if described.raw_description.execution_config.task_queue.name not in _SERVED:
+                    await handle.terminate("no test worker serves its task queue")
+            except RPCError:
+                pass  # closed meanwhile
+        page = listed.next_page_token
+        if not page:
+            return
 
 
 async def _end(handle: WorkflowHandle) -> None:
@@ -144,9 +177,9 @@ _PROBE_PATIENCE_SECONDS = 1.0
 _MOST_LEAKED_LOCKS = 8
 
 
-async def free_the_clock(client: Client) -> int:
+async def free_the_clock(client: Client) -> int | None:
     """Gives back every hold on the time-skipping clock that a terminated run left behind; returns
-    how many there were.
+    how many there were, or None on a server without the test service.
 
     Waiting for a run to go quiet before terminating it narrows the race but cannot close it: a
     timer can fire, or an activity finish, between the look and the termination, and the test
@@ -155,7 +188,7 @@ async def free_the_clock(client: Client) -> int:
     once. While it has not, a hold remains; each is given back with one unlock, and the same probe
     is waited for again (never abandoned: its own unlock and lock balance when it returns), so the
     count ends where the server's own holds put it. On a server without the test service (a dev
-    server) the probe fails at once and there is nothing to free."""
+    server) the probe fails at once and there is nothing to free (None)."""
     probe = asyncio.ensure_future(
         client.test_service.unlock_time_skipping_with_sleep(
             SleepRequest(duration=Duration(seconds=int(_PROBE_SKIP.total_seconds())))
@@ -166,7 +199,7 @@ async def free_the_clock(client: Client) -> int:
         done, _ = await asyncio.wait({probe}, timeout=_PROBE_PATIENCE_SECONDS)
         if done:
             if probe.exception() is not None and not leaked:
-                return 0  # not a time-skipping server
+                return None  # not a time-skipping server
             probe.result()
             return leaked
         if leaked == _MOST_LEAKED_LOCKS:
