@@ -2,7 +2,6 @@
 
 import asyncio
 
-import httpx
 import pytest
 
 from sandbox.app import PROVIDER_MODULES, create_app
