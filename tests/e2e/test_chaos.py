@@ -47,10 +47,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 # The load and the faults' rates are what the engine is held to (6 leads a second, a fifth of calls
 # failing); the number of leads only sets how long the chaos lasts. 150 leads are sent in 25 s, long
 # enough for every kill and the restart to land while leads still arrive (CHAOS_PLAN, as shares of
-# the sending time), with 15 of each kind of journey. 2% of calls are held past the client so that
-# each fault kind is met (asserted below) however few leads: 150 leads drew (one run) 5xx, 429s and
-# held answers by the dozen. `CHAOS_LEADS=500` runs the longer chaos the earlier figures in
-# docs/reliability.md come from.
+# the sending time), with 15 of each kind of journey. 160 to 275 calls are made while the faults
+# are on (fewer on a busy box: two runs drew 32 and 55 5xx); 5% of calls are held past the client
+# so that each fault kind is met (asserted below): no held answer at all is about a 1-in-3000
+# chance at 160 calls, as it was with 300 leads at 1%. `CHAOS_LEADS=500` runs the longer chaos
+# the earlier figures in docs/reliability.md come from.
 LEADS = int(os.environ.get("CHAOS_LEADS", "150"))
 RATE = 6.0  # leads per second
 MIX = {"click": 0.1, "mql": 0.1, "meeting": 0.1, "purchase": 0.1}
@@ -61,7 +62,7 @@ CHAOS_PLAN = [
 ]
 SLA = timedelta(seconds=45)
 STEP = timedelta(seconds=5)
-FAULTS = {"error_rate": 0.2, "rate_limit_rate": 0.05, "retry_after_seconds": 1, "timeout_rate": 0.02}
+FAULTS = {"error_rate": 0.2, "rate_limit_rate": 0.05, "retry_after_seconds": 1, "timeout_rate": 0.05}
 PROVIDERS = ("hubspot", "klaviyo", "slack", "google")
 # After the last lead is sent (and the faults lifted), how long the journeys may take to catch up.
 SETTLE_SECONDS = 360

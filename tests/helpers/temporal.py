@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.empty_pb2 import Empty
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.api.testservice.v1 import SleepRequest, UnlockTimeSkippingRequest
@@ -109,13 +110,23 @@ async def workflow_worker(
             _SERVED.discard(queue)
             for workflow_id in sorted(_RAN.pop(queue, set())):
                 await _end(client.get_workflow_handle(workflow_id))
-            if await free_the_clock(client) is not None:
+            if await _skips_time(client):
                 await _end_orphans(client)
                 await free_the_clock(client)
 
 
 # The task queues a test worker serves right now (a test may hold two workers at once).
 _SERVED: set[str] = set()
+
+
+async def _skips_time(client: Client) -> bool:
+    """Whether the server is the time-skipping test server (a dev server has no test service, and
+    its runs are not ours to end)."""
+    try:
+        await client.test_service.get_current_time(Empty())
+    except RPCError:
+        return False
+    return True
 
 
 async def _end_orphans(client: Client) -> None:
@@ -177,9 +188,9 @@ _PROBE_PATIENCE_SECONDS = 1.0
 _MOST_LEAKED_LOCKS = 8
 
 
-async def free_the_clock(client: Client) -> int | None:
+async def free_the_clock(client: Client) -> int:
     """Gives back every hold on the time-skipping clock that a terminated run left behind; returns
-    how many there were, or None on a server without the test service.
+    how many there were.
 
     Waiting for a run to go quiet before terminating it narrows the race but cannot close it: a
     timer can fire, or an activity finish, between the look and the termination, and the test
@@ -187,8 +198,7 @@ async def free_the_clock(client: Client) -> int | None:
     next test's skip never ends. One probe asks the clock to skip an hour: a free clock does it at
     once. While it has not, a hold remains; each is given back with one unlock, and the same probe
     is waited for again (never abandoned: its own unlock and lock balance when it returns), so the
-    count ends where the server's own holds put it. On a server without the test service (a dev
-    server) the probe fails at once and there is nothing to free (None)."""
+    count ends where the server's own holds put it. For the time-skipping server only."""
     probe = asyncio.ensure_future(
         client.test_service.unlock_time_skipping_with_sleep(
             SleepRequest(duration=Duration(seconds=int(_PROBE_SKIP.total_seconds())))
@@ -198,8 +208,6 @@ async def free_the_clock(client: Client) -> int | None:
     while True:
         done, _ = await asyncio.wait({probe}, timeout=_PROBE_PATIENCE_SECONDS)
         if done:
-            if probe.exception() is not None and not leaked:
-                return None  # not a time-skipping server
             probe.result()
             return leaked
         if leaked == _MOST_LEAKED_LOCKS:
