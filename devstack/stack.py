@@ -114,6 +114,7 @@ class DevStack:
                 # A stack may run on other files than the seed's (the tests' always-open hours).
                 "JOURNEYS_ROSTER_FILE": str(self.settings.roster_file),
                 "JOURNEYS_SEQUENCES_DIR": str(self.settings.sequences_dir),
+                "JOURNEYS_ACCEPT_WAIT_SECONDS": str(self.settings.accept_wait_seconds),
                 "PYTHONUNBUFFERED": "1",
             }
         )

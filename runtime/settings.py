@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     linkedin_api_url: str | None = None
     linkedin_version: str = "202411"
     webhook_tolerance_seconds: int = 300
+    # How long a rep's accept click waits for its hand-off to take it before the API answers 503
+    # "resend" (the click is kept under its update id, so the resend counts once).
+    accept_wait_seconds: float = Field(default=10.0, gt=0, le=60)
     # The URL platforms call us at, when a proxy stands in front (HubSpot signs the full URI).
     public_base_url: str | None = None
 

@@ -21,7 +21,12 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.policies import PLATFORM_CALL_TIMEOUT, PLATFORM_GIVE_UP_AFTER, PLATFORM_RETRY
+    from workflows.policies import (
+        CALL_HEARTBEAT,
+        PLATFORM_CALL_TIMEOUT,
+        PLATFORM_GIVE_UP_AFTER,
+        PLATFORM_RETRY,
+    )
 
 T = TypeVar("T")
 
@@ -37,6 +42,10 @@ class CallPolicy:
     schedule_to_close: timedelta | None = None
     # A local activity: a fast read the workflow needs before it can decide (no task queue hop).
     local: bool = False
+    # How soon a worker lost mid-attempt is noticed and the attempt retried elsewhere (the worker
+    # beats for the activity, runtime/heartbeat.py); a local activity runs in the workflow's own
+    # worker and takes none.
+    heartbeat: timedelta | None = CALL_HEARTBEAT
 
 
 # A write to a platform: retried through outages for up to a week, permanent refusals not retried.
@@ -144,6 +153,7 @@ async def call(
             result_type=result_type,
             start_to_close_timeout=policy.start_to_close,
             schedule_to_close_timeout=policy.schedule_to_close,
+            heartbeat_timeout=policy.heartbeat,
             retry_policy=policy.retry,
             summary=summary,
         )

@@ -16,4 +16,7 @@ PLATFORM_RETRY = RetryPolicy(
     non_retryable_error_types=list(PERMANENT_ERRORS),
 )
 PLATFORM_CALL_TIMEOUT = timedelta(seconds=30)
+# A worker that dies mid-call is noticed within this (the worker beats for the call while it
+# runs, runtime/heartbeat.py), not after the call's whole attempt timeout.
+CALL_HEARTBEAT = timedelta(seconds=10)
 PLATFORM_GIVE_UP_AFTER = timedelta(days=7)

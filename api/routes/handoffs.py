@@ -17,8 +17,6 @@ from store.handoffs import HandoffLog
 
 router = APIRouter(tags=["hand-offs"])
 RPC_TIMEOUT = timedelta(seconds=10)
-# How long a rep's click waits for the hand-off to take it before the API says "resend".
-ACCEPT_WAIT = timedelta(seconds=10)
 
 STATE_EXAMPLE = {
     "status": "waiting",
@@ -90,7 +88,7 @@ async def accept(
     try:
         # One update id per rep: a click resent after a 503 joins the first one (which may have
         # been taken meanwhile) instead of being judged again.
-        async with asyncio.timeout(ACCEPT_WAIT.total_seconds()):
+        async with asyncio.timeout(ctx.settings.accept_wait_seconds):
             result = await handle.execute_update(
                 ACCEPT_UPDATE,
                 body,
@@ -107,7 +105,7 @@ async def accept(
         # and may still be taken; the client resends it and learns the outcome.
         raise HTTPException(
             status_code=503,
-            detail=f"the hand-off did not answer within {ACCEPT_WAIT.total_seconds():g}s; resend the "
+            detail=f"the hand-off did not answer within {ctx.settings.accept_wait_seconds:g}s; resend the "
             "same acceptance: it counts once",
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         ) from exc

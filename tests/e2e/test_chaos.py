@@ -60,8 +60,8 @@ CHAOS_PLAN = [
     (round(share * LEADS / RATE, 1), what)
     for share, what in [(0.12, "kill"), (0.36, "kill"), (0.56, "temporal"), (0.84, "kill")]
 ]
-SLA = timedelta(seconds=45)
-STEP = timedelta(seconds=5)
+SLA = timedelta(seconds=30)
+STEP = timedelta(seconds=4)
 FAULTS = {"error_rate": 0.2, "rate_limit_rate": 0.05, "retry_after_seconds": 1, "timeout_rate": 0.05}
 PROVIDERS = ("hubspot", "klaviyo", "slack", "google")
 # After the last lead is sent (and the faults lifted), how long the journeys may take to catch up.

@@ -2,9 +2,11 @@
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import TimeoutType
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 
@@ -151,6 +153,41 @@ async def test_a_crashed_worker_loses_nothing(stack: DevStack, api, sandbox):
         await eventually(waiting_for_a_worker, what="the lead's run to start")
         assert await calls_for(sandbox, email) == []
     await wait_for_calls(sandbox, email, synced, timeout=30)
+
+
+async def test_a_call_in_flight_when_its_worker_dies_is_retried_at_its_heartbeat_timeout(
+    stack: DevStack, api, sandbox
+):
+    """The CRM takes the form's contact and holds its answer; the worker dies waiting for it. The
+    server notices within the call's heartbeat timeout (10 s) and the next worker retries it,
+    instead of after the push's whole attempt timeout (60 s)."""
+    email = new_email()
+    faults = {"hold_after_write_ms": 120_000, "hold_next": 1}
+    assert (await sandbox.put("/_faults/hubspot", json=faults)).status_code == 200
+    try:
+        response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+        assert response.status_code == 202, response.text
+
+        def crm_took_it(calls: list[dict[str, Any]]) -> bool:
+            return any(c["provider"] == "hubspot" and c.get("effect") for c in calls)
+
+        await wait_for_calls(sandbox, email, crm_took_it, timeout=30)
+        await stack.restart_worker(kill=True)
+    finally:
+        await sandbox.put("/_faults/hubspot", json={})
+    await wait_for_calls(sandbox, email, synced, timeout=45)
+
+    # The retried attempt says why the first one ended: its heartbeat stopped, the worker gone.
+    run = (await connect(stack.settings)).get_workflow_handle(f"lead-{response.json()['lead_id']}")
+    retried = [
+        event.activity_task_started_event_attributes
+        async for event in run.fetch_history_events()
+        if event.HasField("activity_task_started_event_attributes")
+        and event.activity_task_started_event_attributes.attempt > 1
+    ]
+    assert retried, "no call was retried: the kill missed the held answer"
+    why = {started.last_failure.timeout_failure_info.timeout_type for started in retried}
+    assert why == {TimeoutType.TIMEOUT_TYPE_HEARTBEAT}, why
 
 
 async def test_a_partial_form_with_an_email_is_recorded_as_abandonment(api, sandbox):

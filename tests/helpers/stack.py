@@ -42,6 +42,8 @@ async def stack_of_its_own(
         sandbox_port=free_port(),
         roster_file=roster_file,
         sequences_dir=sequences_dir,
+        # A click nobody can take (the worker down, on purpose) is answered "resend" sooner.
+        accept_wait_seconds=4.0,
     )
     dev = DevStack(
         settings, durable=False, with_ui=False, worker_metrics_port=free_port() if metrics else None
