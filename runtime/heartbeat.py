@@ -1,11 +1,13 @@
 """Heartbeats for activities that do not send their own, so a dead worker's calls are retried soon.
 
 Temporal learns that a worker died only from a timeout. Without a heartbeat, a platform call in
-flight when its worker is killed waits out its whole attempt timeout (30-60 s for a CRM push)
-before another worker retries it, and the lead's CRM record, welcome email or rep's DM waits with
-it. Every call a workflow makes through `workflows.calls.call` asks for a heartbeat timeout
-(`CALL_HEARTBEAT`); this worker interceptor keeps such an activity beating while it runs, so the
-server notices a lost worker within that timeout instead.
+flight when its worker is killed waits out its whole attempt timeout (30 s for a platform write,
+60 s for a CRM push) before another worker retries it, and the lead's CRM record, welcome email
+or rep's DM waits with it. Every call a workflow makes through `workflows.calls.call` asks for
+a heartbeat timeout (`CALL_HEARTBEAT`); this worker interceptor keeps such an activity beating
+while it runs, so the server notices a lost worker within that timeout instead. Every worker
+that runs real calls takes `keep_alive_options()`: without them a call longer than the timeout
+would be cut.
 
 A call that ends before the first beat (most of them) sends none: the beat is a throttled RPC
 that only long calls pay for. An activity that records progress in its heartbeat details (an
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -66,3 +69,10 @@ class KeepAlive(Interceptor):
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _KeepAliveInbound(next)
+
+
+def keep_alive_options() -> dict[str, Any]:
+    """`Worker` options for a worker that runs real calls: the beats, and every one of them sent
+    (three per heartbeat timeout), so a busy worker's late beat still lands before the server
+    gives its call up."""
+    return {"interceptors": [KeepAlive()], "max_heartbeat_throttle_interval": timedelta(seconds=3)}

@@ -16,7 +16,7 @@ from temporalio.worker import Worker
 
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
-from runtime.heartbeat import KeepAlive
+from runtime.heartbeat import keep_alive_options
 from runtime.schedules import ensure_schedules
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
@@ -90,10 +90,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
                 settings, http, store, throttle=throttle, stats=stats, ledger=PostgresWriteLedger(sessions)
             ),
             graceful_shutdown_timeout=timedelta(seconds=5),
-            interceptors=[KeepAlive()],
-            # Every beat the interceptor sends goes out (three per heartbeat timeout), so a busy
-            # worker's late beat still lands before the server gives its call up.
-            max_heartbeat_throttle_interval=timedelta(seconds=3),
+            **keep_alive_options(),
         )
         log.info(
             "worker polling task queue %r on %s", settings.temporal_task_queue, settings.temporal_address

@@ -88,13 +88,15 @@ async def accept(
     try:
         # One update id per rep: a click resent after a 503 joins the first one (which may have
         # been taken meanwhile) instead of being judged again.
-        async with asyncio.timeout(ctx.settings.accept_wait_seconds):
+        wait = timedelta(seconds=ctx.settings.accept_wait_seconds)
+        async with asyncio.timeout(wait.total_seconds()):
             result = await handle.execute_update(
                 ACCEPT_UPDATE,
                 body,
                 id=f"accept-{body.rep_id}",
                 result_type=AcceptResult,
-                rpc_timeout=RPC_TIMEOUT,
+                # Never shorter than the wait, so the 503 names the wait that actually ran out.
+                rpc_timeout=max(RPC_TIMEOUT, wait),
             )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
@@ -105,7 +107,7 @@ async def accept(
         # and may still be taken; the client resends it and learns the outcome.
         raise HTTPException(
             status_code=503,
-            detail=f"the hand-off did not answer within {ctx.settings.accept_wait_seconds:g}s; resend the "
+            detail=f"the hand-off did not answer within {wait.total_seconds():g}s; resend the "
             "same acceptance: it counts once",
             headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
         ) from exc

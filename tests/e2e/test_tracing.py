@@ -19,6 +19,7 @@ from api.app import create_app
 from devstack.stack import DevStack
 from routing.dispatcher import OutboxDispatcher
 from runtime.availability import TemporalAvailability
+from runtime.heartbeat import keep_alive_options
 from runtime.temporal import connect
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
@@ -75,6 +76,7 @@ async def test_one_trace_from_request_to_platform_call(stack: DevStack):
             task_queue=settings.temporal_task_queue,
             workflows=WORKFLOWS,
             activities=build_activities(settings, http, LeadStore(sessions)),
+            **keep_alive_options(),
         ),
     ):
         response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))

@@ -4,6 +4,7 @@ heartbeat timeout ends only calls whose worker is gone, never a slow call still 
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio import activity, workflow
@@ -11,7 +12,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
-from runtime.heartbeat import KeepAlive, beat_interval
+from runtime.heartbeat import beat_interval, keep_alive_options
 from tests.helpers.temporal import workflow_worker
 from workflows.calls import CallPolicy, call
 
@@ -36,21 +37,20 @@ async def slow_call(seconds: float) -> int:
     return activity.info().attempt
 
 
-async def _run(client, interceptors: list) -> int:
-    async with workflow_worker(
-        client, workflows=[SlowCall], activities=[slow_call], interceptors=interceptors
-    ) as queue:
+async def _run(client, options: dict[str, Any]) -> int:
+    async with workflow_worker(client, workflows=[SlowCall], activities=[slow_call], **options) as queue:
         return await client.execute_workflow(SlowCall.run, 3.0, id=f"slow-{uuid.uuid4()}", task_queue=queue)
 
 
 async def test_a_call_three_times_its_heartbeat_timeout_ends_on_its_first_attempt(time_skipping_env):
-    assert await _run(time_skipping_env.client, [KeepAlive()]) == 1
+    # The options every worker that runs real calls takes (the production worker's among them).
+    assert await _run(time_skipping_env.client, keep_alive_options()) == 1
 
 
 async def test_without_the_beats_the_same_call_is_ended_by_its_heartbeat_timeout(time_skipping_env):
     # What the interceptor is for: the timeout every call now carries would cut it.
     with pytest.raises(WorkflowFailureError) as failed:
-        await _run(time_skipping_env.client, [])
+        await _run(time_skipping_env.client, {})
     cause = failed.value.cause
     assert isinstance(cause, ActivityError) and isinstance(cause.cause, TimeoutError)
     assert cause.cause.type == TimeoutType.HEARTBEAT
