@@ -1,4 +1,4 @@
-"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes | simulate`."""
+"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes | doctor | simulate`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +420,24 @@ def _simulate_parser(sub: Any) -> None:
     sim.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def cmd_doctor(settings: Settings, today: date | None = None) -> int:
+    """What in this configuration will stop working: platform API versions retired or retiring
+    within 60 days. Exit 1 when one is already retired (its calls fail now), 0 otherwise."""
+    from domain.api_versions import CURRENT, near_sunset, sunset_of
+
+    configured = {v.setting: str(getattr(settings, v.setting)) for v in CURRENT}
+    warnings = near_sunset(configured, today or datetime.now(UTC).date())
+    for warning in warnings:
+        print(f"{'error' if warning.passed else 'warning'}: {warning}")
+    named = {w.setting for w in warnings}
+    for version in CURRENT:
+        if version.setting not in named:
+            sunset = sunset_of(version.platform, configured[version.setting])
+            until = f"served until {sunset}" if sunset else "no end date published"
+            print(f"ok: {version.platform} API version {configured[version.setting]} ({until})")
+    return 1 if any(w.passed for w in warnings) else 0
+
+
 COMMANDS = {
     "dev": (cmd_dev, "run everything on embedded defaults (Temporal, PostgreSQL, sandbox, worker, API)"),
     "worker": (cmd_worker, "run a worker"),
@@ -431,6 +449,7 @@ COMMANDS = {
         cmd_register_search_attributes,
         "add our search attributes to a namespace",
     ),
+    "doctor": (cmd_doctor, "warn of what in this configuration will stop working (API versions near sunset)"),
 }
 
 

@@ -266,6 +266,24 @@ def _number(value: Any, where: str) -> float:
     return number
 
 
+# The developer platform's generic format names the object by its type id, not in the
+# subscription type: `object.propertyChange` with `objectTypeId` "0-1" is a contact's change.
+HUBSPOT_OBJECT_TYPES = {"0-1": "contact", "0-2": "company", "0-3": "deal"}
+
+
+def hubspot_subscription(item: dict[str, Any]) -> str | None:
+    """The classic subscription type of an event in either format (`contact.propertyChange`
+    whether it came so or as `object.propertyChange` for object type 0-1)."""
+    kind = item.get("subscriptionType")
+    if not isinstance(kind, str):
+        return None
+    scope, _, action = kind.partition(".")
+    if scope == "object":
+        named = HUBSPOT_OBJECT_TYPES.get(str(item.get("objectTypeId")))
+        return f"{named}.{action}" if named else None
+    return kind
+
+
 def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
     if not isinstance(payload, list):
         raise PayloadError("body", "HubSpot sends a JSON array of events")
@@ -277,7 +295,7 @@ def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[I
             events.append(accepted)
             continue
         prop = item.get("propertyName")
-        if item.get("subscriptionType") != "deal.propertyChange" or prop not in ("dealstage", "amount"):
+        if hubspot_subscription(item) != "deal.propertyChange" or prop not in ("dealstage", "amount"):
             continue
         deal = _object_id(item.get("objectId"), f"[{index}].objectId")
         if not isinstance(item.get("eventId"), int | str):
@@ -317,7 +335,7 @@ HUBSPOT_ACCEPTING = {
 def _hubspot_acceptance(
     item: dict[str, Any], index: int, received_at: datetime, new_id: NewId
 ) -> IncomingEvent | None:
-    if item.get("subscriptionType") != "contact.propertyChange":
+    if hubspot_subscription(item) != "contact.propertyChange":
         return None
     accepting = HUBSPOT_ACCEPTING.get(str(item.get("propertyName")))
     if accepting is None or str(item.get("propertyValue")) not in accepting:
@@ -353,14 +371,18 @@ RESEND_TYPES = {
     "email.clicked": EventType.EMAIL_CLICKED,
     "email.bounced": EventType.EMAIL_BOUNCED,
     "email.complained": EventType.EMAIL_SPAM_COMPLAINT,
-    "contact.unsubscribed": EventType.EMAIL_UNSUBSCRIBED,
 }
+# Resend has no unsubscribe event: a contact who unsubscribes (through the link in a broadcast, or
+# set so through its API) arrives as `contact.updated` with `data.unsubscribed: true`.
+RESEND_CONTACT_UPDATED = "contact.updated"
 
 
 def resend_events(
     payload: dict[str, Any], received_at: datetime, new_id: NewId, *, message_id: str
 ) -> list[IncomingEvent]:
     kind = payload.get("type")
+    if kind == RESEND_CONTACT_UPDATED:
+        return _resend_unsubscribe(payload, received_at, new_id, message_id=message_id)
     if not isinstance(kind, str) or kind not in RESEND_TYPES:
         return []
     data = _object(payload.get("data"), "data")
@@ -387,6 +409,34 @@ def resend_events(
                 "bounce_type": _text(_sub(data, "bounce").get("type")),
                 "tags": _sub(data, "tags") or None,
             },
+        )
+    ]
+
+
+def _resend_unsubscribe(
+    payload: dict[str, Any], received_at: datetime, new_id: NewId, *, message_id: str
+) -> list[IncomingEvent]:
+    data = _object(payload.get("data"), "data")
+    unsubscribed = data.get("unsubscribed")
+    if not isinstance(unsubscribed, bool):
+        raise PayloadError("data.unsubscribed", "a contact update says whether the contact is unsubscribed")
+    if not unsubscribed:
+        return []  # a name changed, or a resubscribe: consent comes back only through our own forms
+    email = _email(data.get("email"))
+    if email is None:
+        raise PayloadError("data.email", "a contact update names the contact's email")
+    return [
+        _event(
+            provider="resend",
+            message_id=message_id,
+            kind=EventType.EMAIL_UNSUBSCRIBED,
+            occurred_at=_iso(data.get("updated_at") or payload.get("created_at"), "data.updated_at"),
+            received_at=received_at,
+            payload=payload,
+            new_id=new_id,
+            email=email,
+            name=None,
+            properties={"contact_id": _text(data.get("id")), "audience_id": _text(data.get("audience_id"))},
         )
     ]
 

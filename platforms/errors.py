@@ -19,6 +19,13 @@ class PermanentPlatformError(PlatformError):
     """Validation, auth or not-found: retrying the same request cannot succeed."""
 
 
+class NotFoundError(PermanentPlatformError):
+    """The thing asked for does not exist (deleted, or never there): the one permanent failure
+    that is about the thing and not about us. Any other permanent failure (a retired API version,
+    a revoked token, a missing permission) is ours to fix, and what waits on the answer must not
+    be taken as handled."""
+
+
 class TransientPlatformError(PlatformError):
     """5xx, timeouts, connection failures: worth retrying with backoff."""
 
@@ -54,6 +61,8 @@ def classify(provider: str, response: httpx.Response, message: str) -> PlatformE
         )
     if status >= 500 or status == 408:
         return TransientPlatformError(provider, message, status=status)
+    if status in (404, 410):
+        return NotFoundError(provider, message, status=status)
     return PermanentPlatformError(provider, message, status=status)
 
 

@@ -11,10 +11,18 @@ from typing import Any
 
 import httpx
 
-from platforms.errors import PermanentPlatformError, RateLimitedError, TransientPlatformError, send
+from platforms.errors import (
+    NotFoundError,
+    PermanentPlatformError,
+    RateLimitedError,
+    TransientPlatformError,
+    send,
+)
 
 PROVIDER = "facebook"
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80001}
+# Code 100 with subcode 33: "Object with ID ... does not exist" (a deleted lead, or not this page's).
+NOT_FOUND = (100, 33)
 LEAD_FIELDS = "id,created_time,field_data,form_id,ad_id,adset_id,campaign_id,is_organic,platform"
 
 
@@ -44,4 +52,6 @@ class FacebookGraphClient:
             raise RateLimitedError(PROVIDER, message, retry_after=60.0)
         if response.status_code >= 500 or error.get("is_transient"):
             raise TransientPlatformError(PROVIDER, message, status=response.status_code)
+        if (error.get("code"), error.get("error_subcode")) == NOT_FOUND or response.status_code == 404:
+            raise NotFoundError(PROVIDER, message, status=response.status_code)
         raise PermanentPlatformError(PROVIDER, message, status=response.status_code)

@@ -1,8 +1,8 @@
 """Klaviyo's revisioned JSON:API (`https://a.klaviyo.com/api/...`), as the `EmailPort`.
 
 Auth: a private key as `Authorization: Klaviyo-API-Key pk_...`, and every request names the API
-revision it was written against in a `revision` header (`2025-01-15` by default in settings);
-bodies and answers are `application/vnd.api+json`.
+revision it was written against in a `revision` header (its default and sunset are in
+`domain/api_versions.py`); bodies and answers are `application/vnd.api+json`.
 
 Endpoints used:
 - `POST /api/profile-import`: create or update a profile, matched by email (201 created,

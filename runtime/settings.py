@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain import api_versions
 from domain.ratelimits import DEFAULT_RATE_LIMITS, RateLimit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +48,7 @@ class Settings(BaseSettings):
     hubspot_token: SecretStr = SecretStr("sandbox-hubspot-token")
     klaviyo_base_url: str | None = None
     klaviyo_api_key: SecretStr = SecretStr("pk_sandbox_klaviyo")
-    klaviyo_revision: str = "2025-01-15"
+    klaviyo_revision: str = api_versions.default("klaviyo_revision")
     klaviyo_welcome_list_id: str = "WELCOME"
 
     # Which platform serves each port; every default points at the sandbox unless a URL is set.
@@ -57,7 +58,7 @@ class Settings(BaseSettings):
     salesforce_base_url: str | None = None
     salesforce_client_id: SecretStr = SecretStr("sandbox-salesforce-client")
     salesforce_client_secret: SecretStr = SecretStr("sandbox-salesforce-secret")
-    salesforce_api_version: str = "v62.0"
+    salesforce_api_version: str = api_versions.default("salesforce_api_version")
     salesforce_person_object: Literal["Lead", "Contact"] = "Lead"
     kit_base_url: str | None = None
     kit_api_key: SecretStr = SecretStr("kit_sandbox_key")
@@ -96,11 +97,11 @@ class Settings(BaseSettings):
     facebook_verify_token: SecretStr | None = None
     facebook_page_access_token: SecretStr = SecretStr("sandbox-page-token")
     facebook_graph_url: str | None = None
-    facebook_graph_version: str = "v21.0"
+    facebook_graph_version: str = api_versions.default("facebook_graph_version")
     linkedin_client_secret: SecretStr | None = None
     linkedin_access_token: SecretStr = SecretStr("sandbox-linkedin-token")
     linkedin_api_url: str | None = None
-    linkedin_version: str = "202411"
+    linkedin_version: str = api_versions.default("linkedin_version")
     webhook_tolerance_seconds: int = 300
     # How long a rep's accept click waits for its hand-off to take it before the API answers 503
     # "resend" (the click is kept under its update id, so the resend counts once).

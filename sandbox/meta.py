@@ -14,11 +14,13 @@ from sandbox.core import ProviderHandler, register
 class Facebook(ProviderHandler):
     """Meta's Graph API: reading a Lead Ads lead by its leadgen id."""
 
-    def error(self, status: int, message: str, code: int, kind: str = "OAuthException") -> Response:
-        return JSONResponse(
-            {"error": {"message": message, "type": kind, "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}},
-            status_code=status,
-        )
+    def error(
+        self, status: int, message: str, code: int, kind: str = "OAuthException", subcode: int | None = None
+    ) -> Response:
+        error = {"message": message, "type": kind, "code": code, "fbtrace_id": uuid.uuid4().hex[:11]}
+        if subcode is not None:
+            error["error_subcode"] = subcode
+        return JSONResponse({"error": error}, status_code=status)
 
     def answer(self) -> Response:
         if not self.request.query_params.get("access_token"):
@@ -33,5 +35,6 @@ class Facebook(ProviderHandler):
                 f"Unsupported get request. Object with ID '{parts[1]}' does not exist",
                 100,
                 "GraphMethodException",
+                subcode=33,
             )
         return JSONResponse(lead)

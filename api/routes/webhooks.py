@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from api.context import AppContext, context
 from domain import signatures, webhooks
 from domain.events import IncomingEvent
-from platforms.errors import PermanentPlatformError, PlatformError
+from platforms.errors import NotFoundError, PermanentPlatformError, PlatformError
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("journeys.webhooks")
@@ -76,6 +76,20 @@ async def _timestamped_hmac_body(request: Request, ctx: AppContext, secret: str,
         )
     )
     return raw
+
+
+def _follow_up_failed(api: str, exc: PlatformError) -> HTTPException:
+    """A notification whose lead could not be read for a reason other than the lead being gone:
+    an outage, or one on our side (a retired API version, a revoked token, a missing permission).
+    Either way the lead is not recorded, so the platform is asked to deliver it again (503) rather
+    than told it was handled; ours are logged as errors, for someone to fix before its retries
+    run out."""
+    if isinstance(exc, PermanentPlatformError):
+        log.error("%s refused the follow-up read; the platform will retry: %s", api, exc)
+        reason = f"{api} refused the read ({exc}); fix the configuration"
+    else:
+        reason = f"{api} is unavailable ({exc})"
+    return HTTPException(status_code=503, detail=f"{reason}; nothing was recorded, retry later")
 
 
 def _new_id() -> str:
@@ -368,14 +382,11 @@ async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict
     for change in changes:
         try:
             leads.append((change, await ctx.facebook.get_lead(str(change["leadgen_id"]))))
-        except PermanentPlatformError as exc:
-            # Deleted or not readable with our token: nothing to record, and no point in Meta retrying.
-            log.warning("lead %s not readable: %s", change["leadgen_id"], exc)
+        except NotFoundError as exc:
+            # The lead was deleted: nothing to record, and no point in Meta retrying.
+            log.warning("lead %s no longer exists: %s", change["leadgen_id"], exc)
         except PlatformError as exc:
-            raise HTTPException(
-                status_code=503,
-                detail=f"the Graph API is unavailable ({exc}); nothing was recorded, retry later",
-            ) from exc
+            raise _follow_up_failed("the Graph API", exc) from exc
     return await _record(
         ctx,
         lambda: [webhooks.facebook_lead_event(change, lead, received_at, _new_id) for change, lead in leads],
@@ -454,14 +465,11 @@ async def linkedin(request: Request, ctx: AppContext = Depends(context)) -> dict
     try:
         response = await ctx.linkedin.form_response(response_id)
         form = await ctx.linkedin.form(form_id)
-    except PermanentPlatformError as exc:
-        log.warning("LinkedIn lead %s not readable: %s", response_id, exc)
-        return {"received": 0, "ignored": True, "reason": str(exc)}
+    except NotFoundError as exc:
+        log.warning("LinkedIn lead %s no longer exists: %s", response_id, exc)
+        return {"received": 0, "ignored": True, "reason": "the form response no longer exists"}
     except PlatformError as exc:
-        raise HTTPException(
-            status_code=503,
-            detail=f"LinkedIn's API is unavailable ({exc}); nothing was recorded, retry later",
-        ) from exc
+        raise _follow_up_failed("LinkedIn's API", exc) from exc
     received_at = datetime.now(UTC)
     return await _record(
         ctx, lambda: [webhooks.linkedin_lead_event(payload, response, form, received_at, _new_id)]

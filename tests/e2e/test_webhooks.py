@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
+from domain import api_versions
 from domain.ids import lead_id_for_email
 from domain.signatures import (
     linkedin_challenge_response,
@@ -201,7 +202,7 @@ async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(
     assert body["profile"]["company"] == "Navy Labs" and body["profile"]["first_name"] == "Grace"
     assert body["journey"]["first_touch"]["source"] == "facebook"
     graph = [c for c in (await sandbox.get("/_calls", params={"provider": "facebook"})).json()["calls"]]
-    assert graph[-1]["path"] == f"/v21.0/{submitted['leadgen_id']}"
+    assert graph[-1]["path"] == f"/{api_versions.default('facebook_graph_version')}/{submitted['leadgen_id']}"
 
 
 async def test_a_linkedin_lead_gen_form_is_read_from_the_api_and_becomes_a_lead(api, hooks, sandbox):
@@ -243,3 +244,45 @@ async def test_a_linkedin_lead_gen_form_is_read_from_the_api_and_becomes_a_lead(
     assert body["profile"]["company"] == "Bletchley" and body["profile"]["job_title"] == "Head of Research"
     assert body["identities"]["linkedin_lead"] == [submitted["response_id"]]
     assert body["journey"]["first_touch"]["source"] == "linkedin"
+
+
+@pytest.mark.parametrize("status", [426, 401], ids=["retired-version", "revoked-token"])
+async def test_a_linkedin_lead_whose_read_fails_on_our_side_is_redelivered_not_dropped(
+    api, hooks, sandbox, status
+):
+    """A retired API version or a bad token is ours to fix: LinkedIn is asked to deliver again
+    (503), nothing is recorded, and the next delivery after the fix becomes the lead."""
+    secret = DEV_WEBHOOK_SECRETS["JOURNEYS_LINKEDIN_CLIENT_SECRET"]
+    email = f"li.{uuid.uuid4().hex[:8]}@example-corp.com"
+    submitted = (await sandbox.post("/_linkedin/leads", json={"answers": {"EMAIL": email}})).json()
+    raw = body_of(submitted["notification"])
+    headers = {"X-LI-Signature": sign_linkedin(raw, secret), "Content-Type": "application/json"}
+    await sandbox.put("/_faults/linkedin", json={"fail_next": 1, "fail_status": status})
+    refused = await hooks.post("/v1/webhooks/linkedin", content=raw, headers=headers)
+    assert refused.status_code == 503, refused.text
+    assert "nothing was recorded" in refused.json()["detail"] and email not in refused.text
+    assert (await api.get(f"/v1/leads/{lead_id_for_email(email)}")).status_code == 404
+    delivered = await hooks.post("/v1/webhooks/linkedin", content=raw, headers=headers)
+    assert delivered.status_code == 200 and delivered.json()["received"] == 1, delivered.text
+    await get_until(api, f"/v1/leads/{lead_id_for_email(email)}", journey(lambda j: j["stage"] == "lead"))
+
+
+async def test_a_linkedin_notification_for_a_deleted_response_is_acknowledged(hooks):
+    secret = DEV_WEBHOOK_SECRETS["JOURNEYS_LINKEDIN_CLIENT_SECRET"]
+    notification = {
+        "type": "LEAD_ACTION",
+        "leadAction": "CREATED",
+        "occurredAt": int(time.time() * 1000),
+        "leadType": "SPONSORED",
+        "leadGenFormResponse": f"urn:li:leadGenFormResponse:{uuid.uuid4()}",
+        "leadGenForm": "urn:li:versionedLeadGenForm:(urn:li:leadGenForm:123456,1)",
+        "owner": {"sponsoredAccount": "urn:li:sponsoredAccount:507000001"},
+    }
+    raw = body_of(notification)
+    headers = {"X-LI-Signature": sign_linkedin(raw, secret), "Content-Type": "application/json"}
+    gone = await hooks.post("/v1/webhooks/linkedin", content=raw, headers=headers)
+    assert gone.status_code == 200 and gone.json() == {
+        "received": 0,
+        "ignored": True,
+        "reason": "the form response no longer exists",
+    }

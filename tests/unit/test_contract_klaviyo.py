@@ -10,6 +10,7 @@ import httpx
 import pytest
 import respx
 
+from domain import api_versions
 from platforms.errors import PermanentPlatformError, RateLimitedError, TransientPlatformError
 from platforms.klaviyo import KlaviyoClient, profile_attributes
 from platforms.ports import EmailMessage, Person
@@ -18,7 +19,7 @@ from sandbox.app import Faults, create_app
 from tests.helpers.platforms import in_process
 
 API = "https://a.klaviyo.com"
-REVISION = "2025-01-15"
+REVISION = api_versions.default("klaviyo_revision")
 JSON_API = "application/vnd.api+json"
 
 

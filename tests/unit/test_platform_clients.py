@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from activities.errors import platform_errors
+from domain import api_versions
 from platforms.errors import (
     PermanentPlatformError,
     RateLimitedError,
@@ -34,7 +35,12 @@ def hubspot(http, token="t"):
 
 
 def klaviyo(http, key="pk"):
-    return KlaviyoClient(http, base_url="http://sandbox/klaviyo", api_key=key, revision="2025-01-15")
+    return KlaviyoClient(
+        http,
+        base_url="http://sandbox/klaviyo",
+        api_key=key,
+        revision=api_versions.default("klaviyo_revision"),
+    )
 
 
 async def test_hubspot_upsert_is_idempotent_by_email(http, sandbox):
@@ -76,7 +82,10 @@ async def test_klaviyo_profile_upsert_and_subscription(http, sandbox):
     await klaviyo(http).subscribe_to_list("ada@x.com", "WELCOME", source="form:demo")
     assert sandbox.state.sandbox.records["klaviyo_lists"]["WELCOME"]["members"] == ["ada@x.com"]
     headers = sandbox.state.sandbox.calls[0]["headers"]
-    assert headers["revision"] == "2025-01-15" and headers["content-type"] == "application/vnd.api+json"
+    assert (
+        headers["revision"] == api_versions.default("klaviyo_revision")
+        and headers["content-type"] == "application/vnd.api+json"
+    )
 
 
 async def test_klaviyo_errors_name_the_field(http):

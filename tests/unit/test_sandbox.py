@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from runtime.settings import Settings
 from sandbox.app import PROVIDER_MODULES, create_app
 from sandbox.core import HANDLERS
 from tests.helpers.platforms import in_process
@@ -95,3 +96,17 @@ def test_the_log_names_each_write_by_the_key_its_platform_carries():
     assert write_key({}, google) == "k4"
     assert write_key({}, {"Subject": "Call", "Journeys_Idempotency_Key__c": "k5"}) == "k5"
     assert write_key({}, {"metadata": "not json"}) is None
+
+
+async def test_the_sandboxs_linkedin_refuses_a_version_it_no_longer_serves(sandbox):
+    headers = {"Authorization": "Bearer t", "X-Restli-Protocol-Version": "2.0.0"}
+    retired = await sandbox.get(
+        "/linkedin/rest/leadForms/1", headers={**headers, "LinkedIn-Version": "202411"}
+    )
+    assert retired.status_code == 426 and "not active" in retired.json()["message"]
+    malformed = await sandbox.get("/linkedin/rest/leadForms/1", headers={**headers, "LinkedIn-Version": "v2"})
+    assert malformed.status_code == 426
+    current = await sandbox.get(
+        "/linkedin/rest/leadForms/1", headers={**headers, "LinkedIn-Version": Settings().linkedin_version}
+    )
+    assert current.status_code == 404 and current.json()["code"] == "NOT_FOUND"

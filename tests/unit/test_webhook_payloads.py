@@ -2,6 +2,7 @@
 
 import itertools
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -200,3 +201,74 @@ def test_a_rep_working_the_contact_in_hubspot_is_a_sales_acceptance():
     assert first.external_ids == {"hubspot_contact": "1201"} and first.message_id == "1"
     assert first.lead_event.name == "hs_lead_status=IN_PROGRESS"
     assert first.lead_event.properties["change_source"] == "CRM_UI"
+
+
+def test_hubspots_generic_format_is_read_as_the_classic_one():
+    # The developer platform's webhooks name the object by its type id (0-1 contact, 0-3 deal).
+    common = {"occurredAt": 1764237600000, "portalId": 62515, "appId": 1160452, "attemptNumber": 0}
+    batch = [
+        {
+            **common,
+            "eventId": 11,
+            "subscriptionType": "object.propertyChange",
+            "objectTypeId": "0-3",
+            "objectId": 777,
+            "propertyName": "dealstage",
+            "propertyValue": "closedwon",
+            "changeSource": "CRM_UI",
+        },
+        {
+            **common,
+            "eventId": 12,
+            "subscriptionType": "object.propertyChange",
+            "objectTypeId": "0-1",
+            "objectId": 1201,
+            "propertyName": "hs_lead_status",
+            "propertyValue": "IN_PROGRESS",
+            "changeSource": "CRM_UI",
+        },
+        {  # a ticket's change: not ours to follow
+            **common,
+            "eventId": 13,
+            "subscriptionType": "object.propertyChange",
+            "objectTypeId": "0-5",
+            "objectId": 9,
+            "propertyName": "hs_pipeline_stage",
+            "propertyValue": "4",
+        },
+    ]
+    deal, contact = hubspot_events(batch, NOW, new_id)
+    assert deal.lead_event.type is EventType.DEAL_STAGE_CHANGED and deal.external_ids == {
+        "hubspot_deal": "777"
+    }
+    assert contact.lead_event.type is EventType.SALES_ACCEPTED
+    assert contact.external_ids == {"hubspot_contact": "1201"} and contact.message_id == "12"
+    classic = hubspot_events([{**batch[0], "subscriptionType": "deal.propertyChange"}], NOW, new_id)
+    assert [e.lead_event.properties["stage"] for e in classic] == ["closedwon"]
+
+
+def test_resend_reports_an_unsubscribe_as_a_contact_update():
+    payload: dict[str, Any] = {
+        "type": "contact.updated",
+        "created_at": "2026-11-27T10:05:00.000Z",
+        "data": {
+            "id": "e169aa45-1ecf-4183-9955-b1499d5701d3",
+            "audience_id": "78261eea-8f8b-4381-83c6-79fa7120f1cf",
+            "created_at": "2026-10-10T15:11:46.000Z",
+            "updated_at": "2026-11-27T10:04:59.000Z",
+            "email": "Ada@Example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "unsubscribed": True,
+        },
+    }
+    (event,) = resend_events(payload, NOW, new_id, message_id="msg_9")
+    assert event.lead_event.type is EventType.EMAIL_UNSUBSCRIBED
+    assert event.email == "ada@example.com" and event.message_id == "msg_9"
+    assert event.lead_event.occurred_at.isoformat().startswith("2026-11-27T10:04:59")
+    assert "Ada" not in str(event.lead_event.properties), "no name outside the codec"
+    renamed = {**payload, "data": {**payload["data"], "unsubscribed": False}}
+    assert resend_events(renamed, NOW, new_id, message_id="msg_10") == []
+    with pytest.raises(PayloadError, match=r"data\.unsubscribed"):
+        resend_events({**payload, "data": {"email": "a@b.co"}}, NOW, new_id, message_id="m")
+    assert resend_events({**payload, "type": "contact.unsubscribed"}, NOW, new_id, message_id="m") == []
