@@ -15,6 +15,7 @@ from domain.errors import INVALID_CONFIG, NOT_FOUND
 from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
 from domain.scoring import FirmographicProfile, ScoringConfig, assess_fit, load_scoring
 from domain.sequences import FrequencyCap, SequenceDefinition, load_sequences
+from domain.timezones import inferred_timezone
 from store.db import SessionFactory
 from store.models import Account, Event, Lead
 from store.sends import SendLedger
@@ -135,7 +136,8 @@ class QualifyActivities:
         fit = assess_fit(self.scoring_config(), profile)
         return LeadFacts(
             fit=fit,
-            timezone=timezone or first("timezone"),
+            # Given (the browser's zone, a trait), else inferred from the phone or the country.
+            timezone=timezone or first("timezone") or inferred_timezone(profile.country, lead.phone),
             country=profile.country,
             lead_source=lead.lead_source,
             consent=lead.consent,

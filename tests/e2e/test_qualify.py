@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from devstack.stack import DevStack
 from domain.nurture import NurtureState
 from runtime.temporal import connect
-from tests.helpers.e2e import make_mql
+from tests.helpers.e2e import make_mql, submit_form
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -66,3 +66,15 @@ async def test_real_events_make_an_mql_push_it_and_pause_its_nurture(
     await eventually(found, timeout=10, interval=0.3, what=query)
     described = await client.get_workflow_handle(f"lead-{lead_id}").describe()
     assert described.status is not None and described.status.name == "RUNNING"
+
+
+async def test_a_form_lead_without_a_zone_gets_the_one_its_phone_names(api: httpx.AsyncClient):
+    # Only the form's fields: no browser context, no timezone trait. Sends and working hours then
+    # keep to the zone of its phone number's area code.
+    west = await submit_form(
+        api, phone="+1 415 555 0100", until=lambda body: body["journey"]["timezone"] is not None
+    )
+    assert west.state["journey"]["timezone"] == "America/Los_Angeles"
+    # Once its facts are in (its fit is known), a toll-free number has still named no zone.
+    toll_free = await submit_form(api, phone="+1 800 555 0100", until=lambda body: body["journey"]["fit"])
+    assert toll_free.state["journey"]["timezone"] is None, "a toll-free number names no zone"
