@@ -52,10 +52,11 @@ CURRENT: tuple[ApiVersion, ...] = (
     ApiVersion(
         platform="klaviyo",
         setting="klaviyo_revision",
-        version="2026-01-15",
-        sunset=date(2028, 1, 15),
+        version="2026-07-15",
+        sunset=date(2028, 7, 15),
         source="https://developers.klaviyo.com/en/docs/api_versioning_and_deprecation_policy",
-        note="a revision is stable one year, deprecated the next, retired two years after its date",
+        note="retired two years after its date (the policy); the revision of the published OpenAPI "
+        "document the client is checked against (tests/specs/klaviyo/)",
     ),
     ApiVersion(
         platform="salesforce",

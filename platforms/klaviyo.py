@@ -26,7 +26,7 @@ Endpoints used:
   marketing unless they are marked transactional in Klaviyo.
 - `POST /api/profile-suppression-bulk-create-jobs`: suppresses an email (202, a job).
 
-Lists read through cursor pagination: each page's `links.next` is followed until it is null.
+Lists read through cursor pagination: each page's `links.next` is followed until it is absent (or null).
 
 Errors come back as `{"errors": [{"id", "status", "code", "title", "detail", "source":
 {"pointer" | "parameter"}}]}`: the message carried names the code, the detail and the pointer.
@@ -359,7 +359,7 @@ class KlaviyoClient(PlatformClient):
         return _member(items[0]) if items else None
 
     async def _read_all(self, operation: str, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        """Every item of a collection, following `links.next` until it is null."""
+        """Every item of a collection, following `links.next` until it is absent or null."""
         items: list[dict[str, Any]] = []
         url: str = path
         query: dict[str, str] | None = dict(params)

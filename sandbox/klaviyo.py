@@ -659,7 +659,8 @@ class Klaviyo(ProviderHandler):
                 start = int(base64.urlsafe_b64decode(cursor.encode()).decode())
             except ValueError:
                 return self.error(400, "invalid", "Invalid page cursor.", parameter="page[cursor]")
-        links: dict[str, Any] = {"self": str(self.request.url), "prev": None, "next": None}
+        # Klaviyo's published `CollectionLinks`: `self` always, `prev` and `next` only when there is one.
+        links: dict[str, Any] = {"self": str(self.request.url)}
         if start + size < len(items):
             token = base64.urlsafe_b64encode(str(start + size).encode()).decode()
             links["next"] = str(self.request.url.include_query_params(**{"page[cursor]": token}))

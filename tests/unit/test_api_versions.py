@@ -25,7 +25,7 @@ def test_a_version_near_or_past_its_sunset_is_named_with_the_setting_to_change()
     configured = {
         "linkedin_version": "202411",
         "facebook_graph_version": "v21.0",
-        "klaviyo_revision": "2026-01-15",
+        "klaviyo_revision": "2026-07-15",
     }
     on = date(2026, 12, 3)
     warnings = {w.setting: w for w in near_sunset(configured, on)}
@@ -48,4 +48,4 @@ def test_an_unlisted_dated_version_gets_its_platforms_policy_sunset():
     assert sunset_of("linkedin", "202608") == date(2027, 8, 15)  # served a year
     assert sunset_of("klaviyo", "2026-07-15") == date(2028, 7, 15)  # retired after two years
     assert sunset_of("linkedin", "latest") is None and sunset_of("salesforce", "v62.0") is None
-    assert api_versions.default("klaviyo_revision") == "2026-01-15"
+    assert api_versions.default("klaviyo_revision") == "2026-07-15"
