@@ -40,6 +40,8 @@ DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_FACEBOOK_VERIFY_TOKEN": "dev-facebook-verify-token",
     "JOURNEYS_LINKEDIN_CLIENT_SECRET": "dev-linkedin-client-secret",
 }
+# The platform app ids `dev` runs as (not secrets; the webhooks' loop prevention needs them).
+DEV_APP_IDS = {"JOURNEYS_HUBSPOT_APP_ID": "1160452"}
 
 
 def _kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
@@ -119,7 +121,7 @@ class DevStack:
             }
         )
         # Dev-only webhook secrets, so the sandbox and curl can sign deliveries; production sets its own.
-        for variable, value in DEV_WEBHOOK_SECRETS.items():
+        for variable, value in {**DEV_WEBHOOK_SECRETS, **DEV_APP_IDS}.items():
             env.setdefault(variable, value)
         port = self.settings.worker_metrics_port or self.worker_metrics_port
         if port is not None:

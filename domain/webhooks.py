@@ -284,12 +284,34 @@ def hubspot_subscription(item: dict[str, Any]) -> str | None:
     return kind
 
 
-def hubspot_events(payload: Any, received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
+# How HubSpot marks a change an app made through the API: its `changeSource`, with the app's id as
+# `sourceId`.
+HUBSPOT_APP_SOURCES = {"INTEGRATION", "API"}
+
+
+def hubspot_change_is_ours(item: dict[str, Any], own_app_id: str | None) -> bool:
+    """A change the engine itself wrote (a lifecycle stage, a deal stage): HubSpot reports it back
+    like any other, and applying it again would answer our own write (an SQL we pushed read as a
+    rep's acceptance, a deal stage we set read as the rep moving it)."""
+    return (
+        own_app_id is not None
+        and item.get("changeSource") in HUBSPOT_APP_SOURCES
+        and str(item.get("sourceId")) == own_app_id
+    )
+
+
+def hubspot_events(
+    payload: Any, received_at: datetime, new_id: NewId, *, own_app_id: str | None = None
+) -> list[IncomingEvent]:
+    """The events of a HubSpot delivery the engine follows; changes the engine's own app made
+    (`own_app_id`) are recognized and left out."""
     if not isinstance(payload, list):
         raise PayloadError("body", "HubSpot sends a JSON array of events")
     events: list[IncomingEvent] = []
     for index, item in enumerate(payload):
         item = _object(item, f"[{index}]")
+        if hubspot_change_is_ours(item, own_app_id):
+            continue
         accepted = _hubspot_acceptance(item, index, received_at, new_id)
         if accepted is not None:
             events.append(accepted)

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     calendly_webhook_signing_key: SecretStr | None = None
     hubspot_client_secret: SecretStr | None = None
+    # The HubSpot app whose token the engine writes with: webhook changes it made (changeSource
+    # INTEGRATION, sourceId this id) are the engine's own and are not applied again.
+    hubspot_app_id: str | None = None
     resend_webhook_secret: SecretStr | None = None
     facebook_app_secret: SecretStr | None = None
     facebook_verify_token: SecretStr | None = None

@@ -255,7 +255,10 @@ async def hubspot(request: Request, ctx: AppContext = Depends(context)) -> dict[
         )
     )
     payload = _json(raw)
-    return await _record(ctx, lambda: webhooks.hubspot_events(payload, datetime.now(UTC), _new_id))
+    own = ctx.settings.hubspot_app_id
+    return await _record(
+        ctx, lambda: webhooks.hubspot_events(payload, datetime.now(UTC), _new_id, own_app_id=own)
+    )
 
 
 @router.post(

@@ -6,7 +6,7 @@ import uuid
 import httpx
 import pytest
 
-from devstack.stack import DEV_WEBHOOK_SECRETS, DevStack
+from devstack.stack import DEV_APP_IDS, DEV_WEBHOOK_SECRETS, DevStack
 from domain import api_versions
 from domain.ids import lead_id_for_email
 from domain.signatures import (
@@ -121,6 +121,40 @@ async def test_hubspot_deal_stage_change_finds_the_lead_by_deal(stack: DevStack,
         f"/v1/leads/{lead_id}",
         journey(lambda j: j["activity"]["events_by_type"].get("deal_stage_changed") == 1),
     )
+
+
+async def test_a_deal_change_the_engine_wrote_itself_is_not_applied_again(stack: DevStack, api, hooks):
+    email = f"echo.{uuid.uuid4().hex[:8]}@example-corp.com"
+    form = {"email": email, "company": "Example Corp", "job_title": "CTO", "lead_source": "webinar"}
+    lead_id = (await api.post("/v1/forms/demo/submissions", json=form)).json()["lead_id"]
+    deal = str(uuid.uuid4().int % 10**9)
+    engine = create_engine(stack.database_url, pool_size=1)
+    try:
+        await LeadStore(session_factory(engine)).link_identity("hubspot_deal", deal, lead_id)
+    finally:
+        await engine.dispose()
+    ours = DEV_APP_IDS["JOURNEYS_HUBSPOT_APP_ID"]
+    # Our own write, echoed in the generic format: recognized by its source, nothing recorded.
+    echo = {
+        **deal_won(deal),
+        "subscriptionType": "object.propertyChange",
+        "objectTypeId": "0-3",
+        "propertyValue": "appointmentscheduled",
+        "changeSource": "INTEGRATION",
+        "sourceId": ours,
+    }
+    echoed = await post_hubspot(stack, hooks, [echo])
+    assert echoed.status_code == 200 and echoed.json()["received"] == 0, echoed.text
+    # A rep moving the same deal in HubSpot is applied.
+    moved = await post_hubspot(stack, hooks, [deal_won(deal)])
+    assert moved.status_code == 200 and moved.json()["received"] == 1, moved.text
+    body = await get_until(
+        api,
+        f"/v1/leads/{lead_id}",
+        journey(lambda j: j["activity"]["events_by_type"].get("deal_stage_changed") == 1),
+    )
+    stages = [e["name"] for e in body["journey"]["timeline"] if e["type"] == "deal_stage_changed"]
+    assert stages == ["closedwon"], "only the rep's change reached the journey"
 
 
 async def test_resend_click_counts_as_email_engagement(api, hooks):

@@ -272,3 +272,26 @@ def test_resend_reports_an_unsubscribe_as_a_contact_update():
     with pytest.raises(PayloadError, match=r"data\.unsubscribed"):
         resend_events({**payload, "data": {"email": "a@b.co"}}, NOW, new_id, message_id="m")
     assert resend_events({**payload, "type": "contact.unsubscribed"}, NOW, new_id, message_id="m") == []
+
+
+def test_a_change_the_engines_own_hubspot_app_made_is_not_applied_again():
+    def stage(source: str, source_id: str, event_id: int) -> dict[str, Any]:
+        return {
+            "eventId": event_id,
+            "subscriptionType": "contact.propertyChange",
+            "objectId": 1201,
+            "propertyName": "lifecyclestage",
+            "propertyValue": "salesqualifiedlead",
+            "changeSource": source,
+            "sourceId": source_id,
+            "occurredAt": 1764237600000,
+        }
+
+    batch = [
+        stage("INTEGRATION", "1160452", 1),  # our own SQL push, echoed back
+        stage("INTEGRATION", "9393361", 2),  # another app's: a change like a person's
+        stage("CRM_UI", "userId:42", 3),  # a rep in HubSpot
+    ]
+    kept = hubspot_events(batch, NOW, new_id, own_app_id="1160452")
+    assert [e.message_id for e in kept] == ["2", "3"]
+    assert len(hubspot_events(batch, NOW, new_id)) == 3, "without our app id nothing can be told apart"
