@@ -8,10 +8,23 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
+# How long after a write was sent its platform may still carry it out: a request that timed out
+# on our side (20 s) may have been queued there and act later. A retry of a write without the
+# platform's own idempotency (a Slack message) looks for the earlier one only after this, or it
+# could look before the earlier one lands and post a second (the old 30 s attempt timeout gave
+# this wait by accident; a 10 s heartbeat retry does not).
+IN_FLIGHT_SECONDS = 30.0
+
 
 class LedgerEntry(BaseModel):
     status: Literal["pending", "done"]
     external_id: str | None = None
+    # For a pending write: seconds since it was first sent.
+    pending_for: float = 0.0
+
+    def in_flight_for(self) -> float:
+        """Seconds a pending write may still be carried out by its platform (0: settled)."""
+        return max(0.0, IN_FLIGHT_SECONDS - self.pending_for) if self.status == "pending" else 0.0
 
 
 class WriteLedger(Protocol):

@@ -31,14 +31,21 @@ from platforms.errors import (
 class MemoryLedger:
     """A `domain.ledger.WriteLedger` in memory: for tests and single-process tools."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.entries: dict[str, LedgerEntry] = {}
+        self._sent_at: dict[str, float] = {}
+        self._clock = clock
 
     async def recall(self, key: str) -> LedgerEntry | None:
-        return self.entries.get(key)
+        entry = self.entries.get(key)
+        if entry is None or entry.status == "done":
+            return entry
+        return entry.model_copy(update={"pending_for": self._clock() - self._sent_at[key]})
 
     async def pending(self, key: str, provider: str) -> None:
-        self.entries.setdefault(key, LedgerEntry(status="pending"))
+        if key not in self.entries:
+            self.entries[key] = LedgerEntry(status="pending")
+            self._sent_at[key] = self._clock()
 
     async def done(self, key: str, external_id: str) -> None:
         self.entries[key] = LedgerEntry(status="done", external_id=external_id)

@@ -36,6 +36,14 @@ class RateLimitedError(TransientPlatformError):
         self.retry_after = retry_after
 
 
+class WriteInFlightError(RateLimitedError):
+    """A retried write whose earlier attempt may still be carried out by the platform: retried
+    once that time has passed (`retry_after`), when looking for the earlier one can be trusted."""
+
+    def __init__(self, provider: str, message: str, *, retry_after: float) -> None:
+        super().__init__(provider, message, retry_after=retry_after, status=409)
+
+
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
     """`Retry-After` is either delta-seconds or an HTTP date (RFC 9110)."""
     if not value:

@@ -63,6 +63,7 @@ from platforms.errors import (
     PlatformError,
     RateLimitedError,
     TransientPlatformError,
+    WriteInFlightError,
 )
 from platforms.ports import ChatMessage, WriteResult
 
@@ -210,6 +211,13 @@ class SlackClient(_SlackErrors):
         if entry is not None and entry.status == "done" and entry.external_id:
             return WriteResult(
                 provider=self.provider, object_type="message", id=entry.external_id, created=False
+            )
+        if entry is not None and entry.in_flight_for() > 0:
+            # The earlier attempt may still land: look for it once it cannot.
+            raise WriteInFlightError(
+                self.provider,
+                "an earlier attempt of this message may still be posted; retrying once it cannot",
+                retry_after=entry.in_flight_for(),
             )
         message = message.model_copy(update={"channel": await self._conversation(message.channel)})
         if self._ledger is None or entry is not None:

@@ -7,7 +7,10 @@ from sqlalchemy import text
 from domain.ledger import LedgerEntry
 from store.db import SessionFactory
 
-_RECALL = text("SELECT status, external_id FROM connector_writes WHERE key = :key")
+_RECALL = text(
+    "SELECT status, external_id, EXTRACT(EPOCH FROM now() - updated_at) AS age "
+    "FROM connector_writes WHERE key = :key"
+)
 _PENDING = text(
     "INSERT INTO connector_writes (key, provider, status) VALUES (:key, :provider, 'pending') "
     "ON CONFLICT (key) DO NOTHING"
@@ -27,7 +30,9 @@ class PostgresWriteLedger:
     async def recall(self, key: str) -> LedgerEntry | None:
         async with self._sessions() as session:
             row = (await session.execute(_RECALL, {"key": key})).one_or_none()
-        return None if row is None else LedgerEntry(status=row.status, external_id=row.external_id)
+        if row is None:
+            return None
+        return LedgerEntry(status=row.status, external_id=row.external_id, pending_for=float(row.age))
 
     async def pending(self, key: str, provider: str) -> None:
         async with self._sessions() as session, session.begin():

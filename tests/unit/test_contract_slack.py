@@ -11,7 +11,13 @@ import httpx
 import pytest
 import respx
 
-from platforms.errors import PermanentPlatformError, RateLimitedError, TransientPlatformError
+from domain.ledger import IN_FLIGHT_SECONDS
+from platforms.errors import (
+    PermanentPlatformError,
+    RateLimitedError,
+    TransientPlatformError,
+    WriteInFlightError,
+)
 from platforms.ports import ChatMessage
 from platforms.slack import EVENT_TYPE, SlackClient, SlackWebhookClient
 from sandbox.app import Faults, create_app
@@ -510,7 +516,8 @@ async def test_with_a_ledger_a_first_post_skips_the_history_and_a_retry_makes_no
     from platforms.base import MemoryLedger
 
     app = create_app(seed=1)
-    ledger = MemoryLedger()
+    now = [0.0]
+    ledger = MemoryLedger(clock=lambda: now[0])
     async with in_process(app) as http:
         client = SlackClient(http, base_url="http://sandbox/slack", token="xoxb-test", ledger=ledger)
         first = await client.post_message(
@@ -520,8 +527,16 @@ async def test_with_a_ledger_a_first_post_skips_the_history_and_a_retry_makes_no
         again = await client.post_message(
             ChatMessage(channel="C0SALESQUEUE", text="hi"), idempotency_key="k1"
         )
-        # An outcome lost mid-post (pending in the ledger) is settled by reading the history.
+        # An outcome lost mid-post (pending in the ledger) is settled by reading the history, once
+        # the earlier attempt can no longer land (before, its retry is put off: no call at all).
         await ledger.pending("k2", "slack")
+        calls_before_retry = len(app.state.sandbox.calls)
+        now[0] = 5.0
+        with pytest.raises(WriteInFlightError) as early:
+            await client.post_message(ChatMessage(channel="C0SALESQUEUE", text="yo"), idempotency_key="k2")
+        assert early.value.retry_after == pytest.approx(IN_FLIGHT_SECONDS - 5.0)
+        assert len(app.state.sandbox.calls) == calls_before_retry
+        now[0] = IN_FLIGHT_SECONDS + 1
         lost = await client.post_message(ChatMessage(channel="C0SALESQUEUE", text="yo"), idempotency_key="k2")
     assert [c["path"] for c in app.state.sandbox.calls[:calls_after_first]] == ["/api/chat.postMessage"]
     assert again.id == first.id and not again.created
