@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -20,6 +22,7 @@ from platforms.ports import EmailMessage, EmailPort
 from store.flows import FlowRecorder
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
+from store.sends import SentEmails
 
 
 class EmailActivities:
@@ -36,6 +39,7 @@ class EmailActivities:
         self._default_welcome_list = default_welcome_list
         self._stats = stats
         self._flows = FlowRecorder(store.sessions)
+        self._sent = SentEmails(store.sessions)
 
     @activity.defn(name="email.enroll_welcome")
     async def enroll_welcome(self, data: EnrollWelcomeInput) -> EnrollWelcomeResult:
@@ -102,8 +106,9 @@ class EmailActivities:
 
     @activity.defn(name="email.send")
     async def send(self, data: SendEmailInput) -> WriteResult:
-        """One sequence email, at most once per idempotency key (see each platform's mechanism)."""
-        _, email = await lead_with_email(self._store, data.lead_id)
+        """One sequence email, at most once per idempotency key (see each platform's mechanism);
+        recorded as sent, so the engagement the platform reports is attributed to its step."""
+        lead, email = await lead_with_email(self._store, data.lead_id)
         message = EmailMessage(
             to=email,
             template_id=data.template_id,
@@ -112,7 +117,18 @@ class EmailActivities:
             step_id=data.step_id,
         )
         async with connector_step(self._stats, self._email.provider, "email.send"):
-            return await self._email.send_email(message, idempotency_key=data.idempotency_key)
+            result = await self._email.send_email(message, idempotency_key=data.idempotency_key)
+        await self._sent.record_sent(
+            key=data.idempotency_key,
+            lead_id=lead.lead_id,
+            journey=data.sequence_id or "email",
+            provider=self._email.provider,
+            sequence_id=data.sequence_id,
+            step_id=data.step_id,
+            template_id=data.template_id,
+            sent_at=datetime.now(UTC),
+        )
+        return result
 
     @activity.defn(name="email.suppress")
     async def suppress(self, data: SuppressInput) -> WriteResult:

@@ -42,6 +42,8 @@ DEV_WEBHOOK_SECRETS = {
 }
 # The platform app ids `dev` runs as (not secrets; the webhooks' loop prevention needs them).
 DEV_APP_IDS = {"JOURNEYS_HUBSPOT_APP_ID": "1160452"}
+# The dev stack reads the sandbox's email engagement every 2 s, so a click shows within seconds.
+DEV_POLLING = {"JOURNEYS_ENGAGEMENT_POLL_SECONDS": "2"}
 
 
 def _kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
@@ -121,7 +123,7 @@ class DevStack:
             }
         )
         # Dev-only webhook secrets, so the sandbox and curl can sign deliveries; production sets its own.
-        for variable, value in {**DEV_WEBHOOK_SECRETS, **DEV_APP_IDS}.items():
+        for variable, value in {**DEV_WEBHOOK_SECRETS, **DEV_APP_IDS, **DEV_POLLING}.items():
             env.setdefault(variable, value)
         port = self.settings.worker_metrics_port or self.worker_metrics_port
         if port is not None:

@@ -47,6 +47,8 @@ DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {
     "klaviyo:subscriptions": RateLimit(per_second=12, burst=10),
     "klaviyo:list-removals": RateLimit(per_second=2.4, burst=5),
     "klaviyo:events": RateLimit(per_second=55, burst=50),
+    # Reading events (the engagement poll) has the same published limit; a poll needs few calls.
+    "klaviyo:events-read": RateLimit(per_second=10, burst=10),
     # Kit: 120 requests per rolling 60 s per API key.
     "kit": RateLimit(per_second=1.8, burst=5),
     # With an OAuth token Kit allows 600 per 60 s.

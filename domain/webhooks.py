@@ -97,7 +97,7 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
-def _event(
+def inbound_event(
     *,
     provider: str,
     message_id: str,
@@ -111,9 +111,12 @@ def _event(
     properties: dict[str, Any] | None = None,
     external_ids: dict[str, str] | None = None,
     touch: Touch | None = None,
+    channel: str = "webhook",
 ) -> IncomingEvent:
+    """One platform event as the store records it: `{channel}:{provider}` and the platform's own
+    id (`message_id`) are its dedupe key, so a redelivery or a re-read is recorded once."""
     return IncomingEvent(
-        source=f"webhook:{provider}",
+        source=f"{channel}:{provider}",
         message_id=message_id,
         lead_event=LeadEvent(
             event_id=new_id(),
@@ -155,7 +158,7 @@ def stripe_events(payload: dict[str, Any], received_at: datetime, new_id: NewId)
         details = _sub(obj, "customer_details")
         email = _email(details.get("email")) or _email(obj.get("customer_email"))
         return [
-            _event(
+            inbound_event(
                 **common,
                 kind=EventType.PURCHASE,
                 name="Checkout completed",
@@ -173,7 +176,7 @@ def stripe_events(payload: dict[str, Any], received_at: datetime, new_id: NewId)
     if kind == "invoice.paid":
         renewal = obj.get("billing_reason") == "subscription_cycle"
         return [
-            _event(
+            inbound_event(
                 **common,
                 kind=EventType.SUBSCRIPTION_RENEWED if renewal else EventType.PURCHASE,
                 name="Invoice paid",
@@ -193,7 +196,7 @@ def stripe_events(payload: dict[str, Any], received_at: datetime, new_id: NewId)
     }
     if kind in lifecycle:
         return [
-            _event(
+            inbound_event(
                 **common,
                 kind=lifecycle[kind],
                 name=kind,
@@ -222,7 +225,7 @@ def calendly_events(payload: dict[str, Any], received_at: datetime, new_id: NewI
     if not isinstance(uri, str):
         raise PayloadError("payload.uri", "an invitee has a uri")
     return [
-        _event(
+        inbound_event(
             provider="calendly",
             message_id=f"{kind}:{uri}",
             kind=types[kind],
@@ -331,7 +334,7 @@ def hubspot_events(
             kind, name = EventType.DEAL_STAGE_CHANGED, str(value)
             changed = {"stage": value, "change_source": item.get("changeSource")}
         events.append(
-            _event(
+            inbound_event(
                 provider="hubspot",
                 message_id=str(item["eventId"]),
                 kind=kind,
@@ -365,7 +368,7 @@ def _hubspot_acceptance(
     contact = _object_id(item.get("objectId"), f"[{index}].objectId")
     if not isinstance(item.get("eventId"), int | str):
         raise PayloadError(f"[{index}].eventId", "a contact change names its eventId")
-    return _event(
+    return inbound_event(
         provider="hubspot",
         message_id=str(item["eventId"]),
         kind=EventType.SALES_ACCEPTED,
@@ -415,7 +418,7 @@ def resend_events(
         raise PayloadError("data.to", "an email event names its recipient")
     click = _sub(data, "click")
     return [
-        _event(
+        inbound_event(
             provider="resend",
             message_id=message_id,
             kind=RESEND_TYPES[kind],
@@ -448,7 +451,7 @@ def _resend_unsubscribe(
     if email is None:
         raise PayloadError("data.email", "a contact update names the contact's email")
     return [
-        _event(
+        inbound_event(
             provider="resend",
             message_id=message_id,
             kind=EventType.EMAIL_UNSUBSCRIBED,
@@ -515,7 +518,7 @@ def facebook_lead_event(
     occurred_at = (
         _iso(created.replace("+0000", "+00:00"), "created_time") if isinstance(created, str) else received_at
     )
-    event = _event(
+    event = inbound_event(
         provider="facebook",
         message_id=str(change["leadgen_id"]),
         kind=EventType.LEAD_AD_SUBMITTED,
@@ -590,7 +593,7 @@ def linkedin_lead_event(
     response_id = str(response.get("id") or payload.get("leadGenFormResponse"))
     submitted = response.get("submittedAt") or payload.get("occurredAt") or 0
     campaign = _sub(_sub(response, "leadMetadata"), "sponsoredLeadMetadata").get("campaign")
-    event = _event(
+    event = inbound_event(
         provider="linkedin",
         message_id=response_id,
         kind=EventType.LEAD_AD_SUBMITTED,

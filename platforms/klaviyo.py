@@ -25,6 +25,10 @@ Endpoints used:
   variables as `{{ event.<name> }}`. The flow's messages only reach profiles that may receive
   marketing unless they are marked transactional in Klaviyo.
 - `POST /api/profile-suppression-bulk-create-jobs`: suppresses an email (202, a job).
+- `GET /api/events?filter=greater-or-equal(datetime,...)&sort=datetime&include=metric,profile`:
+  the engagement poll (`events_page`): Klaviyo's own email metrics (Received, Opened, Clicked,
+  Bounced Email, Marked Email as Spam, Unsubscribed) with each event's profile email, read in
+  time order and mapped in `domain/engagement.py`.
 
 Lists read through cursor pagination: each page's `links.next` is followed until it is absent (or null).
 
@@ -67,6 +71,7 @@ through the same throttle, error classification and observation.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -102,7 +107,10 @@ THROTTLE_KEYS = {
     "subscriptions.subscribe": "klaviyo:subscriptions",
     "subscriptions.suppress": "klaviyo:subscriptions",
     "events.create": "klaviyo:events",
+    "events.read": "klaviyo:events-read",
 }
+# An events page: Klaviyo's largest page for GET /api/events.
+EVENTS_PAGE_SIZE = 200
 
 _AVAILABLE_IN = re.compile(r"available in (\d+(?:\.\d+)?) second", re.IGNORECASE)
 
@@ -259,6 +267,29 @@ class KlaviyoClient(PlatformClient):
         return WriteResult(provider=PROVIDER, object_type="profile-suppression", id=profile_id, created=True)
 
     # -- reads ----------------------------------------------------------------------------
+
+    async def events_page(
+        self, *, since: datetime | None = None, next_url: str | None = None
+    ) -> dict[str, Any]:
+        """One page of events in time order from `since` (inclusive), with their metric and
+        profile included: the engagement poll's read. `next_url` continues a read (the page's
+        `links.next`, which carries the filter and the cursor)."""
+        if next_url is not None:
+            response = await self._call("events.read", "GET", next_url)
+        else:
+            if since is None:
+                raise ValueError("an events read starts at a time or continues from a next link")
+            params = {
+                "filter": f"greater-or-equal(datetime,{since.astimezone(UTC).isoformat()})",
+                "sort": "datetime",
+                "include": "metric,profile",
+                "fields[metric]": "name",
+                "fields[profile]": "email",
+                "page[size]": str(EVENTS_PAGE_SIZE),
+            }
+            response = await self._call("events.read", "GET", "/api/events", params=params)
+        page: dict[str, Any] = response.json()
+        return page
 
     async def list_members(self, list_id: str, *, page_size: int = 100) -> list[KlaviyoMember]:
         """Every member of the list, all pages read."""

@@ -17,14 +17,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel
 
 from sandbox.calllog import render_call_log
-from sandbox.core import HANDLERS, Faults, ProviderHandler, SandboxState, now_iso
+from sandbox.core import ENGAGEMENT, HANDLERS, Faults, ProviderHandler, SandboxState, now_iso
 
 __all__ = ["Faults", "create_app"]
 
@@ -61,6 +61,12 @@ class LinkedInLeadSubmission(BaseModel):
     form_id: str = "123456"
     campaign: str = "urn:li:sponsoredCampaign:600001"
     answers: dict[str, str]
+
+
+class Engagement(BaseModel):
+    email: str
+    action: Literal["open", "click", "unsubscribe", "bounce", "spam"]
+    provider: str | None = None
 
 
 class LeadAdSubmission(BaseModel):
@@ -187,6 +193,33 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             "owner": {"sponsoredAccount": "urn:li:sponsoredAccount:507000001"},
         }
         return {"response_id": response_id, "notification": notification}
+
+    @app.post("/_engagement")
+    async def engagement(action: Engagement) -> Response:
+        """A recipient acts on the latest message sent to their address (by `provider`, or by
+        whichever email platform sent last; a campaign's message when none was sent yet): the
+        platform then reports it as the real one does (its events API, or its webhook)."""
+        if action.provider is not None and action.provider not in ENGAGEMENT:
+            return JSONResponse(
+                {
+                    "error": f"provider: {action.provider!r} is not an email platform here "
+                    f"(one of {sorted(ENGAGEMENT)})"
+                },
+                status_code=422,
+            )
+        candidates = [action.provider] if action.provider else sorted(ENGAGEMENT)
+        sent = {name: ENGAGEMENT[name][0](state, action.email) or "" for name in candidates}
+        # The platform that sent last; with none, the first that knows the address.
+        refusals = []
+        for name in sorted(candidates, key=lambda n: sent[n], reverse=True):
+            try:
+                reported = await asyncio.to_thread(ENGAGEMENT[name][1], state, action.email, action.action)
+                break
+            except LookupError as exc:
+                refusals.append(str(exc))
+        else:
+            return JSONResponse({"error": "; ".join(refusals)}, status_code=404)
+        return JSONResponse(reported)
 
     @app.get("/_health")
     async def health() -> dict[str, str]:

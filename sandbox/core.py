@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +24,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 HANDLERS: dict[str, type[ProviderHandler]] = {}
+
+# Email platforms whose recipients `POST /_engagement` plays: when the platform last sent to an
+# address (None: never), and the recipient's action on that latest message.
+LastSentAt = Callable[["SandboxState", str], str | None]
+Engage = Callable[["SandboxState", str, str], dict[str, Any]]
+ENGAGEMENT: dict[str, tuple[LastSentAt, Engage]] = {}
+
+
+def register_engagement(name: str, last_sent_at: LastSentAt, engage: Engage) -> None:
+    ENGAGEMENT[name] = (last_sent_at, engage)
 
 
 def register(name: str) -> Any:

@@ -19,17 +19,19 @@ sandbox meet only the faults they inject.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from sandbox.core import ProviderHandler, now_iso, register
+from sandbox.core import ProviderHandler, SandboxState, now_iso, register, register_engagement
 
 JSON_API = "application/vnd.api+json"
 _ULID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -48,7 +50,23 @@ RATE_LIMITS: dict[str, tuple[int, int]] = {
     "subscribe": (75, 750),
     "suppress": (75, 750),
     "events": (350, 3500),
+    "events-read": (350, 3500),
 }
+
+# A flow's email: an event that names a `template_id` triggers it (the flow a deployment sets up
+# on its sequence-email metric); the message is recorded as this metric, as Klaviyo records sends.
+RECEIVED = "Received Email"
+# What a recipient can do to a message (`POST /_engagement`), as Klaviyo's own metrics.
+ENGAGEMENT_METRICS = {
+    "open": "Opened Email",
+    "click": "Clicked Email",
+    "bounce": "Bounced Email",
+    "spam": "Marked Email as Spam",
+    "unsubscribe": "Unsubscribed from Email Marketing",
+}
+_SINCE = re.compile(r"^(greater-than|greater-or-equal|less-than|less-or-equal)\(datetime,\s*([^)]+)\)$")
+_METRIC_IS = re.compile(r'^equals\(metric_id,\s*"([^"]+)"\)$')
+EVENTS_PAGE_MAX = 200
 
 # Suppressions a subscription lifts (a bounce or an invalid address stays).
 _LIFTED_BY_SUBSCRIBE = {"UNSUBSCRIBE", "SPAM_COMPLAINT", "SPAM_REPORT", "USER_SUPPRESSED"}
@@ -192,6 +210,8 @@ class Klaviyo(ProviderHandler):
             return "suppress", self.suppress
         if method == "POST" and path == "/api/events":
             return "events", self.create_event
+        if method == "GET" and path == "/api/events":
+            return "events-read", self.list_events
         if method == "GET" and (match := _LIST_PROFILES.match(path)):
             list_id = match.group(1)
             return "list-profiles", lambda: self.list_members(list_id)
@@ -613,8 +633,118 @@ class Klaviyo(ProviderHandler):
                 "value": attributes.get("value"),
             }
             self.effect("created", "event", event_id)
+            if isinstance(properties.get("template_id"), str):
+                flow = _flow_id(metric_id)
+                subject = properties.get("subject")
+                _record_message(
+                    self.state,
+                    profile,
+                    subject=subject if isinstance(subject, str) else properties["template_id"],
+                    flow=flow,
+                    campaign=None,
+                    trigger=event_id,
+                )
             self.state.save_records()
         return self.ok(None, status=202)
+
+    def list_events(self) -> Response:
+        """`GET /api/events`: `filter` on datetime (and `equals(metric_id,...)`), joined by commas
+        or `and(...)`; `sort` datetime or -datetime; `include` metric and profile."""
+        raw = (self.request.query_params.get("filter") or "").strip()
+        if raw.startswith("and(") and raw.endswith(")"):
+            raw = raw[4:-1]
+        bounds: list[tuple[str, str]] = []
+        metric_ids: set[str] = set()
+        for clause in _clauses(raw):
+            if match := _SINCE.match(clause):
+                bounds.append((match.group(1), _timestamp(match.group(2).strip().strip('"')) or ""))
+                if not bounds[-1][1]:
+                    return self.error(
+                        400, "invalid", f"Invalid datetime in filter: {clause}", parameter="filter"
+                    )
+            elif match := _METRIC_IS.match(clause):
+                metric_ids.add(match.group(1))
+            else:
+                return self.error(
+                    400,
+                    "invalid",
+                    f"Invalid filter provided: {clause}",
+                    parameter="filter",
+                    title="Invalid input.",
+                )
+        sort = self.request.query_params.get("sort", "timestamp")
+        if sort not in ("datetime", "-datetime", "timestamp", "-timestamp"):
+            return self.error(400, "invalid", f"Invalid sort: {sort}", parameter="sort")
+        include = [i for i in self.request.query_params.get("include", "").split(",") if i]
+        if any(i not in ("metric", "profile", "attributions") for i in include):
+            return self.error(
+                400, "invalid", "include takes metric, profile, attributions.", parameter="include"
+            )
+        with self.state.lock:
+            events = [e for e in self.events.values() if not metric_ids or e["metric_id"] in metric_ids]
+            events = [
+                e for e in events if all(_within(_timestamp(e["time"]) or "", op, at) for op, at in bounds)
+            ]
+            events.sort(key=lambda e: (_timestamp(e["time"]) or "", e["id"]), reverse=sort.startswith("-"))
+            views = [self._event_view(e) for e in events]
+            metrics = {e["metric_id"]: e["metric"] for e in events}
+            profiles = {e["profile_id"]: self.profiles.get(e["profile_id"]) for e in events}
+        answer = self._page(views, limit=EVENTS_PAGE_MAX, default_size=EVENTS_PAGE_MAX)
+        if include and answer.status_code == 200:
+            payload = json.loads(bytes(answer.body))
+            shown = payload["data"]
+            included: list[dict[str, Any]] = []
+            if "metric" in include:
+                wanted = {e["relationships"]["metric"]["data"]["id"] for e in shown}
+                included += [self._metric_view(i, metrics[i]) for i in sorted(wanted)]
+            if "profile" in include:
+                wanted = {e["relationships"]["profile"]["data"]["id"] for e in shown}
+                included += [
+                    self._view(profile, subscriptions=False)
+                    for i in sorted(wanted)
+                    if (profile := profiles.get(i)) is not None
+                ]
+            payload["included"] = included
+            return self.ok(payload)
+        return answer
+
+    def _event_view(self, event: dict[str, Any]) -> dict[str, Any]:
+        when = _timestamp(event["time"]) or now_iso()
+        return {
+            "type": "event",
+            "id": event["id"],
+            "attributes": {
+                "timestamp": int(datetime.fromisoformat(when).timestamp()),
+                "event_properties": event["properties"],
+                "datetime": when,
+                "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, event["id"])),
+            },
+            "relationships": {
+                "profile": {
+                    "data": {"type": "profile", "id": event["profile_id"]},
+                    "links": {
+                        "self": self._absolute(f"/api/events/{event['id']}/relationships/profile/"),
+                        "related": self._absolute(f"/api/events/{event['id']}/profile/"),
+                    },
+                },
+                "metric": {
+                    "data": {"type": "metric", "id": event["metric_id"]},
+                    "links": {
+                        "self": self._absolute(f"/api/events/{event['id']}/relationships/metric/"),
+                        "related": self._absolute(f"/api/events/{event['id']}/metric/"),
+                    },
+                },
+            },
+            "links": {"self": self._absolute(f"/api/events/{event['id']}/")},
+        }
+
+    def _metric_view(self, metric_id: str, name: str) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "id": metric_id,
+            "attributes": {"name": name},
+            "links": {"self": self._absolute(f"/api/metrics/{metric_id}/")},
+        }
 
     # -- collections ----------------------------------------------------------------------
 
@@ -644,14 +774,16 @@ class Klaviyo(ProviderHandler):
             values.add(unquoted if field == "id" else unquoted.lower())
         return field, values
 
-    def _page(self, items: list[dict[str, Any]]) -> Response:
-        raw_size = self.request.query_params.get("page[size]", "20")
+    def _page(self, items: list[dict[str, Any]], *, limit: int = 100, default_size: int = 20) -> Response:
+        raw_size = self.request.query_params.get("page[size]", str(default_size))
         try:
             size = int(raw_size)
         except ValueError:
             size = 0
-        if not 1 <= size <= 100:
-            return self.error(400, "invalid", "page[size] must be between 1 and 100.", parameter="page[size]")
+        if not 1 <= size <= limit:
+            return self.error(
+                400, "invalid", f"page[size] must be between 1 and {limit}.", parameter="page[size]"
+            )
         cursor = self.request.query_params.get("page[cursor]")
         start = 0
         if cursor:
@@ -701,3 +833,180 @@ def _marketing(profile: dict[str, Any]) -> dict[str, Any]:
 def _marketing_view(profile: dict[str, Any]) -> dict[str, Any]:
     subscriptions = profile["attributes"].get("subscriptions") or _never_subscribed()
     return {"email": dict(subscriptions.get("email") or {})}
+
+
+def _clauses(raw: str) -> list[str]:
+    """A filter's top-level clauses, split on the commas outside parentheses and quotes."""
+    clauses, depth, quoted, start = [], 0, False, 0
+    for n, char in enumerate(raw):
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+        elif not quoted and char == ")":
+            depth -= 1
+        elif not quoted and depth == 0 and char == ",":
+            clauses.append(raw[start:n].strip())
+            start = n + 1
+    if raw[start:].strip():
+        clauses.append(raw[start:].strip())
+    return clauses
+
+
+def _timestamp(value: Any) -> str | None:
+    """An ISO time as UTC with microseconds, so times compare as text; None when not a time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _within(at: str, op: str, bound: str) -> bool:
+    return {
+        "greater-than": at > bound,
+        "greater-or-equal": at >= bound,
+        "less-than": at < bound,
+        "less-or-equal": at <= bound,
+    }[op]
+
+
+def _flow_id(metric_id: str) -> str:
+    """The flow a deployment built on a trigger metric: one per metric here."""
+    return "F" + metric_id[:5]
+
+
+def _metric_id(state: SandboxState, name: str) -> str:
+    metrics = state.table("klaviyo_metrics")
+    if name not in metrics:
+        metrics[name] = "".join(state.random.choice(_ULID_ALPHABET[:30]) for _ in range(6))
+    metric_id: str = metrics[name]
+    return metric_id
+
+
+def _add_event(state: SandboxState, profile: dict[str, Any], metric: str, properties: dict[str, Any]) -> str:
+    event_id = "01" + "".join(state.random.choice(_ULID_ALPHABET) for _ in range(24))
+    state.table("klaviyo_events")[event_id] = {
+        "id": event_id,
+        "profile_id": profile["id"],
+        "metric": metric,
+        "metric_id": _metric_id(state, metric),
+        "unique_id": event_id,
+        "time": now_iso(),
+        "properties": properties,
+        "value": None,
+    }
+    return event_id
+
+
+def _record_message(
+    state: SandboxState,
+    profile: dict[str, Any],
+    *,
+    subject: str,
+    flow: str | None,
+    campaign: str | None,
+    trigger: str | None,
+) -> str | None:
+    """A message Klaviyo sends to the profile: recorded as Received Email, unless the profile may
+    not receive email (suppressed or unsubscribed), when Klaviyo skips it."""
+    marketing = _marketing(profile)
+    if marketing.get("suppression") or marketing.get("consent") == "UNSUBSCRIBED":
+        return None
+    message = "".join(state.random.choice(_ULID_ALPHABET[:30]) for _ in range(6))
+    properties: dict[str, Any] = {
+        "Subject": subject,
+        "$message": message,
+        "Email Domain": str(profile["attributes"].get("email", "")).rsplit("@", 1)[-1],
+        "$message_interaction": message,
+    }
+    if flow:
+        properties["$flow"] = flow
+        properties["Campaign Name"] = f"{subject} (flow email)"
+    if campaign:
+        properties["Campaign Name"] = campaign
+    if trigger:
+        properties["$trigger_event"] = trigger
+    _add_event(state, profile, RECEIVED, properties)
+    return message
+
+
+def last_sent_at(state: SandboxState, email: str) -> str | None:
+    """When Klaviyo last sent this address a message (for `POST /_engagement`), or None."""
+    with state.lock:
+        profile = _profile_of(state, email)
+        if profile is None:
+            return None
+        times = [
+            e["time"]
+            for e in state.table("klaviyo_events").values()
+            if e["profile_id"] == profile["id"] and e["metric"] == RECEIVED
+        ]
+    return max((_timestamp(t) or "" for t in times), default=None)
+
+
+def _profile_of(state: SandboxState, email: str) -> dict[str, Any] | None:
+    email = email.strip().lower()
+    for profile in state.table("klaviyo_profiles").values():
+        if str(profile["attributes"].get("email", "")).lower() == email:
+            return profile
+    return None
+
+
+def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
+    """The recipient of the latest message Klaviyo sent to `email` (a campaign's, when none was
+    sent yet) opens, clicks, bounces, unsubscribes or complains: recorded as Klaviyo's own metric
+    for it, with the message's properties, and what it changes on the profile."""
+    metric = ENGAGEMENT_METRICS[action]
+    with state.lock:
+        profile = _profile_of(state, email)
+        if profile is None:
+            raise LookupError(f"Klaviyo has no profile for {email}")
+        received = [
+            e
+            for e in state.table("klaviyo_events").values()
+            if e["profile_id"] == profile["id"] and e["metric"] == RECEIVED
+        ]
+        latest = max(received, key=lambda e: (_timestamp(e["time"]) or "", e["id"]), default=None)
+        if latest is None:
+            # A campaign a marketer sent from Klaviyo itself.
+            _marketing(profile)  # fills in the record so the send check reads it
+            subject = "Sandbox newsletter"
+            message = _record_message(
+                state, profile, subject=subject, flow=None, campaign="Sandbox campaign", trigger=None
+            )
+            if message is None:
+                raise LookupError(f"Klaviyo may not email {email}")
+            latest = max(
+                (e for e in state.table("klaviyo_events").values() if e["profile_id"] == profile["id"]),
+                key=lambda e: (_timestamp(e["time"]) or "", e["id"]),
+            )
+        keep = ("Subject", "$message", "$flow", "Campaign Name", "Email Domain", "$message_interaction")
+        properties = {k: v for k, v in latest["properties"].items() if k in keep}
+        if action == "click":
+            properties["URL"] = "https://www.example.com/pricing?utm_source=klaviyo"
+        if action == "bounce":
+            properties["Bounce Type"] = "hard"
+        event_id = _add_event(state, profile, metric, properties)
+        marketing = _marketing(profile)
+        now = now_iso()
+        if action == "unsubscribe":
+            marketing.update(consent="UNSUBSCRIBED", can_receive_email_marketing=False, last_updated=now)
+        elif action in ("bounce", "spam"):
+            reason = "HARD_BOUNCE" if action == "bounce" else "SPAM_COMPLAINT"
+            marketing["suppression"] = [{"reason": reason, "timestamp": now}]
+            marketing.update(can_receive_email_marketing=False, last_updated=now)
+        state.save_records()
+    return {
+        "provider": "klaviyo",
+        "event_id": event_id,
+        "metric": metric,
+        "message": properties.get("$message"),
+    }
+
+
+register_engagement("klaviyo", last_sent_at, engage)

@@ -516,10 +516,12 @@ async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
 
 
 class IngestStore:
-    def __init__(self, sessions: SessionFactory, database_url: str) -> None:
+    def __init__(
+        self, sessions: SessionFactory, database_url: str, *, fast_path_connections: int = 20
+    ) -> None:
         self._sessions = sessions
         self.doorbell = RouterDoorbell(database_url)
-        self.known_visitors = KnownVisitorPath(database_url)
+        self.known_visitors = KnownVisitorPath(database_url, max_connections=fast_path_connections)
 
     async def close(self) -> None:
         await self.doorbell.close()

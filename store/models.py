@@ -164,7 +164,8 @@ class ConnectorStat(Base):
 
 
 class EmailSend(Base):
-    """A send a journey reserved: what the cross-journey frequency cap counts."""
+    """A send a journey reserved (what the cross-journey frequency cap counts) and, once the
+    platform took it, what was sent: what engagement the platforms report is attributed to."""
 
     __tablename__ = "email_sends"
 
@@ -173,3 +174,8 @@ class EmailSend(Base):
     journey: Mapped[str] = mapped_column(String(128))
     marketing: Mapped[bool] = mapped_column(Boolean)
     reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    sequence_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    step_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    template_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

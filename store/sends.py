@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.connectors import SUPPRESSING_EVENTS, SendReservation, SendReservationInput
+from domain.events import EMAIL_ENGAGEMENT, IncomingEvent
+from domain.ids import lead_id_for_email
 from store.db import SessionFactory
-from store.models import EmailSend, Event, Lead
+from store.models import EmailSend, Event, Identity, Lead
 
 
 class SendLedger:
@@ -89,3 +91,100 @@ class SendLedger:
             return int(
                 (await session.execute(select(func.count()).where(EmailSend.lead_id == lead_id))).scalar_one()
             )
+
+
+# How far an engagement may be reported before the send it answers was recorded as sent (the
+# platform's clock and ours differ, and a send is recorded when the platform's answer arrives).
+CLOCK_SKEW = timedelta(minutes=5)
+# Engagement with a message older than this is not attributed to a sequence step.
+ATTRIBUTION_WINDOW = timedelta(days=90)
+
+
+class SentEmails:
+    """What the engine sent, and the attribution of the engagement the platforms report to it."""
+
+    def __init__(self, sessions: SessionFactory) -> None:
+        self._sessions = sessions
+
+    async def record_sent(
+        self,
+        *,
+        key: str,
+        lead_id: str,
+        journey: str,
+        provider: str,
+        sequence_id: str | None,
+        step_id: str | None,
+        template_id: str | None,
+        sent_at: datetime,
+    ) -> None:
+        """The platform took the send with this key (a retry records it once, at its first time)."""
+        values = {
+            "sent_at": sent_at,
+            "provider": provider,
+            "sequence_id": sequence_id,
+            "step_id": step_id,
+            "template_id": template_id,
+        }
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(EmailSend)
+                .values(
+                    key=key, lead_id=lead_id, journey=journey, marketing=True, reserved_at=sent_at, **values
+                )
+                .on_conflict_do_update(
+                    index_elements=[EmailSend.key],
+                    set_=values,
+                    where=EmailSend.sent_at.is_(None),
+                )
+            )
+
+    async def attribute(self, events: list[IncomingEvent]) -> None:
+        """Names, on each email engagement event, the sequence and step whose send it answers:
+        the latest send to the lead through the same platform before it. Engagement with a
+        message the engine did not send (a campaign a marketer sent from the platform) is marked
+        as the platform's, and counts all the same."""
+        engagement = [e for e in events if e.lead_event.type in EMAIL_ENGAGEMENT and e.email]
+        if not engagement:
+            return
+        async with self._sessions() as session:
+            emails = sorted({e.email for e in engagement if e.email})
+            known = dict(
+                (
+                    await session.execute(
+                        select(Identity.value, Identity.lead_id).where(
+                            Identity.kind == "email", Identity.value.in_(emails)
+                        )
+                    )
+                ).all()
+            )
+            for event in engagement:
+                assert event.email is not None
+                properties = event.lead_event.properties
+                if properties.get("sequence_id"):
+                    properties.setdefault("attributed_to", "message")
+                    continue
+                at = event.lead_event.occurred_at
+                sent = (
+                    await session.execute(
+                        select(EmailSend.sequence_id, EmailSend.step_id, EmailSend.template_id)
+                        .where(
+                            EmailSend.lead_id == known.get(event.email, lead_id_for_email(event.email)),
+                            EmailSend.provider == event.lead_event.source,
+                            EmailSend.sent_at <= at + CLOCK_SKEW,
+                            EmailSend.sent_at >= at - ATTRIBUTION_WINDOW,
+                        )
+                        .order_by(EmailSend.sent_at.desc())
+                        .limit(1)
+                    )
+                ).first()
+                if sent is None:
+                    properties["attributed_to"] = "platform"
+                    continue
+                sequence_id, step_id, template_id = sent
+                properties.update(
+                    attributed_to="sequence",
+                    sequence_id=sequence_id,
+                    step_id=step_id,
+                    template_id=template_id,
+                )

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
 from runtime.heartbeat import keep_alive_options
+from runtime.pollers import ensure_pollers
 from runtime.schedules import ensure_schedules
 from runtime.settings import Settings
 from runtime.telemetry import setup_tracing
@@ -82,6 +83,10 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
             await ensure_schedules(client, settings.temporal_task_queue)
         except Exception:
             log.warning("schedules not set up; journeys run, nightly reports wait", exc_info=True)
+        try:
+            await ensure_pollers(client, settings)
+        except Exception:
+            log.warning("engagement pollers not started; the next worker start tries again", exc_info=True)
         worker = Worker(
             client,
             task_queue=settings.temporal_task_queue,

@@ -18,6 +18,7 @@ from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
 from activities.customers import CustomerActivities
 from activities.email import EmailActivities
+from activities.engagement import EngagementActivities
 from activities.experiments import ExperimentActivities
 from activities.handoff import HandoffActivities
 from activities.notify import NotifyActivities
@@ -27,14 +28,18 @@ from domain.accounts import AbmPolicy
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
 from domain.sequences import FrequencyCap
+from platforms.klaviyo import KlaviyoClient
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
+from store.ingest import IngestStore
 from store.repository import LeadStore
 from store.rosters import RosterSource
+from store.sends import SentEmails
 from workers.connectors import build_connectors
 from workflows.account import AccountJourneyWorkflow
 from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.customer import CustomerJourneyWorkflow
+from workflows.engagement import EngagementPollWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.nurture import NurtureWorkflow
@@ -160,6 +165,21 @@ def report_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     return [*reports.all(), *experiments.all()]  # type: ignore[list-item]
 
 
+def engagement_activities(deps: Dependencies) -> list[Callable[..., Any]]:
+    """The engagement polls: the email platform's events read and recorded as ingestion does."""
+    ports = build_connectors(
+        deps.settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
+    )
+    ingest = IngestStore(deps.store.sessions, deps.settings.effective_database_url, fast_path_connections=2)
+    engagement = EngagementActivities(
+        ingest,
+        SentEmails(deps.store.sessions),
+        klaviyo=ports.email if isinstance(ports.email, KlaviyoClient) else None,
+        stats=deps.stats,
+    )
+    return list(engagement.all())  # type: ignore[arg-type]
+
+
 # journeys new: factories
 
 WORKFLOWS: list[type] = [
@@ -171,6 +191,7 @@ WORKFLOWS: list[type] = [
     CustomerJourneyWorkflow,
     OnboardingWorkflow,
     NightlyReportsWorkflow,
+    EngagementPollWorkflow,
     # journeys new: workflows
 ]
 
@@ -181,6 +202,7 @@ ACTIVITY_FACTORIES: list[Callable[[Dependencies], list[Callable[..., Any]]]] = [
     account_activities,
     customer_activities,
     report_activities,
+    engagement_activities,
     # journeys new: activities
 ]
 

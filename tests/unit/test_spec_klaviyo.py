@@ -5,6 +5,8 @@ client and the emulator cannot drift from the real API together."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
@@ -50,11 +52,14 @@ async def test_every_request_and_answer_is_in_klaviyos_published_shape(exchanges
     )
     await client.send_email(message, idempotency_key="k-3")
     await client.remove_from_list("ada@example-corp.com", "WELCOME", idempotency_key="k-4")
+    page = await client.events_page(since=datetime.now(UTC) - timedelta(hours=1))
+    assert {e["relationships"]["metric"]["data"]["id"] for e in page["data"]}, page
     checked = {API.check(response, PREFIX, "application/vnd.api+json") for response in recorded.seen}
     assert checked >= {
         "create_or_update_profile",
         "bulk_subscribe_profiles",
         "create_event",
+        "get_events",
         "get_profiles",
         "get_profiles_for_list",
         "remove_profiles_from_list",
