@@ -43,7 +43,7 @@ DEV_WEBHOOK_SECRETS = {
 # The platform app ids `dev` runs as (not secrets; the webhooks' loop prevention needs them).
 DEV_APP_IDS = {"JOURNEYS_HUBSPOT_APP_ID": "1160452"}
 # The dev stack reads the sandbox's email engagement every 2 s, so a click shows within seconds.
-DEV_POLLING: dict[str, str] = {}  # "JOURNEYS_ENGAGEMENT_POLL_SECONDS": "2" once the e2e suite runs with it
+DEV_POLLING = {"JOURNEYS_ENGAGEMENT_POLL_SECONDS": "2"}
 
 
 def _kept_secret(settings: Settings, name: str, make: Callable[[], str]) -> str:

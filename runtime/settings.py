@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     klaviyo_api_key: SecretStr = SecretStr("pk_sandbox_klaviyo")
     klaviyo_revision: str = api_versions.default("klaviyo_revision")
     klaviyo_welcome_list_id: str = "WELCOME"
-    # Email engagement read from Klaviyo's events API: seconds between polls (0, for now: no poller). The
-    # time from an open to the lead's score is about half of this plus a second.
-    engagement_poll_seconds: float = Field(0.0, ge=0)
+    # Email engagement read from Klaviyo's events API: seconds between polls (0: no poller). The time
+    # from an open to the lead's score is about half of this plus a second.
+    engagement_poll_seconds: float = Field(10.0, ge=0)
 
     # Which platform serves each port; every default points at the sandbox unless a URL is set.
     crm_provider: Literal["hubspot", "salesforce"] = "hubspot"

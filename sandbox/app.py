@@ -69,6 +69,11 @@ class Engagement(BaseModel):
     provider: str | None = None
 
 
+class CampaignSend(BaseModel):
+    email: str
+    provider: str = "klaviyo"
+
+
 class LeadAdSubmission(BaseModel):
     page_id: str = "516540199134611"
     form_id: str = "551111744595541"
@@ -208,18 +213,38 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
                 status_code=422,
             )
         candidates = [action.provider] if action.provider else sorted(ENGAGEMENT)
-        sent = {name: ENGAGEMENT[name][0](state, action.email) or "" for name in candidates}
+        sent = {name: ENGAGEMENT[name].last_sent_at(state, action.email) or "" for name in candidates}
         # The platform that sent last; with none, the first that knows the address.
         refusals = []
         for name in sorted(candidates, key=lambda n: sent[n], reverse=True):
             try:
-                reported = await asyncio.to_thread(ENGAGEMENT[name][1], state, action.email, action.action)
+                reported = await asyncio.to_thread(
+                    ENGAGEMENT[name].engage, state, action.email, action.action
+                )
                 break
             except LookupError as exc:
                 refusals.append(str(exc))
         else:
             return JSONResponse({"error": "; ".join(refusals)}, status_code=404)
         return JSONResponse(reported)
+
+    @app.post("/_campaign")
+    async def campaign(send: CampaignSend) -> Response:
+        """A marketer sends a campaign to `email` from the email platform's own UI (not through the
+        engine): the platform records the message, and engagement with it reads as the platform's."""
+        if send.provider not in ENGAGEMENT:
+            return JSONResponse(
+                {
+                    "error": f"provider: {send.provider!r} is not an email platform here "
+                    f"(one of {sorted(ENGAGEMENT)})"
+                },
+                status_code=422,
+            )
+        try:
+            sent = await asyncio.to_thread(ENGAGEMENT[send.provider].send_campaign, state, send.email)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse(sent)
 
     @app.get("/_health")
     async def health() -> dict[str, str]:

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,14 +27,27 @@ from pydantic import BaseModel, Field
 HANDLERS: dict[str, type[ProviderHandler]] = {}
 
 # Email platforms whose recipients `POST /_engagement` plays: when the platform last sent to an
-# address (None: never), and the recipient's action on that latest message.
+# address (None: never), and the recipient's action on that latest message. `POST /_campaign`
+# plays a marketer sending a campaign from the platform's own UI.
 LastSentAt = Callable[["SandboxState", str], str | None]
 Engage = Callable[["SandboxState", str, str], dict[str, Any]]
-ENGAGEMENT: dict[str, tuple[LastSentAt, Engage]] = {}
+SendCampaign = Callable[["SandboxState", str], dict[str, Any]]
 
 
-def register_engagement(name: str, last_sent_at: LastSentAt, engage: Engage) -> None:
-    ENGAGEMENT[name] = (last_sent_at, engage)
+@dataclass(frozen=True)
+class EmailPlatform:
+    last_sent_at: LastSentAt
+    engage: Engage
+    send_campaign: SendCampaign
+
+
+ENGAGEMENT: dict[str, EmailPlatform] = {}
+
+
+def register_engagement(
+    name: str, last_sent_at: LastSentAt, engage: Engage, send_campaign: SendCampaign
+) -> None:
+    ENGAGEMENT[name] = EmailPlatform(last_sent_at, engage, send_campaign)
 
 
 def register(name: str) -> Any:

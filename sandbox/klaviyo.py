@@ -957,6 +957,32 @@ def _profile_of(state: SandboxState, email: str) -> dict[str, Any] | None:
     return None
 
 
+def _campaign_message(state: SandboxState, profile: dict[str, Any]) -> dict[str, Any]:
+    """A campaign a marketer sent from Klaviyo itself (no flow, so not the engine's): its Received
+    Email event. Call with the state's lock held."""
+    _marketing(profile)  # fills in the record so the send check reads it
+    message = _record_message(
+        state, profile, subject="Sandbox newsletter", flow=None, campaign="Sandbox campaign", trigger=None
+    )
+    if message is None:
+        raise LookupError(f"Klaviyo may not email {profile['attributes'].get('email')}")
+    return max(
+        (e for e in state.table("klaviyo_events").values() if e["profile_id"] == profile["id"]),
+        key=lambda e: (_timestamp(e["time"]) or "", e["id"]),
+    )
+
+
+def send_campaign(state: SandboxState, email: str) -> dict[str, Any]:
+    """A marketer sends a campaign to `email` from Klaviyo's own UI (`POST /_campaign`)."""
+    with state.lock:
+        profile = _profile_of(state, email)
+        if profile is None:
+            raise LookupError(f"Klaviyo has no profile for {email}")
+        sent = _campaign_message(state, profile)
+        state.save_records()
+    return {"provider": "klaviyo", "event_id": sent["id"], "message": sent["properties"]["$message"]}
+
+
 def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
     """The recipient of the latest message Klaviyo sent to `email` (a campaign's, when none was
     sent yet) opens, clicks, bounces, unsubscribes or complains: recorded as Klaviyo's own metric
@@ -973,18 +999,7 @@ def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
         ]
         latest = max(received, key=lambda e: (_timestamp(e["time"]) or "", e["id"]), default=None)
         if latest is None:
-            # A campaign a marketer sent from Klaviyo itself.
-            _marketing(profile)  # fills in the record so the send check reads it
-            subject = "Sandbox newsletter"
-            message = _record_message(
-                state, profile, subject=subject, flow=None, campaign="Sandbox campaign", trigger=None
-            )
-            if message is None:
-                raise LookupError(f"Klaviyo may not email {email}")
-            latest = max(
-                (e for e in state.table("klaviyo_events").values() if e["profile_id"] == profile["id"]),
-                key=lambda e: (_timestamp(e["time"]) or "", e["id"]),
-            )
+            latest = _campaign_message(state, profile)
         keep = ("Subject", "$message", "$flow", "Campaign Name", "Email Domain", "$message_interaction")
         properties = {k: v for k, v in latest["properties"].items() if k in keep}
         if action == "click":
@@ -1006,7 +1021,8 @@ def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
         "event_id": event_id,
         "metric": metric,
         "message": properties.get("$message"),
+        "campaign": None if properties.get("$flow") else properties.get("Campaign Name"),
     }
 
 
-register_engagement("klaviyo", last_sent_at, engage)
+register_engagement("klaviyo", last_sent_at, engage, send_campaign)

@@ -164,6 +164,10 @@ class SentEmails:
                 if properties.get("sequence_id"):
                     properties.setdefault("attributed_to", "message")
                     continue
+                if properties.get("campaign") and not properties.get("flow"):
+                    # A campaign sent from the platform's own UI: the engine sends through flows.
+                    properties["attributed_to"] = "platform"
+                    continue
                 at = event.lead_event.occurred_at
                 sent = (
                     await session.execute(

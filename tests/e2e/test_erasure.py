@@ -28,12 +28,16 @@ async def test_export_then_erase(stack: DevStack, api):
     assert body["profile"]["email"] == email
     assert {"kind": "anonymous", "value": anonymous} in body["identities"]
     assert body["form_submissions"][0]["fields"]["email"] == email
-    assert sorted(e["type"] for e in body["events"]) == ["form_submitted", "page"]
+    # The welcome email's delivery, as Klaviyo reports it, may be among them by now.
+    assert sorted(e["type"] for e in body["events"] if e["type"] != "email_delivered") == [
+        "form_submitted",
+        "page",
+    ]
     assert body["journey"]["stage"] == "lead"
 
     erased = await api.delete(f"/v1/leads/{lead_id}")
     assert erased.status_code == 200, erased.text
-    assert erased.json()["erased"]["events"] == 2 and erased.json()["journey_ended"] is True
+    assert erased.json()["erased"]["events"] >= len(body["events"]) and erased.json()["journey_ended"] is True
     assert (await api.get(f"/v1/leads/{lead_id}")).status_code == 404
     assert (await api.get(f"/v1/leads/{lead_id}/export")).status_code == 404
     assert (await api.get("/v1/leads", params={"email": email})).json()["leads"] == []
