@@ -69,6 +69,13 @@ class Engagement(BaseModel):
     provider: str | None = None
 
 
+def not_an_email_platform(provider: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": f"provider: {provider!r} is not an email platform here (one of {sorted(ENGAGEMENT)})"},
+        status_code=422,
+    )
+
+
 class CampaignSend(BaseModel):
     email: str
     provider: str = "klaviyo"
@@ -205,13 +212,7 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         whichever email platform sent last; a campaign's message when none was sent yet): the
         platform then reports it as the real one does (its events API, or its webhook)."""
         if action.provider is not None and action.provider not in ENGAGEMENT:
-            return JSONResponse(
-                {
-                    "error": f"provider: {action.provider!r} is not an email platform here "
-                    f"(one of {sorted(ENGAGEMENT)})"
-                },
-                status_code=422,
-            )
+            return not_an_email_platform(action.provider)
         candidates = [action.provider] if action.provider else sorted(ENGAGEMENT)
         sent = {name: ENGAGEMENT[name].last_sent_at(state, action.email) or "" for name in candidates}
         # The platform that sent last; with none, the first that knows the address.
@@ -233,13 +234,7 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         """A marketer sends a campaign to `email` from the email platform's own UI (not through the
         engine): the platform records the message, and engagement with it reads as the platform's."""
         if send.provider not in ENGAGEMENT:
-            return JSONResponse(
-                {
-                    "error": f"provider: {send.provider!r} is not an email platform here "
-                    f"(one of {sorted(ENGAGEMENT)})"
-                },
-                status_code=422,
-            )
+            return not_an_email_platform(send.provider)
         try:
             sent = await asyncio.to_thread(ENGAGEMENT[send.provider].send_campaign, state, send.email)
         except LookupError as exc:
