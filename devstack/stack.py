@@ -36,6 +36,7 @@ DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY": "dev-calendly-signing-key",
     "JOURNEYS_HUBSPOT_CLIENT_SECRET": "dev-hubspot-client-secret",
     "JOURNEYS_RESEND_WEBHOOK_SECRET": "whsec_ZGV2LXJlc2VuZC1zZWNyZXQtMzItYnl0ZXMhIQ==",
+    "JOURNEYS_KIT_WEBHOOK_SECRET": "whsec_dev_kit_endpoint_secret",
     "JOURNEYS_FACEBOOK_APP_SECRET": "dev-facebook-app-secret",
     "JOURNEYS_FACEBOOK_VERIFY_TOKEN": "dev-facebook-verify-token",
     "JOURNEYS_LINKEDIN_CLIENT_SECRET": "dev-linkedin-client-secret",

@@ -466,6 +466,95 @@ def _resend_unsubscribe(
     ]
 
 
+# --- Kit: https://developers.kit.com/webhooks/overview ------------------------------------------
+# Webhook endpoints (`/v4/webhook_endpoints`) deliver signed envelopes of 1 to 100 events of one
+# type; each event has a UUID that stays the same across Kit's retries. Of the email outcomes,
+# unsubscribes, hard bounces and complaints are available today (opens and clicks are planned);
+# clicks come only through the legacy unsigned `/v4/webhooks` (one per link, `subscriber.link_click`).
+
+KIT_TYPES = {
+    "subscriber.unsubscribed": EventType.EMAIL_UNSUBSCRIBED,
+    "subscriber.bounced": EventType.EMAIL_BOUNCED,
+    "subscriber.complained": EventType.EMAIL_SPAM_COMPLAINT,
+}
+KIT_MAX_EVENTS = 100
+
+
+def _kit_subscriber(data: dict[str, Any], field: str) -> tuple[str, dict[str, Any]]:
+    subscriber = _object(data.get("subscriber"), field)
+    email = _email(subscriber.get("email_address"))
+    if email is None:
+        raise PayloadError(f"{field}.email_address", "a subscriber event names the subscriber's email")
+    return email, subscriber
+
+
+def kit_events(payload: dict[str, Any], received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
+    """A Kit delivery envelope `{delivery_id, events: [...]}`; event types other than the email
+    outcomes are not the engine's and are ignored."""
+    events = payload.get("events")
+    if not isinstance(events, list) or not 1 <= len(events) <= KIT_MAX_EVENTS:
+        raise PayloadError("events", f"a delivery carries 1 to {KIT_MAX_EVENTS} events")
+    mapped = []
+    for index, item in enumerate(events):
+        where = f"events.{index}"
+        event = _object(item, where)
+        kind = event.get("type")
+        if not isinstance(kind, str):
+            raise PayloadError(f"{where}.type", "every event has a type")
+        if kind not in KIT_TYPES:
+            continue
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            raise PayloadError(f"{where}.id", "every event has its id")
+        email, subscriber = _kit_subscriber(
+            _object(event.get("data"), f"{where}.data"), f"{where}.data.subscriber"
+        )
+        mapped.append(
+            inbound_event(
+                provider="kit",
+                message_id=event_id,
+                kind=KIT_TYPES[kind],
+                occurred_at=_iso(event.get("created"), f"{where}.created"),
+                received_at=received_at,
+                payload=event,
+                new_id=new_id,
+                email=email,
+                properties={
+                    "subscriber_id": str(subscriber.get("id") or "") or None,
+                    "state": _text(subscriber.get("state")),
+                    "delivery_id": payload.get("delivery_id"),
+                },
+            )
+        )
+    return mapped
+
+
+def kit_link_click(
+    payload: dict[str, Any], url: str, received_at: datetime, new_id: NewId
+) -> list[IncomingEvent]:
+    """A legacy `subscriber.link_click` webhook: `{"subscriber": {...}}`, with no event id and no
+    time. The link is the one the webhook was registered for (passed back in its URL). Its key is
+    the subscriber, the link and the day, so a click counts once per link and day (Kit's legacy
+    webhooks are not retried; this only keeps a repeated delivery from counting twice)."""
+    if not url.startswith(("http://", "https://")) or len(url) > 2048:
+        raise PayloadError("url", "the link the webhook was registered for, an http(s) URL")
+    email, subscriber = _kit_subscriber(payload, "subscriber")
+    subscriber_id = str(subscriber.get("id") or email_hash(email))
+    return [
+        inbound_event(
+            provider="kit",
+            message_id=f"link_click:{subscriber_id}:{url}:{received_at.date().isoformat()}",
+            kind=EventType.EMAIL_CLICKED,
+            occurred_at=received_at,
+            received_at=received_at,
+            payload=payload,
+            new_id=new_id,
+            email=email,
+            properties={"url": url, "subscriber_id": subscriber_id},
+        )
+    ]
+
+
 # --- Meta Lead Ads: https://developers.facebook.com/docs/marketing-api/guides/lead-ads --------
 
 

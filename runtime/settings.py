@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     # INTEGRATION, sourceId this id) are the engine's own and are not applied again.
     hubspot_app_id: str | None = None
     resend_webhook_secret: SecretStr | None = None
+    # The signing secret Kit returned when the webhook endpoint was created (`POST /v4/webhook_endpoints`).
+    kit_webhook_secret: SecretStr | None = None
     facebook_app_secret: SecretStr | None = None
     facebook_verify_token: SecretStr | None = None
     facebook_page_access_token: SecretStr = SecretStr("sandbox-page-token")

@@ -26,6 +26,7 @@ from api.context import AppContext, context
 from domain import signatures, webhooks
 from domain.events import IncomingEvent
 from platforms.errors import NotFoundError, PermanentPlatformError, PlatformError
+from store.sends import SentEmails
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger("journeys.webhooks")
@@ -96,13 +97,18 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def _record(ctx: AppContext, mapped: Callable[[], list[IncomingEvent]]) -> dict[str, Any]:
+async def _record(
+    ctx: AppContext, mapped: Callable[[], list[IncomingEvent]], *, attribute: bool = False
+) -> dict[str, Any]:
+    """`attribute`: email engagement is first attributed to the engine's send it answers."""
     try:
         events = mapped()
     except webhooks.PayloadError as exc:
         raise _unprocessable(exc) from exc
     if not events:
         return {"received": 0, "ignored": True}
+    if attribute:
+        await SentEmails(ctx.sessions).attribute(events)
     results = await ctx.ingest(events)
     return {
         "received": len(results),
@@ -305,6 +311,67 @@ async def resend(request: Request, ctx: AppContext = Depends(context)) -> dict[s
     assert message_id is not None
     return await _record(
         ctx, lambda: webhooks.resend_events(payload, datetime.now(UTC), _new_id, message_id=message_id)
+    )
+
+
+KIT_EVENT_EXAMPLE = {
+    "delivery_id": 123456,
+    "events": [
+        {
+            "id": "9c2e1f3a-6b7d-4e8f-a1b2-c3d4e5f60718",
+            "type": "subscriber.unsubscribed",
+            "created": "2026-12-04T14:32:10Z",
+            "data": {
+                "subscriber": {
+                    "id": 987654,
+                    "first_name": "Ada",
+                    "email_address": "ada@example-corp.com",
+                    "state": "cancelled",
+                    "created_at": "2026-11-29T14:32:10Z",
+                    "fields": {},
+                }
+            },
+        }
+    ],
+}
+
+
+@router.post(
+    "/v1/webhooks/kit",
+    summary="Unsubscribes, bounces and complaints from a Kit webhook endpoint; `X-Kit-Signature` verified",
+    responses={**EXAMPLE_ANSWER, **REFUSED},
+    openapi_extra={"requestBody": {"content": {"application/json": {"example": KIT_EVENT_EXAMPLE}}}},
+)
+async def kit(request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    secret = _secret(ctx.settings.kit_webhook_secret, "kit", "JOURNEYS_KIT_WEBHOOK_SECRET")
+    raw = await _timestamped_hmac_body(request, ctx, secret, "x-kit-signature")
+    payload = _json_object(raw)
+    return await _record(
+        ctx, lambda: webhooks.kit_events(payload, datetime.now(UTC), _new_id), attribute=True
+    )
+
+
+@router.post(
+    "/v1/webhooks/kit/link_click",
+    summary="A click on one link, from a legacy Kit webhook (`subscriber.link_click`); unsigned",
+    description=(
+        "Kit reports clicks only through its legacy webhooks, one per link and without a signature: "
+        "register `.../v1/webhooks/kit/link_click?key=<ingest key>&url=<the link>` as the webhook's "
+        "`target_url`, with the same link as its `initiator_value`. The ingest key is what "
+        "authenticates the call."
+    ),
+    responses={**EXAMPLE_ANSWER, **REFUSED},
+)
+async def kit_link_click(
+    request: Request,
+    url: str = Query(..., description="the link this webhook was registered for"),
+    ctx: AppContext = Depends(context),
+) -> dict[str, Any]:
+    await ctx.auth.require(request, "ingest")
+    payload = _json_object(await request.body())
+    return await _record(
+        ctx, lambda: webhooks.kit_link_click(payload, url, datetime.now(UTC), _new_id), attribute=True
     )
 
 

@@ -24,6 +24,7 @@ from tests.helpers.webhooks import (
     checkout,
     deal_won,
     post_hubspot,
+    post_kit,
     post_stripe,
     subscription_deleted,
 )
@@ -188,6 +189,62 @@ async def test_resend_click_counts_as_email_engagement(api, hooks):
         journey(lambda j: j["activity"]["email_engagements"] == 1),
     )
     assert body["events"] == {"email_clicked": 1}
+
+
+async def test_kit_unsubscribe_bounce_and_link_click_reach_the_lead_once(api, hooks):
+    email = f"kit.{uuid.uuid4().hex[:8]}@example-corp.com"
+
+    def kit_event(kind: str) -> dict:
+        return {
+            "id": str(uuid.uuid4()),
+            "type": kind,
+            "created": "2026-12-04T14:32:10Z",
+            "data": {
+                "subscriber": {
+                    "id": 987654,
+                    "first_name": "Kit",
+                    "email_address": email,
+                    "state": "cancelled",
+                    "created_at": "2026-11-29T14:32:10Z",
+                    "fields": {},
+                }
+            },
+        }
+
+    click = await hooks.post(
+        "/v1/webhooks/kit/link_click",
+        params={**hooks.params, "url": "https://example.com/pricing"},
+        json={"subscriber": kit_event("x")["data"]["subscriber"] | {"state": "active"}},
+    )
+    assert click.status_code == 200 and click.json()["received"] == 1, click.text
+    delivery = {
+        "delivery_id": 77,
+        "events": [kit_event("subscriber.unsubscribed"), kit_event("subscriber.tag_added")],
+    }
+    first = await post_kit(hooks, delivery)
+    assert first.status_code == 200 and first.json()["received"] == 1, first.text
+    retried = await post_kit(hooks, delivery)  # Kit's retry of the same delivery: same event ids
+    assert retried.json()["duplicates"] == 1
+
+    forged = await post_kit(
+        hooks, {"delivery_id": 78, "events": [kit_event("subscriber.bounced")]}, secret="wrong"
+    )
+    assert forged.status_code == 401
+    stale = await post_kit(
+        hooks, {"delivery_id": 79, "events": [kit_event("subscriber.bounced")]}, at=int(time.time()) - 600
+    )
+    assert stale.status_code == 401
+    malformed = await post_kit(hooks, {"delivery_id": 80, "events": []})
+    assert malformed.status_code == 422 and malformed.json()["detail"][0]["loc"] == ["body", "events"]
+
+    await get_until(
+        api,
+        f"/v1/leads/{lead_id_for_email(email)}",
+        lambda b: b.get("events") == {"email_clicked": 1, "email_unsubscribed": 1},
+    )
+    timeline = (await api.get(f"/v1/leads/{lead_id_for_email(email)}/events?limit=50")).json()["events"]
+    sources = {e["type"]: e["source"] for e in timeline}
+    assert sources == {"email_clicked": "webhook:kit", "email_unsubscribed": "webhook:kit"}
 
 
 async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(

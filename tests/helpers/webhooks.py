@@ -98,3 +98,18 @@ def checkout(
             }
         },
     }
+
+
+async def post_kit(
+    hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
+) -> httpx.Response:
+    """A Kit webhook endpoint's delivery: `X-Kit-Signature: t=...,v1=<hex HMAC of "{t}.{body}">`."""
+    raw = body_of(payload)
+    header = sign_timestamped_hmac(
+        raw, secret or DEV_WEBHOOK_SECRETS["JOURNEYS_KIT_WEBHOOK_SECRET"], at or int(time.time())
+    )
+    return await hooks.post(
+        "/v1/webhooks/kit",
+        content=raw,
+        headers={"X-Kit-Signature": header, "Content-Type": "application/json"},
+    )
