@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -480,12 +481,14 @@ KIT_TYPES = {
 KIT_MAX_EVENTS = 100
 
 
-def _kit_subscriber(data: dict[str, Any], field: str) -> tuple[str, dict[str, Any]]:
+def _kit_subscriber(data: dict[str, Any], field: str) -> tuple[str, str | None]:
+    """The subscriber's email and Kit id (None when Kit sent none)."""
     subscriber = _object(data.get("subscriber"), field)
     email = _email(subscriber.get("email_address"))
     if email is None:
         raise PayloadError(f"{field}.email_address", "a subscriber event names the subscriber's email")
-    return email, subscriber
+    subscriber_id = subscriber.get("id")
+    return email, str(subscriber_id) if subscriber_id not in (None, "") else None
 
 
 def kit_events(payload: dict[str, Any], received_at: datetime, new_id: NewId) -> list[IncomingEvent]:
@@ -506,9 +509,8 @@ def kit_events(payload: dict[str, Any], received_at: datetime, new_id: NewId) ->
         event_id = event.get("id")
         if not isinstance(event_id, str) or not event_id:
             raise PayloadError(f"{where}.id", "every event has its id")
-        email, subscriber = _kit_subscriber(
-            _object(event.get("data"), f"{where}.data"), f"{where}.data.subscriber"
-        )
+        data = _object(event.get("data"), f"{where}.data")
+        email, subscriber_id = _kit_subscriber(data, f"{where}.data.subscriber")
         mapped.append(
             inbound_event(
                 provider="kit",
@@ -520,8 +522,8 @@ def kit_events(payload: dict[str, Any], received_at: datetime, new_id: NewId) ->
                 new_id=new_id,
                 email=email,
                 properties={
-                    "subscriber_id": str(subscriber.get("id") or "") or None,
-                    "state": _text(subscriber.get("state")),
+                    "subscriber_id": subscriber_id,
+                    "state": _text(_sub(data, "subscriber").get("state")),
                     "delivery_id": payload.get("delivery_id"),
                 },
             )
@@ -535,15 +537,17 @@ def kit_link_click(
     """A legacy `subscriber.link_click` webhook: `{"subscriber": {...}}`, with no event id and no
     time. The link is the one the webhook was registered for (passed back in its URL). Its key is
     the subscriber, the link and the day, so a click counts once per link and day (Kit's legacy
-    webhooks are not retried; this only keeps a repeated delivery from counting twice)."""
+    webhooks are not retried; this only keeps a repeated delivery from counting twice). The link
+    is hashed into the key: a URL can be longer than a key and can carry personal data."""
     if not url.startswith(("http://", "https://")) or len(url) > 2048:
         raise PayloadError("url", "the link the webhook was registered for, an http(s) URL")
-    email, subscriber = _kit_subscriber(payload, "subscriber")
-    subscriber_id = str(subscriber.get("id") or email_hash(email))
+    email, kit_id = _kit_subscriber(payload, "subscriber")
+    subscriber_id = kit_id or email_hash(email)
+    link = hashlib.sha256(url.encode()).hexdigest()[:32]
     return [
         inbound_event(
             provider="kit",
-            message_id=f"link_click:{subscriber_id}:{url}:{received_at.date().isoformat()}",
+            message_id=f"link_click:{subscriber_id}:{link}:{received_at.date().isoformat()}",
             kind=EventType.EMAIL_CLICKED,
             occurred_at=received_at,
             received_at=received_at,

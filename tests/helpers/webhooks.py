@@ -17,18 +17,25 @@ def body_of(payload: Any) -> bytes:
     return json.dumps(payload).encode()
 
 
+async def _post_timestamped_hmac(
+    hooks: httpx.AsyncClient,
+    path: str,
+    header: str,
+    secret: str,
+    payload: dict[str, Any],
+    at: int | None,
+) -> httpx.Response:
+    """A delivery signed Stripe's way (`t=...,v1=<hex HMAC of "{t}.{body}">`), as Kit signs too."""
+    raw = body_of(payload)
+    signed = sign_timestamped_hmac(raw, secret, at or int(time.time()))
+    return await hooks.post(path, content=raw, headers={header: signed, "Content-Type": "application/json"})
+
+
 async def post_stripe(
     hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
 ) -> httpx.Response:
-    raw = body_of(payload)
-    header = sign_timestamped_hmac(
-        raw, secret or DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"], at or int(time.time())
-    )
-    return await hooks.post(
-        "/v1/webhooks/stripe",
-        content=raw,
-        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-    )
+    secret = secret or DEV_WEBHOOK_SECRETS["JOURNEYS_STRIPE_WEBHOOK_SECRET"]
+    return await _post_timestamped_hmac(hooks, "/v1/webhooks/stripe", "Stripe-Signature", secret, payload, at)
 
 
 async def post_hubspot(
@@ -103,13 +110,6 @@ def checkout(
 async def post_kit(
     hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
 ) -> httpx.Response:
-    """A Kit webhook endpoint's delivery: `X-Kit-Signature: t=...,v1=<hex HMAC of "{t}.{body}">`."""
-    raw = body_of(payload)
-    header = sign_timestamped_hmac(
-        raw, secret or DEV_WEBHOOK_SECRETS["JOURNEYS_KIT_WEBHOOK_SECRET"], at or int(time.time())
-    )
-    return await hooks.post(
-        "/v1/webhooks/kit",
-        content=raw,
-        headers={"X-Kit-Signature": header, "Content-Type": "application/json"},
-    )
+    """A Kit webhook endpoint's delivery, signed in `X-Kit-Signature`."""
+    secret = secret or DEV_WEBHOOK_SECRETS["JOURNEYS_KIT_WEBHOOK_SECRET"]
+    return await _post_timestamped_hmac(hooks, "/v1/webhooks/kit", "X-Kit-Signature", secret, payload, at)

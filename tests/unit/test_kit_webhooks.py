@@ -109,3 +109,9 @@ def test_a_link_click_needs_the_registered_http_link(url):
     with pytest.raises(PayloadError) as raised:
         kit_link_click({"subscriber": subscriber()}, url, RECEIVED, new_id)
     assert raised.value.field == "url"
+
+
+def test_a_link_click_key_fits_the_store_and_does_not_carry_the_link():
+    url = "https://example.com/pricing?ref=" + "x" * 2000
+    [click] = kit_link_click({"subscriber": subscriber()}, url, RECEIVED, new_id)
+    assert len(click.message_id) <= 255 and "example.com" not in click.message_id
