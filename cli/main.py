@@ -1,4 +1,5 @@
-"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes | doctor | simulate`."""
+"""`journeys dev | worker | api | sandbox | migrate | register-search-attributes | doctor | simulate |
+keys | new | sequences | kit`."""
 
 from __future__ import annotations
 
@@ -206,6 +207,36 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def cmd_kit(settings: Settings, args: argparse.Namespace) -> int:
+    """`journeys kit connect`: registers the engine's webhook receivers in Kit, prints the secret."""
+    import httpx
+
+    from cli.kit import connect_kit_webhooks
+    from platforms.errors import PlatformError
+
+    try:
+        connected = asyncio.run(
+            connect_kit_webhooks(
+                settings, public_url=args.public_url, ingest_key=args.ingest_key, links=args.link or []
+            )
+        )
+    except (PlatformError, httpx.HTTPError) as exc:
+        print(f"journeys kit connect: Kit refused or could not be reached: {exc}", file=sys.stderr)
+        return 1
+    if args.secret_only:
+        # For `dev`, which reads the secret from the last line.
+        print(connected.secret)
+        return 0
+    action = "rotated the secret of" if connected.rotated else "created"
+    print(f"{action} Kit webhook endpoint {connected.endpoint_id}; its signing secret, shown once:")
+    print(connected.secret)
+    print("set it as JOURNEYS_KIT_WEBHOOK_SECRET on every API process (a rotation retires the old one)")
+    if connected.link_webhook_ids:
+        ids = ", ".join(str(i) for i in connected.link_webhook_ids)
+        print(f"link click webhooks: {ids}")
+    return 0
 
 
 def cmd_new(root: Path, name: str) -> int:
@@ -484,6 +515,25 @@ def main(argv: list[str] | None = None) -> int:
     key_actions.add_parser("list", help="list keys")
     revoke = key_actions.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id")
+    kit = sub.add_parser("kit", help="connect Kit's webhooks (unsubscribes, bounces, complaints, clicks)")
+    kit_actions = kit.add_subparsers(dest="action", required=True)
+    connect = kit_actions.add_parser(
+        "connect", help="register this engine's receivers in the Kit account; prints the signing secret"
+    )
+    connect.add_argument(
+        "--public-url",
+        required=True,
+        help="where Kit reaches this engine's API, e.g. https://journeys.example.com",
+    )
+    connect.add_argument(
+        "--ingest-key", required=True, help="an ingest key for Kit to call with (journeys keys create)"
+    )
+    connect.add_argument(
+        "--link",
+        action="append",
+        help="a link in your Kit emails whose clicks count (repeat for each): Kit reports clicks per link",
+    )
+    connect.add_argument("--secret-only", action="store_true", help="print only the signing secret")
     new = sub.add_parser("new", help="make a new journey: models, workflow, activities, test, registration")
     new.add_argument("name", help="snake_case, e.g. webinar_followup")
     new.add_argument("--root", type=Path, default=Path.cwd(), help="the project's root (default: here)")
@@ -505,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_keys(settings, args)
     if args.command == "sequences":
         return cmd_sequences(settings, args)
+    if args.command == "kit":
+        return cmd_kit(settings, args)
     handler, _ = COMMANDS[args.command]
     return handler(settings)
 

@@ -19,6 +19,8 @@ from devstack.processes import ManagedProcess, wait_until
 from devstack.temporal import TemporalDevServer
 from runtime.codec import new_key_spec
 from runtime.settings import Settings
+from store.db import create_engine, session_factory
+from store.keys import KeyStore
 from store.migrate import upgrade
 
 # On one machine, accepting events comes first: the outbox holds what journeys have not taken yet,
@@ -36,11 +38,13 @@ DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_CALENDLY_WEBHOOK_SIGNING_KEY": "dev-calendly-signing-key",
     "JOURNEYS_HUBSPOT_CLIENT_SECRET": "dev-hubspot-client-secret",
     "JOURNEYS_RESEND_WEBHOOK_SECRET": "whsec_ZGV2LXJlc2VuZC1zZWNyZXQtMzItYnl0ZXMhIQ==",
-    "JOURNEYS_KIT_WEBHOOK_SECRET": "whsec_dev_kit_endpoint_secret",
     "JOURNEYS_FACEBOOK_APP_SECRET": "dev-facebook-app-secret",
     "JOURNEYS_FACEBOOK_VERIFY_TOKEN": "dev-facebook-verify-token",
     "JOURNEYS_LINKEDIN_CLIENT_SECRET": "dev-linkedin-client-secret",
 }
+# Kit makes its webhook secret itself: `dev` connects the sandbox's Kit to the API at each start
+# (`journeys kit connect`), tracking clicks on the link the sandbox's emails carry.
+DEV_KIT_TRACKED_LINKS = ("https://www.example.com/pricing?utm_source=kit",)
 # The platform app ids `dev` runs as (not secrets; the webhooks' loop prevention needs them).
 DEV_APP_IDS = {"JOURNEYS_HUBSPOT_APP_ID": "1160452"}
 # The dev stack reads the sandbox's email engagement every 2 s, so a click shows within seconds.
@@ -90,6 +94,8 @@ class DevStack:
     worker_metrics_port: int | None = 9464
     codec_keys: str = ""
     codec_ui_token: str = ""
+    # The secret the sandbox's Kit made for the API's webhook endpoint ("" when env sets one).
+    kit_webhook_secret: str = ""
 
     @property
     def log_dir(self) -> Path:
@@ -126,6 +132,8 @@ class DevStack:
         # Dev-only webhook secrets, so the sandbox and curl can sign deliveries; production sets its own.
         for variable, value in {**DEV_WEBHOOK_SECRETS, **DEV_APP_IDS, **DEV_POLLING}.items():
             env.setdefault(variable, value)
+        if self.kit_webhook_secret:
+            env.setdefault("JOURNEYS_KIT_WEBHOOK_SECRET", self.kit_webhook_secret)
         port = self.settings.worker_metrics_port or self.worker_metrics_port
         if port is not None:
             env["JOURNEYS_WORKER_METRICS_PORT"] = str(port)
@@ -190,6 +198,9 @@ class DevStack:
             process=sandbox,
         )
 
+        if "JOURNEYS_KIT_WEBHOOK_SECRET" not in os.environ and self.settings.kit_base_url is None:
+            self.kit_webhook_secret = await self._connect_kit()
+
         worker = self._python_child("worker", "worker", niceness=JOURNEY_NICENESS)
         self.children["worker"] = worker
         await worker.start()
@@ -204,6 +215,41 @@ class DevStack:
         await wait_until(
             lambda: _http_ok(f"{self.settings.api_url}/healthz"), timeout=60, what="API", process=api
         )
+
+    async def _connect_kit(self) -> str:
+        """Runs `journeys kit connect` against the sandbox's Kit; returns the secret Kit made."""
+        links = [arg for link in DEV_KIT_TRACKED_LINKS for arg in ("--link", link)]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "cli.main", "kit", "connect", "--secret-only"),
+            *("--public-url", self.settings.api_url, "--ingest-key", await self._kit_ingest_key()),
+            *links,
+            env=self.child_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"journeys kit connect failed: {err.decode(errors='replace')[-2000:]}")
+        return out.decode().strip().splitlines()[-1]
+
+    async def _kit_ingest_key(self) -> str:
+        """The ingest key the sandbox's Kit calls the API with: kept in the data folder while the
+        database still holds it, so restarts do not pile up keys."""
+        path = self.settings.data_path / "kit_ingest_key"
+        engine = create_engine(self.database_url, pool_size=1)
+        try:
+            keys = KeyStore(session_factory(engine))
+            if path.exists():
+                clear = path.read_text().strip()
+                if await keys.find(clear) is not None:
+                    return clear
+            _, clear = await keys.create("kit webhooks (dev)", "ingest")
+        finally:
+            await engine.dispose()
+        path.write_text(clear + "\n")
+        path.chmod(0o600)
+        return clear
 
     async def restart_worker(self, *, kill: bool = True, extra_env: dict[str, str] | None = None) -> None:
         """`extra_env` (e.g. another CRM provider) holds until the next restart without it."""

@@ -53,6 +53,14 @@ logs tie a request to its journey step); every write is a set operation on a nat
   in the state matching the reason (`cancelled`, `bounced`, `complained`), so the suppression is
   on record in Kit before any import or form could subscribe it.
 
+Webhooks (a setup step, `journeys kit connect`, not a port method): `connect_webhooks` registers
+the engine's receiver as a webhook endpoint (`POST /v4/webhook_endpoints`, for the email outcomes)
+and, for each tracked link, a legacy `subscriber.link_click` webhook (`POST /v4/webhooks`, the
+only way Kit reports clicks). Kit generates the endpoint's signing secret and shows it only when it
+creates the endpoint or rotates its secret (`POST /v4/webhook_endpoints/{id}/rotate_secret`), so
+connecting again to the same URL rotates it: the secret returned is always the one in force.
+Endpoints made with an OAuth token are scoped to that app.
+
 Honest limits: Kit's API cannot change an existing subscriber's state other than by unsubscribing,
 so bounces and complaints of known subscribers are recorded as `cancelled`; and the upsert does not
 re-activate a suppressed subscriber. Custom fields must exist before they can be written (Kit drops
@@ -64,12 +72,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlencode
 
 import httpx
 
 from domain.ratelimits import Throttle
+from domain.webhooks import KIT_TYPES
 from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError, parse_retry_after
 from platforms.ports import EmailMessage, Person, SuppressionReason, WriteResult
@@ -106,6 +117,25 @@ STATE_FOR_REASON: dict[str, str] = {
 }
 
 
+LINK_CLICK = "subscriber.link_click"
+
+
+@dataclass(frozen=True)
+class KitWebhooks:
+    """What `connect_webhooks` left registered: the endpoint, its secret in force, the click hooks."""
+
+    endpoint_id: int
+    secret: str
+    rotated: bool
+    link_webhook_ids: tuple[int, ...]
+
+
+def link_click_target(receiver_url: str, link: str) -> str:
+    """The legacy webhook's target: the receiver, with the link it reports passed back as `url`."""
+    separator = "&" if "?" in receiver_url else "?"
+    return f"{receiver_url}{separator}{urlencode({'url': link})}"
+
+
 def _kit_id(value: str, what: str) -> str:
     """Kit's ids are integers; anything else is a configuration error, not worth a request."""
     text = str(value).strip()
@@ -116,12 +146,14 @@ def _kit_id(value: str, what: str) -> str:
 
 def _email_target(template_id: str) -> tuple[Literal["sequence", "tag"], str]:
     kind, _, rest = template_id.partition(":")
-    if not rest:
-        return "sequence", _kit_id(kind, "template_id")
-    if kind in ("sequence", "tag"):
+    if not rest and kind.strip().isdigit():
+        return "sequence", kind.strip()
+    if rest and kind in ("sequence", "tag"):
         return ("sequence" if kind == "sequence" else "tag"), _kit_id(rest, "template_id")
     raise PermanentPlatformError(
-        PROVIDER, f"template_id must be `<sequence id>`, `sequence:<id>` or `tag:<id>`, got {template_id!r}"
+        PROVIDER,
+        f"template_id must be `<sequence id>`, `sequence:<id>` or `tag:<id>`, got {template_id!r}"
+        " (a template's Kit sequence or tag is set in config/email_templates.toml, [kit])",
     )
 
 
@@ -156,12 +188,16 @@ class KitClient(PlatformClient):
         api_key: str | None = None,
         access_token: str | None = None,
         field_keys: Mapping[str, str] | None = None,
+        templates: Mapping[str, str] | None = None,
         create_missing_fields: bool = True,
         throttle: Throttle | None = None,
         observer: CallObserver | None = None,
     ) -> None:
         """`api_key` (a v4 API key) or `access_token` (OAuth), exactly one. `field_keys` overrides
-        which Kit custom field each Person attribute goes to (an empty key leaves it out)."""
+        which Kit custom field each Person attribute goes to (an empty key leaves it out).
+        `templates` names the Kit sequence or tag (`sequence:<id>`, `tag:<id>`) of each template
+        name a journey sends (config/email_templates.toml); a template id that is not a name there
+        must be Kit's own."""
         super().__init__(http, base_url=base_url, throttle=throttle, observer=observer)
         if (api_key is None) == (access_token is None):
             raise ValueError("KitClient needs exactly one of api_key (a v4 API key) or access_token (OAuth)")
@@ -169,6 +205,7 @@ class KitClient(PlatformClient):
         self._access_token = access_token
         self._field_keys = {**DEFAULT_FIELD_KEYS, **(field_keys or {})}
         self._create_missing_fields = create_missing_fields
+        self._templates = dict(templates or {})
         # The account's custom field keys, read once per client.
         self._known_fields: set[str] | None = None
 
@@ -389,7 +426,7 @@ class KitClient(PlatformClient):
     async def send_email(self, message: EmailMessage, *, idempotency_key: str) -> WriteResult:
         """Starts the Kit sequence (or tag automation) `template_id` for the recipient, with the
         variables as custom fields; see the module docstring for what that can and cannot do."""
-        kind, target = _email_target(message.template_id)
+        kind, target = _email_target(self._templates.get(message.template_id, message.template_id))
         variables = dict(message.variables)
         first_name = variables.pop("first_name", None)
         await self._upsert_subscriber(
@@ -439,3 +476,64 @@ class KitClient(PlatformClient):
             json_body={},
         )
         return self._result("subscriber", subscriber_id, created=True)
+
+    # -- webhook registration (setup, not the EmailPort) -----------------------------------------
+
+    async def connect_webhooks(
+        self, *, endpoint_url: str, link_click_url: str, links: Sequence[str], name: str = "Journeys engine"
+    ) -> KitWebhooks:
+        """Registers the engine's receivers (see the module docstring); safe to run again: an
+        endpoint already at `endpoint_url` gets the email outcomes it lacks and a new secret, a
+        click webhook already registered for a link is kept."""
+        wanted = sorted(KIT_TYPES)
+        endpoints = await self._pages("list_webhook_endpoints", "/v4/webhook_endpoints", "webhook_endpoints")
+        existing = next((e for e in endpoints if e.get("url") == endpoint_url), None)
+        if existing is None:
+            response = await self._call(
+                "create_webhook_endpoint",
+                "POST",
+                "/v4/webhook_endpoints",
+                json={"url": endpoint_url, "events": wanted, "name": name},
+            )
+            endpoint = response.json()["webhook_endpoint"]
+            rotated = False
+        else:
+            endpoint_id = int(existing["id"])
+            events = sorted(set(existing.get("events") or []) | set(wanted))
+            if events != sorted(existing.get("events") or []):
+                await self._call(
+                    "update_webhook_endpoint",
+                    "PUT",
+                    f"/v4/webhook_endpoints/{endpoint_id}",
+                    json={"events": events},
+                )
+            response = await self._call(
+                "rotate_webhook_secret", "POST", f"/v4/webhook_endpoints/{endpoint_id}/rotate_secret", json={}
+            )
+            endpoint = response.json()["webhook_endpoint"]
+            rotated = True
+        hooks = await self._pages("list_webhooks", "/v4/webhooks", "webhooks")
+        registered = {
+            (str(h.get("target_url")), str((h.get("event") or {}).get("initiator_value"))): int(h["id"])
+            for h in hooks
+            if (h.get("event") or {}).get("name") == LINK_CLICK
+        }
+        link_ids = []
+        for link in dict.fromkeys(links):
+            target = link_click_target(link_click_url, link)
+            known = registered.get((target, link))
+            if known is None:
+                made = await self._call(
+                    "create_webhook",
+                    "POST",
+                    "/v4/webhooks",
+                    json={"target_url": target, "event": {"name": LINK_CLICK, "initiator_value": link}},
+                )
+                known = int(made.json()["webhook"]["id"])
+            link_ids.append(known)
+        return KitWebhooks(
+            endpoint_id=int(endpoint["id"]),
+            secret=str(endpoint["secret"]),
+            rotated=rotated,
+            link_webhook_ids=tuple(link_ids),
+        )

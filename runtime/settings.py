@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     scoring_file: Path = Field(default=PROJECT_ROOT / "config" / "scoring.toml")
     sequences_dir: Path = Field(default=PROJECT_ROOT / "config" / "sequences")
     roster_file: Path = Field(default=PROJECT_ROOT / "config" / "roster.toml")
+    # Each template name's message on Kit (and other platforms that cannot send by name).
+    email_templates_file: Path = Field(default=PROJECT_ROOT / "config" / "email_templates.toml")
     customer_policy_file: Path = Field(default=PROJECT_ROOT / "config" / "customer.toml")
     spend_file: Path = Field(default=PROJECT_ROOT / "config" / "spend.toml")
     experiments_file: Path = Field(default=PROJECT_ROOT / "config" / "experiments.toml")

@@ -43,6 +43,11 @@ class EmailPlatform:
 
 ENGAGEMENT: dict[str, EmailPlatform] = {}
 
+# Record tables that are an account's configuration rather than its data (the webhook endpoints
+# an integration registered): `POST /_reset` keeps them, as clearing a real account's contacts
+# would not unregister its integrations.
+KEPT_ON_RESET: set[str] = set()
+
 
 def register_engagement(
     name: str, last_sent_at: LastSentAt, engage: Engage, send_campaign: SendCampaign
@@ -164,7 +169,17 @@ class SandboxState:
         with self.lock:
             self.calls.clear()
             self.faults.clear()
+            kept = {name: self.records[name] for name in KEPT_ON_RESET if name in self.records}
+            counters = {
+                name: value
+                for name, value in self.records.get("_counters", {}).items()
+                if name in KEPT_ON_RESET
+            }
             self.records.clear()
+            self.records.update(kept)
+            if counters:
+                # The kept tables' ids keep counting, so a new record never takes a kept one's id.
+                self.records["_counters"] = counters
             if self.state_dir:
                 (self.state_dir / "calls.jsonl").unlink(missing_ok=True)
             self.flush_records()

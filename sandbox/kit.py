@@ -8,20 +8,38 @@ The account's tags and sequences come into being on first use of a numeric id (t
 them in Kit's app); a sequence record with `"active": false` answers 422 `Sequence is inactive`.
 Custom fields exist only once created through `POST /v4/custom_fields`; unknown keys written on a
 subscriber are dropped and named in `warnings`, as Kit does.
+
+Kit as the recipient's side (`POST /_engagement`): each subscription to a sequence and each tag
+(the sandbox account runs an email automation on every tag) records a message sent to the
+subscriber, and `POST /_campaign` a broadcast. A recipient's click is reported as Kit reports it,
+by the legacy webhooks (`/v4/webhooks`, `subscriber.link_click`) registered for that message's
+link; an unsubscribe, bounce or complaint changes the subscriber's state and is delivered, signed
+with the endpoint's secret (`X-Kit-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">`), to
+every webhook endpoint (`/v4/webhook_endpoints`) subscribed to its event type. Kit reports no
+opens, so an open is refused. The registrations are the account's configuration: `/_reset` keeps
+them. Kit rejects loopback target URLs; the sandbox takes them, since the engine runs beside it.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import re
+import secrets
+import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 from fastapi import Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from sandbox.core import ProviderHandler, now_iso, register
+from sandbox.core import KEPT_ON_RESET, ProviderHandler, SandboxState, now_iso, register, register_engagement
 
 STATES = ("active", "cancelled", "bounced", "complained", "inactive")
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -29,6 +47,43 @@ DEFAULT_PER_PAGE = 500
 MAX_PER_PAGE = 1000
 
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
+
+# Webhook endpoints' event types (Kit's catalog has more; these are the ones the sandbox produces
+# or an integration may ask for), and the legacy webhooks' event names.
+ENDPOINT_EVENTS = frozenset(
+    {
+        "subscriber.created",
+        "subscriber.activated",
+        "subscriber.unsubscribed",
+        "subscriber.bounced",
+        "subscriber.complained",
+        "subscriber.tag_added",
+        "subscriber.tag_removed",
+    }
+)
+LEGACY_EVENTS = frozenset(
+    {
+        "subscriber.subscriber_activate",
+        "subscriber.subscriber_unsubscribe",
+        "subscriber.subscriber_bounce",
+        "subscriber.subscriber_complain",
+        "subscriber.link_click",
+        "subscriber.tag_add",
+        "subscriber.tag_remove",
+    }
+)
+ENDPOINTS = "kit_webhook_endpoints"
+LEGACY_WEBHOOKS = "kit_webhooks"
+KEPT_ON_RESET.update({ENDPOINTS, LEGACY_WEBHOOKS})
+# What a recipient's action does to the subscriber, and the endpoint event type that reports it.
+OUTCOMES = {
+    "unsubscribe": ("cancelled", "subscriber.unsubscribed"),
+    "bounce": ("bounced", "subscriber.bounced"),
+    "spam": ("complained", "subscriber.complained"),
+}
+# The link every sandbox email carries: a click is on it.
+MESSAGE_LINK = "https://www.example.com/pricing?utm_source=kit"
+DELIVERY_TIMEOUT_SECONDS = 10.0
 
 
 def _cursor(item_id: int) -> str:
@@ -46,6 +101,44 @@ def _from_cursor(cursor: str) -> int | None:
 def _key_for(label: str) -> str:
     ascii_label = label.strip().encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z0-9]+", "_", ascii_label).strip("_")
+
+
+def _field_keys(state: SandboxState) -> list[str]:
+    fields = state.table("kit_custom_fields").values()
+    return [field["key"] for field in sorted(fields, key=lambda f: f["id"])]
+
+
+def _public(state: SandboxState, subscriber: dict[str, Any]) -> dict[str, Any]:
+    """A subscriber as Kit's API and webhooks show it."""
+    values = subscriber.get("fields", {})
+    return {
+        "id": subscriber["id"],
+        "first_name": subscriber.get("first_name"),
+        "email_address": subscriber["email_address"],
+        "state": subscriber["state"],
+        "created_at": subscriber["created_at"],
+        "fields": {key: values.get(key) for key in _field_keys(state)},
+    }
+
+
+def _record_message(
+    state: SandboxState, subscriber: dict[str, Any], kind: str, source_id: str
+) -> dict[str, Any] | None:
+    """An email Kit sends the subscriber (a sequence's, a tag automation's, a broadcast): none to a
+    subscriber who is not active. Call with the state's lock held."""
+    if subscriber["state"] != "active":
+        return None
+    message_id = state.next_id("kit_messages", start=1)
+    message = {
+        "id": int(message_id),
+        "subscriber_id": subscriber["id"],
+        "kind": kind,
+        "source_id": int(source_id),
+        "link": MESSAGE_LINK,
+        "sent_at": now_iso(),
+    }
+    state.table("kit_messages")[message_id] = message
+    return message
 
 
 @register("kit")
@@ -100,6 +193,15 @@ class Kit(ProviderHandler):
             ("POST", re.compile(r"/v4/sequences/(\d+)/subscribers"), self.add_to_sequence),
             ("GET", re.compile(r"/v4/custom_fields"), self.list_custom_fields),
             ("POST", re.compile(r"/v4/custom_fields"), self.create_custom_field),
+            ("GET", re.compile(r"/v4/webhook_endpoints"), self.list_endpoints),
+            ("POST", re.compile(r"/v4/webhook_endpoints"), self.create_endpoint),
+            ("GET", re.compile(r"/v4/webhook_endpoints/(\d+)"), self.get_endpoint),
+            ("PUT", re.compile(r"/v4/webhook_endpoints/(\d+)"), self.update_endpoint),
+            ("DELETE", re.compile(r"/v4/webhook_endpoints/(\d+)"), self.delete_endpoint),
+            ("POST", re.compile(r"/v4/webhook_endpoints/(\d+)/rotate_secret"), self.rotate_secret),
+            ("GET", re.compile(r"/v4/webhooks"), self.list_webhooks),
+            ("POST", re.compile(r"/v4/webhooks"), self.create_webhook),
+            ("DELETE", re.compile(r"/v4/webhooks/(\d+)"), self.delete_webhook),
         ]
 
     def answer(self) -> Response:
@@ -147,19 +249,10 @@ class Kit(ProviderHandler):
         )
 
     def _field_keys(self) -> list[str]:
-        return [field["key"] for field in sorted(self.custom_fields.values(), key=lambda f: f["id"])]
+        return _field_keys(self.state)
 
     def _public(self, subscriber: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        values = subscriber.get("fields", {})
-        return {
-            "id": subscriber["id"],
-            "first_name": subscriber.get("first_name"),
-            "email_address": subscriber["email_address"],
-            "state": subscriber["state"],
-            "created_at": subscriber["created_at"],
-            "fields": {key: values.get(key) for key in self._field_keys()},
-            **extra,
-        }
+        return {**_public(self.state, subscriber), **extra}
 
     def _page(self, items: list[dict[str, Any]], *, descending: bool) -> tuple[list[dict[str, Any]], Any]:
         """One cursor page of `items` (sorted by id), or an error response as the second value."""
@@ -298,6 +391,7 @@ class Kit(ProviderHandler):
             status = 200
         else:
             subscriber["tags"][tag_id] = now_iso()
+            _record_message(self.state, subscriber, "automation", tag_id)
             self.effect("created", "tagging", object_id)
             status = 201
         self.state.save_records()
@@ -360,6 +454,7 @@ class Kit(ProviderHandler):
                 status = 200
             else:
                 subscriber["sequences"][sequence_id] = now_iso()
+                _record_message(self.state, subscriber, "sequence", sequence_id)
                 self.effect("created", "sequence_subscription", object_id)
                 status = 201
             self.state.save_records()
@@ -397,3 +492,281 @@ class Kit(ProviderHandler):
             self.effect("created", "custom_field", field_id)
             self.state.save_records()
         return self.ok({"custom_field": field}, status=201)
+
+    # -- webhook endpoints -----------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> dict[str, Any]:
+        return self.state.table(ENDPOINTS)
+
+    @property
+    def legacy_webhooks(self) -> dict[str, Any]:
+        return self.state.table(LEGACY_WEBHOOKS)
+
+    @staticmethod
+    def _endpoint_public(endpoint: dict[str, Any], *, with_secret: bool = False) -> dict[str, Any]:
+        shown = {k: v for k, v in endpoint.items() if k != "secret"}
+        if with_secret:
+            shown["secret"] = endpoint["secret"]
+        return shown
+
+    def _endpoint_fields(self, body: dict[str, Any], *, partial: bool) -> dict[str, Any] | Response:
+        """The fields of a create or update, checked as Kit checks them."""
+        fields: dict[str, Any] = {}
+        if "url" in body or not partial:
+            url = body.get("url")
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                return self.error(422, "Url must be a valid HTTP(S) URL")
+            fields["url"] = url
+        if "events" in body or not partial:
+            events = body.get("events")
+            if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+                return self.error(422, "Events must be a non-empty list of event types")
+            unknown = sorted(set(events) - ENDPOINT_EVENTS)
+            if unknown:
+                return self.error(422, *(f"Event {name} is not a valid event type" for name in unknown))
+            fields["events"] = sorted(set(events))
+        for text in ("name", "description"):
+            if text in body:
+                if body[text] is not None and not isinstance(body[text], str):
+                    return self.error(422, f"{text.capitalize()} must be a string")
+                fields[text] = body[text]
+        return fields
+
+    def list_endpoints(self) -> Response:
+        page, pagination = self._page(list(self.endpoints.values()), descending=False)
+        if isinstance(pagination, Response):
+            return pagination
+        return self.ok(
+            {"webhook_endpoints": [self._endpoint_public(e) for e in page], "pagination": pagination}
+        )
+
+    def create_endpoint(self) -> Response:
+        body = self.body if isinstance(self.body, dict) else {}
+        fields = self._endpoint_fields(body, partial=False)
+        if isinstance(fields, Response):
+            return fields
+        with self.state.lock:
+            endpoint_id = self.state.next_id(ENDPOINTS, start=1)
+            endpoint = {
+                "id": int(endpoint_id),
+                "name": fields.get("name"),
+                "description": fields.get("description"),
+                "url": fields["url"],
+                "events": fields["events"],
+                "status": "active",
+                "created_at": now_iso(),
+                "secret": "whsec_" + secrets.token_hex(24),
+            }
+            self.endpoints[endpoint_id] = endpoint
+            self.effect("created", "webhook_endpoint", endpoint_id)
+            self.state.save_records()
+        return self.ok({"webhook_endpoint": self._endpoint_public(endpoint, with_secret=True)}, status=201)
+
+    def get_endpoint(self, endpoint_id: str) -> Response:
+        endpoint = self.endpoints.get(endpoint_id)
+        if endpoint is None:
+            return self.error(404, "Not Found")
+        return self.ok({"webhook_endpoint": self._endpoint_public(endpoint)})
+
+    def update_endpoint(self, endpoint_id: str) -> Response:
+        body = self.body if isinstance(self.body, dict) else {}
+        fields = self._endpoint_fields(body, partial=True)
+        if isinstance(fields, Response):
+            return fields
+        with self.state.lock:
+            endpoint = self.endpoints.get(endpoint_id)
+            if endpoint is None:
+                return self.error(404, "Not Found")
+            changed = any(endpoint.get(k) != v for k, v in fields.items())
+            endpoint.update(fields)
+            self.effect("updated" if changed else "unchanged", "webhook_endpoint", endpoint_id)
+            self.state.save_records()
+        return self.ok({"webhook_endpoint": self._endpoint_public(endpoint)})
+
+    def delete_endpoint(self, endpoint_id: str) -> Response:
+        with self.state.lock:
+            if self.endpoints.pop(endpoint_id, None) is None:
+                return self.error(404, "Not Found")
+            self.effect("deleted", "webhook_endpoint", endpoint_id)
+            self.state.save_records()
+        return self.no_content()
+
+    def rotate_secret(self, endpoint_id: str) -> Response:
+        with self.state.lock:
+            endpoint = self.endpoints.get(endpoint_id)
+            if endpoint is None:
+                return self.error(404, "Not Found")
+            endpoint["secret"] = "whsec_" + secrets.token_hex(24)
+            self.effect("updated", "webhook_endpoint", endpoint_id)
+            self.state.save_records()
+        return self.ok({"webhook_endpoint": self._endpoint_public(endpoint, with_secret=True)})
+
+    # -- legacy webhooks -------------------------------------------------------------------------
+
+    def list_webhooks(self) -> Response:
+        page, pagination = self._page(list(self.legacy_webhooks.values()), descending=False)
+        if isinstance(pagination, Response):
+            return pagination
+        return self.ok({"webhooks": page, "pagination": pagination})
+
+    def create_webhook(self) -> Response:
+        body = self.body if isinstance(self.body, dict) else {}
+        target = body.get("target_url")
+        parts = urlsplit(target) if isinstance(target, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            return self.error(422, "Target url must be a valid HTTP(S) URL")
+        event = body.get("event")
+        name = event.get("name") if isinstance(event, dict) else None
+        if name not in LEGACY_EVENTS:
+            return self.error(422, f"Event name {name} is not a valid event")
+        assert isinstance(event, dict)
+        initiator = event.get("initiator_value")
+        if name == "subscriber.link_click" and not (isinstance(initiator, str) and initiator.strip()):
+            return self.error(422, "Initiator value is required for subscriber.link_click")
+        with self.state.lock:
+            webhook_id = self.state.next_id(LEGACY_WEBHOOKS, start=1)
+            webhook = {
+                "id": int(webhook_id),
+                "account_id": 1,
+                "event": {"name": name, "initiator_value": initiator},
+                "target_url": target,
+            }
+            self.legacy_webhooks[webhook_id] = webhook
+            self.effect("created", "webhook", webhook_id)
+            self.state.save_records()
+        return self.ok({"webhook": webhook}, status=201)
+
+    def delete_webhook(self, webhook_id: str) -> Response:
+        with self.state.lock:
+            if self.legacy_webhooks.pop(webhook_id, None) is None:
+                return self.error(404, "Not Found")
+            self.effect("deleted", "webhook", webhook_id)
+            self.state.save_records()
+        return self.no_content()
+
+
+# -- the recipient's side (`POST /_engagement`, `POST /_campaign`) ------------------------------
+
+
+def _subscriber_of(state: SandboxState, email: str) -> dict[str, Any] | None:
+    wanted = email.strip().lower()
+    return next((s for s in state.table("kit_subscribers").values() if s["email_address"] == wanted), None)
+
+
+def _messages_to(state: SandboxState, subscriber: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in state.table("kit_messages").values() if m["subscriber_id"] == subscriber["id"]]
+
+
+def last_sent_at(state: SandboxState, email: str) -> str | None:
+    """When Kit last sent this address an email, or None."""
+    with state.lock:
+        subscriber = _subscriber_of(state, email)
+        if subscriber is None:
+            return None
+        return max((m["sent_at"] for m in _messages_to(state, subscriber)), default=None)
+
+
+def _broadcast(state: SandboxState, subscriber: dict[str, Any]) -> dict[str, Any]:
+    broadcast_id = state.next_id("kit_broadcasts", start=1)
+    message = _record_message(state, subscriber, "broadcast", broadcast_id)
+    if message is None:
+        raise LookupError(f"Kit does not email {subscriber['email_address']}: it is {subscriber['state']}")
+    return message
+
+
+def send_campaign(state: SandboxState, email: str) -> dict[str, Any]:
+    """A creator sends a broadcast to `email` from Kit's own UI."""
+    with state.lock:
+        subscriber = _subscriber_of(state, email)
+        if subscriber is None:
+            raise LookupError(f"Kit has no subscriber {email}")
+        message = _broadcast(state, subscriber)
+        state.save_records()
+    return {"provider": "kit", "message": message["id"], "broadcast_id": message["source_id"]}
+
+
+def kit_signature(secret: str, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _deliver(state: SandboxState, url: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """One POST to the integration, as Kit makes it; its answer is recorded with the delivery."""
+    try:
+        response = httpx.post(
+            url,
+            content=body,
+            headers={"Content-Type": "application/json", "User-Agent": "Kit-Webhooks/1.0", **headers},
+            timeout=DELIVERY_TIMEOUT_SECONDS,
+        )
+        outcome: dict[str, Any] = {"url": url, "status": response.status_code}
+    except httpx.HTTPError as exc:
+        outcome = {"url": url, "status": None, "error": type(exc).__name__}
+    with state.lock:
+        delivery_id = state.next_id("kit_deliveries", start=1)
+        state.table("kit_deliveries")[delivery_id] = {**outcome, "at": now_iso()}
+        state.save_records()
+    return outcome
+
+
+def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
+    """The recipient of Kit's latest email to `email` (a broadcast's, when none was sent yet) acts
+    on it; Kit tells the integration what its webhooks report (see the module docstring)."""
+    if action == "open":
+        raise LookupError("Kit reports no opens to an integration (neither its webhooks nor its API)")
+    with state.lock:
+        subscriber = _subscriber_of(state, email)
+        if subscriber is None:
+            raise LookupError(f"Kit has no subscriber {email}")
+        messages = _messages_to(state, subscriber)
+        message = max(messages, key=lambda m: (m["sent_at"], m["id"])) if messages else None
+        if message is None:
+            message = _broadcast(state, subscriber)
+        deliveries: list[tuple[str, bytes, dict[str, str]]] = []
+        if action == "click":
+            event_id = None
+            payload = json.dumps({"subscriber": _public(state, subscriber)}).encode()
+            for webhook in state.table(LEGACY_WEBHOOKS).values():
+                registered = webhook["event"]
+                if (
+                    registered["name"] == "subscriber.link_click"
+                    and registered["initiator_value"] == message["link"]
+                ):
+                    deliveries.append((webhook["target_url"], payload, {}))
+        else:
+            new_state, event_type = OUTCOMES[action]
+            subscriber["state"] = new_state
+            event_id = str(uuid.uuid4())
+            envelope = {
+                "delivery_id": int(state.next_id("kit_delivery_ids", start=1)),
+                "events": [
+                    {
+                        "id": event_id,
+                        "type": event_type,
+                        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "data": {"subscriber": _public(state, subscriber)},
+                    }
+                ],
+            }
+            payload = json.dumps(envelope).encode()
+            for endpoint in state.table(ENDPOINTS).values():
+                if endpoint["status"] == "active" and event_type in endpoint["events"]:
+                    signature = kit_signature(endpoint["secret"], payload, int(time.time()))
+                    deliveries.append((endpoint["url"], payload, {"X-Kit-Signature": signature}))
+        state.save_records()
+    # Outside the lock: the integration may call Kit back while it handles the delivery.
+    delivered = [_deliver(state, url, body, headers) for url, body, headers in deliveries]
+    return {
+        "provider": "kit",
+        "action": action,
+        "event_id": event_id,
+        "message": message["id"],
+        "link": message["link"] if action == "click" else None,
+        "campaign": f"Broadcast {message['source_id']}" if message["kind"] == "broadcast" else None,
+        "deliveries": delivered,
+    }
+
+
+register_engagement("kit", last_sent_at, engage, send_campaign)

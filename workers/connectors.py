@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from domain.email_templates import load_email_templates
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
 from platforms.base import CallObserver
@@ -72,6 +73,7 @@ def build_connectors(
             http,
             base_url=settings.kit_url,
             api_key=settings.kit_api_key.get_secret_value(),
+            templates=load_email_templates(settings.email_templates_file).kit,
             throttle=throttle,
             observer=observer,
         )

@@ -191,7 +191,7 @@ async def test_resend_click_counts_as_email_engagement(api, hooks):
     assert body["events"] == {"email_clicked": 1}
 
 
-async def test_kit_unsubscribe_bounce_and_link_click_reach_the_lead_once(api, hooks):
+async def test_kit_unsubscribe_bounce_and_link_click_reach_the_lead_once(stack: DevStack, api, hooks):
     email = f"kit.{uuid.uuid4().hex[:8]}@example-corp.com"
 
     def kit_event(kind: str) -> dict:
@@ -221,9 +221,13 @@ async def test_kit_unsubscribe_bounce_and_link_click_reach_the_lead_once(api, ho
         "delivery_id": 77,
         "events": [kit_event("subscriber.unsubscribed"), kit_event("subscriber.tag_added")],
     }
-    first = await post_kit(hooks, delivery)
+    secret = stack.kit_webhook_secret
+    assert secret.startswith("whsec_"), "dev connected the sandbox's Kit and took its secret"
+    first = await post_kit(hooks, delivery, secret=secret)
     assert first.status_code == 200 and first.json()["received"] == 1, first.text
-    retried = await post_kit(hooks, delivery)  # Kit's retry of the same delivery: same event ids
+    retried = await post_kit(
+        hooks, delivery, secret=secret
+    )  # Kit's retry of the same delivery: same event ids
     assert retried.json()["duplicates"] == 1
 
     forged = await post_kit(
@@ -231,10 +235,13 @@ async def test_kit_unsubscribe_bounce_and_link_click_reach_the_lead_once(api, ho
     )
     assert forged.status_code == 401
     stale = await post_kit(
-        hooks, {"delivery_id": 79, "events": [kit_event("subscriber.bounced")]}, at=int(time.time()) - 600
+        hooks,
+        {"delivery_id": 79, "events": [kit_event("subscriber.bounced")]},
+        secret=secret,
+        at=int(time.time()) - 600,
     )
     assert stale.status_code == 401
-    malformed = await post_kit(hooks, {"delivery_id": 80, "events": []})
+    malformed = await post_kit(hooks, {"delivery_id": 80, "events": []}, secret=secret)
     assert malformed.status_code == 422 and malformed.json()["detail"][0]["loc"] == ["body", "events"]
 
     await get_until(

@@ -108,8 +108,8 @@ def checkout(
 
 
 async def post_kit(
-    hooks: httpx.AsyncClient, payload: dict[str, Any], *, at: int | None = None, secret: str | None = None
+    hooks: httpx.AsyncClient, payload: dict[str, Any], *, secret: str, at: int | None = None
 ) -> httpx.Response:
-    """A Kit webhook endpoint's delivery, signed in `X-Kit-Signature`."""
-    secret = secret or DEV_WEBHOOK_SECRETS["JOURNEYS_KIT_WEBHOOK_SECRET"]
+    """A Kit webhook endpoint's delivery, signed in `X-Kit-Signature` with the endpoint's secret
+    (the dev stack's is `DevStack.kit_webhook_secret`, made by the sandbox's Kit)."""
     return await _post_timestamped_hmac(hooks, "/v1/webhooks/kit", "X-Kit-Signature", secret, payload, at)

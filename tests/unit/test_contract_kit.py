@@ -622,3 +622,20 @@ async def test_sandbox_lists_subscribers_in_cursor_pages(http, sandbox):
         )
     ).json()
     assert active["subscribers"] == [] and every["subscribers"][0]["state"] == "cancelled"
+
+
+async def test_a_template_name_is_sent_as_its_configured_sequence(http, sandbox):
+    client = on_sandbox(http, templates={"welcome_1": "sequence:7029"})
+    message = EmailMessage(to="ada@example.com", template_id="welcome_1", subject="Hi", variables={})
+    sent = await client.send_email(message, idempotency_key="wf-1:welcome")
+    assert sent.object_type == "sequence_subscription" and sent.id.startswith("7029:")
+    [stored] = records(sandbox, "kit_subscribers").values()
+    assert set(stored["sequences"]) == {"7029"}
+
+
+async def test_a_template_name_with_no_kit_message_fails_naming_the_config(http):
+    message = EmailMessage(to="ada@example.com", template_id="welcome_2", subject="Hi", variables={})
+    with pytest.raises(PermanentPlatformError, match=r"email_templates\.toml"):
+        await on_sandbox(http, templates={"welcome_1": "sequence:7029"}).send_email(
+            message, idempotency_key="wf-1:welcome"
+        )
