@@ -1,4 +1,4 @@
-"""Email engagement read from the platforms that expose it as an events API (Klaviyo): one poll
+"""Email engagement read from the platforms that expose it as an events API (Klaviyo, HubSpot): one poll
 reads from the cursor, maps the platform's events, attributes them to the sends they answer and
 records them as ingestion does (so they reach the lead's journey, its score and its suppression)."""
 
@@ -11,9 +11,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import connector_step
-from domain.engagement import KLAVIYO_PROVIDER, PollCursor, PollResult, klaviyo_engagement, klaviyo_event_time
+from domain.engagement import (
+    HUBSPOT_PROVIDER,
+    KLAVIYO_PROVIDER,
+    PollCursor,
+    PollResult,
+    hubspot_email_engagement,
+    klaviyo_engagement,
+    klaviyo_event_time,
+)
 from domain.errors import INVALID_CONFIG, PLATFORM_REJECTED
 from domain.webhooks import PayloadError
+from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
 from store.health import ConnectorStatsRecorder
 from store.ingest import IngestStore
@@ -37,6 +46,7 @@ class EngagementActivities:
         sent: SentEmails,
         *,
         klaviyo: KlaviyoClient | None = None,
+        hubspot: HubSpotClient | None = None,
         stats: ConnectorStatsRecorder | None = None,
         overlap: timedelta = OVERLAP,
         max_pages: int = MAX_PAGES,
@@ -44,6 +54,7 @@ class EngagementActivities:
         self._ingest = ingest
         self._sent = sent
         self._klaviyo = klaviyo
+        self._hubspot = hubspot
         self._overlap = overlap
         self._max_pages = max_pages
         self._stats = stats
@@ -89,5 +100,43 @@ class EngagementActivities:
         result.more = True
         return result
 
+    @activity.defn(name="engagement.poll_hubspot")
+    async def poll_hubspot(self, cursor: PollCursor) -> PollResult:
+        """Reads HubSpot's marketing email events of one window (from `overlap` before the cursor
+        to the moment the window opened), up to `max_pages` pages by offset; a window left
+        unfinished is continued by the next poll from its offset (see `PollCursor.in_window`)."""
+        if self._hubspot is None:
+            raise ApplicationError(
+                "HubSpot is not this deployment's email platform", type=INVALID_CONFIG, non_retryable=True
+            )
+        result = PollResult(cursor=cursor)
+        window_to = cursor.window_to or datetime.now(UTC)
+        offset = cursor.page
+        for page_number in range(self._max_pages):
+            async with connector_step(self._stats, HUBSPOT_PROVIDER, "engagement.poll"):
+                page = await self._hubspot.email_events_page(
+                    start=cursor.read_from(self._overlap), end=window_to, offset=offset
+                )
+            try:
+                mapped, times = hubspot_email_engagement(page, datetime.now(UTC), _new_id)
+            except PayloadError as exc:
+                raise ApplicationError(
+                    f"HubSpot email events page: {exc}", type=PLATFORM_REJECTED, non_retryable=True
+                ) from exc
+            more = bool(page.get("hasMore")) and bool(page.get("offset"))
+            offset = str(page["offset"]) if more else None
+            result.cursor, fresh = result.cursor.in_window(times, self._overlap, window_to, offset)
+            events = [e for e in mapped if e.message_id in fresh]
+            await self._sent.attribute(events)
+            recorded = await self._ingest.record(events) if events else []
+            result.read += len(times)
+            result.recorded += sum(not r.duplicate for r in recorded)
+            result.duplicates += sum(r.duplicate for r in recorded) + len(mapped) - len(events)
+            activity.heartbeat(page_number)
+            if offset is None:
+                return result
+        result.more = True
+        return result
+
     def all(self) -> list[object]:
-        return [self.poll_klaviyo]
+        return [self.poll_klaviyo, self.poll_hubspot]

@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 # `sequence:<id>` or `tag:<id>`: Kit's ids are integers.
 KitTarget = Annotated[str, StringConstraints(pattern=r"^(sequence|tag):[0-9]+$")]
@@ -18,6 +18,8 @@ class EmailTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kit: dict[TemplateName, KitTarget] = {}
+    # HubSpot: the marketing (or transactional) email's content id, sent by the single-send API.
+    hubspot: dict[TemplateName, Annotated[int, Field(gt=0)]] = {}
 
 
 def load_email_templates(path: Path) -> EmailTemplates:

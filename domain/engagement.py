@@ -10,12 +10,13 @@ platform's event id as well, so an event is counted once however often it is rea
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from domain.events import EventType, IncomingEvent
+from domain.ids import normalize_email
 from domain.webhooks import PayloadError, inbound_event
 
 NewId = Callable[[], str]
@@ -30,6 +31,11 @@ class PollCursor(BaseModel):
 
     since: datetime
     recent: dict[str, datetime] = Field(default_factory=dict)
+    # A window read in pages by offset (HubSpot's events come newest first): while it is unfinished
+    # its end and the next page are kept, and `since` moves only once the whole window is read, so
+    # a poll stopped at its page limit never skips the older events still unread.
+    window_to: datetime | None = None
+    page: str | None = None
 
     def read_from(self, overlap: timedelta) -> datetime:
         return self.since - overlap
@@ -41,6 +47,24 @@ class PollCursor(BaseModel):
         keep_from = newest - overlap
         recent = {i: at for i, at in self.recent.items() if at >= keep_from}
         recent.update({i: at for i, at in events if at >= keep_from})
+        if len(recent) > MAX_RECENT_IDS:
+            recent = dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
+        return PollCursor(since=newest, recent=recent), fresh
+
+    def in_window(
+        self, events: list[tuple[str, datetime]], overlap: timedelta, window_to: datetime, page: str | None
+    ) -> tuple[PollCursor, set[str]]:
+        """The cursor after one page of the window ending `window_to`, `page` the next one (None:
+        the window is read). The ids read are remembered at once; `since` waits for the window's end."""
+        fresh = {event_id for event_id, _ in events if event_id not in self.recent}
+        recent = {**self.recent, **dict(events)}
+        if page is not None:
+            if len(recent) > MAX_RECENT_IDS:
+                recent = dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
+            return PollCursor(since=self.since, recent=recent, window_to=window_to, page=page), fresh
+        newest = max([self.since, *recent.values()])
+        keep_from = newest - overlap
+        recent = {i: at for i, at in recent.items() if at >= keep_from}
         if len(recent) > MAX_RECENT_IDS:
             recent = dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
         return PollCursor(since=newest, recent=recent), fresh
@@ -70,7 +94,7 @@ class EngagementPollStatus(BaseModel):
 
 
 class EngagementPollInput(BaseModel):
-    provider: Literal["klaviyo"]
+    provider: Literal["klaviyo", "hubspot"]
     cursor: PollCursor | None = None
     status: EngagementPollStatus | None = None
     interval_seconds: float = Field(10.0, gt=0)
@@ -80,7 +104,7 @@ class EngagementPollInput(BaseModel):
 
 ENGAGEMENT_POLL_WORKFLOW = "EngagementPoll"
 # Each polled platform's poll activity.
-POLL_ACTIVITIES = {"klaviyo": "engagement.poll_klaviyo"}
+POLL_ACTIVITIES = {"klaviyo": "engagement.poll_klaviyo", "hubspot": "engagement.poll_hubspot"}
 
 
 def poller_workflow_id(provider: str) -> str:
@@ -194,3 +218,97 @@ def klaviyo_engagement(
             )
         )
     return events, no_email
+
+
+# --- HubSpot: GET /email/public/v1/events (the legacy Email Events API, still the only read of
+# marketing email events per recipient; developers.hubspot.com/docs/api-reference/legacy/
+# email-analytics-v1/guide) ------------------------------------------------------------------
+
+HUBSPOT_PROVIDER = "hubspot"
+# Event types that are engagement. BOUNCE counts only as a hard bounce (HubSpot stops mailing the
+# address); STATUSCHANGE only when it unsubscribes the recipient.
+HUBSPOT_TYPES: dict[str, EventType] = {
+    "DELIVERED": EventType.EMAIL_DELIVERED,
+    "OPEN": EventType.EMAIL_OPENED,
+    "CLICK": EventType.EMAIL_CLICKED,
+    "BOUNCE": EventType.EMAIL_BOUNCED,
+    "SPAMREPORT": EventType.EMAIL_SPAM_COMPLAINT,
+    "STATUSCHANGE": EventType.EMAIL_UNSUBSCRIBED,
+}
+HARD_BOUNCE = "HARD_BOUNCE"
+# The app HubSpot names on a bulk marketing email sent from its own UI: engagement with it is the
+# platform's (the engine sends through the single-send API).
+HUBSPOT_BULK_APP = "Batch"
+
+
+def hubspot_event_time(item: dict[str, Any]) -> datetime:
+    created = item.get("created")
+    if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
+        raise PayloadError("events[].created", "milliseconds since the epoch")
+    return datetime.fromtimestamp(created / 1000, tz=UTC)
+
+
+def _unsubscribes(item: dict[str, Any]) -> bool:
+    if item.get("portalSubscriptionStatus") == "UNSUBSCRIBED":
+        return True
+    subscriptions = item.get("subscriptions")
+    return isinstance(subscriptions, list) and any(
+        isinstance(s, dict) and s.get("status") == "UNSUBSCRIBED" for s in subscriptions
+    )
+
+
+def hubspot_email_engagement(
+    page: dict[str, Any], received_at: datetime, new_id: NewId
+) -> tuple[list[IncomingEvent], list[tuple[str, datetime]]]:
+    """The engagement in one page of `GET /email/public/v1/events`, and every event's (id, time)
+    in it (for the cursor, engagement or not)."""
+    items = page.get("events")
+    if not isinstance(items, list):
+        raise PayloadError("events", "an events page carries a list of events")
+    read: list[tuple[str, datetime]] = []
+    mapped: list[IncomingEvent] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise PayloadError(f"events.{index}.id", "every event has its id")
+        at = hubspot_event_time(item)
+        read.append((item["id"], at))
+        kind = HUBSPOT_TYPES.get(str(item.get("type")))
+        if kind is None:
+            continue
+        if item["type"] == "BOUNCE" and item.get("category") != HARD_BOUNCE:
+            continue
+        if item["type"] == "STATUSCHANGE" and not _unsubscribes(item):
+            continue
+        recipient = _text(item.get("recipient"))
+        if recipient is None or "@" not in recipient:
+            raise PayloadError(f"events.{index}.recipient", "an email event names its recipient")
+        email = normalize_email(recipient)
+        campaign = item.get("emailCampaignId")
+        bulk = item.get("appName") == HUBSPOT_BULK_APP
+        mapped.append(
+            inbound_event(
+                provider=HUBSPOT_PROVIDER,
+                channel=POLL_CHANNEL,
+                message_id=item["id"],
+                kind=kind,
+                occurred_at=at,
+                received_at=received_at,
+                payload={"type": item["type"], "id": item["id"], "emailCampaignId": campaign},
+                new_id=new_id,
+                email=email,
+                properties={
+                    key: value
+                    for key, value in {
+                        "hubspot_type": item["type"],
+                        "email_campaign_id": str(campaign) if campaign is not None else None,
+                        # A bulk email from HubSpot's UI: a marketer's campaign, not the engine's send.
+                        "campaign": str(campaign) if bulk and campaign is not None else None,
+                        "url": _text(item.get("url")),
+                        "bounce_type": "hard" if item["type"] == "BOUNCE" else None,
+                        "sent_by": _text((item.get("sentBy") or {}).get("id")),
+                    }.items()
+                    if value is not None
+                },
+            )
+        )
+    return mapped, read

@@ -132,6 +132,8 @@ MEETING_TO_CONTACT = 200
 SEND_ACCEPTED = frozenset({"SENT", "QUEUED"})
 SEND_DUPLICATE = frozenset({"IDEMPOTENT_IGNORE"})
 SEND_THROTTLED = frozenset({"THROTTLED"})
+# The Email Events API serves at most 1,000 events a page.
+EMAIL_EVENTS_PAGE_SIZE = 1000
 
 DAILY_LIMIT_RETRY_SECONDS = 3600.0
 ROLLING_WINDOW_SECONDS = 10.0
@@ -225,15 +227,19 @@ class HubSpotClient(PlatformClient):
         deal_pipeline: str = "default",
         subscription_id: str | None = None,
         email_api: Literal["marketing", "transactional"] = "marketing",
+        templates: Mapping[str, int] | None = None,
     ) -> None:
         """`deal_pipeline` is the pipeline new deals go in (its stage ids are Deal.stage values);
         `subscription_id` narrows `suppress` to one subscription type (else every type is
-        unsubscribed); `email_api` picks the single-send endpoint (see the module docstring)."""
+        unsubscribed); `email_api` picks the single-send endpoint (see the module docstring);
+        `templates` names the HubSpot email id of each template name a journey sends
+        (config/email_templates.toml), a template id that is not a name there must be HubSpot's."""
         super().__init__(http, base_url=base_url, throttle=throttle, observer=observer)
         self._token = token
         self._deal_pipeline = deal_pipeline
         self._subscription_id = subscription_id
         self._email_api = email_api
+        self._templates = dict(templates or {})
 
     # -- the PlatformClient hooks --------------------------------------------------------------
 
@@ -619,10 +625,12 @@ class HubSpotClient(PlatformClient):
 
     async def send_email(self, message: EmailMessage, *, idempotency_key: str) -> WriteResult:
         try:
-            email_id = int(message.template_id)
+            email_id = self._templates.get(message.template_id) or int(message.template_id)
         except ValueError:
             raise PermanentPlatformError(
-                PROVIDER, f"template_id {message.template_id!r} is not a HubSpot email id (a number)"
+                PROVIDER,
+                f"template_id {message.template_id!r} is not a HubSpot email id (a number); a template's"
+                " email id is set in config/email_templates.toml, [hubspot]",
             ) from None
         custom = {name: _custom_value(value) for name, value in message.variables.items()}
         if message.subject is not None:
@@ -656,6 +664,22 @@ class HubSpotClient(PlatformClient):
         return WriteResult(
             provider=PROVIDER, object_type="email", id=idempotency_key, created=result not in SEND_DUPLICATE
         )
+
+    async def email_events_page(
+        self, *, start: datetime, end: datetime, offset: str | None = None
+    ) -> dict[str, Any]:
+        """One page of the account's marketing email events created in [start, end] (the legacy
+        Email Events API, newest first, paged by `offset` while `hasMore`): the engagement poll's read."""
+        params: dict[str, Any] = {
+            "startTimestamp": int(start.timestamp() * 1000),
+            "endTimestamp": int(end.timestamp() * 1000),
+            "limit": EMAIL_EVENTS_PAGE_SIZE,
+        }
+        if offset is not None:
+            params["offset"] = offset
+        response = await self._call("email_events.read", "GET", "/email/public/v1/events", params=params)
+        page: dict[str, Any] = response.json()
+        return page
 
     async def suppress(
         self,

@@ -70,6 +70,7 @@ label, unless `create_missing_fields=False` (then `ensure_custom_fields` is the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -128,6 +129,11 @@ class KitWebhooks:
     secret: str
     rotated: bool
     link_webhook_ids: tuple[int, ...]
+
+
+def _setup_key(kind: str, url: str) -> str:
+    """The call log's key for a registration: the URL hashed, since it carries the ingest key."""
+    return f"kit-connect:{kind}:{hashlib.sha256(url.encode()).hexdigest()[:24]}"
 
 
 def link_click_target(receiver_url: str, link: str) -> str:
@@ -489,11 +495,12 @@ class KitClient(PlatformClient):
         endpoints = await self._pages("list_webhook_endpoints", "/v4/webhook_endpoints", "webhook_endpoints")
         existing = next((e for e in endpoints if e.get("url") == endpoint_url), None)
         if existing is None:
-            response = await self._call(
+            response = await self._write(
                 "create_webhook_endpoint",
                 "POST",
                 "/v4/webhook_endpoints",
-                json={"url": endpoint_url, "events": wanted, "name": name},
+                idempotency_key=_setup_key("endpoint", endpoint_url),
+                json_body={"url": endpoint_url, "events": wanted, "name": name},
             )
             endpoint = response.json()["webhook_endpoint"]
             rotated = False
@@ -523,11 +530,12 @@ class KitClient(PlatformClient):
             target = link_click_target(link_click_url, link)
             known = registered.get((target, link))
             if known is None:
-                made = await self._call(
+                made = await self._write(
                     "create_webhook",
                     "POST",
                     "/v4/webhooks",
-                    json={"target_url": target, "event": {"name": LINK_CLICK, "initiator_value": link}},
+                    idempotency_key=_setup_key("link_click", target),
+                    json_body={"target_url": target, "event": {"name": LINK_CLICK, "initiator_value": link}},
                 )
                 known = int(made.json()["webhook"]["id"])
             link_ids.append(known)

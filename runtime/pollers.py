@@ -1,6 +1,6 @@
 """The engine's long-running pollers, started at each worker start when the settings ask for them:
-one `EngagementPoll` per email platform read through an events API. Several workers starting at
-once converge on the one run (the workflow id is fixed; an open run is left as it is)."""
+one `EngagementPoll` per email platform read through an events API (Klaviyo, HubSpot). Several
+workers starting at once converge on the one run (the workflow id is fixed; an open run is left as it is)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ log = logging.getLogger(__name__)
 
 
 def wanted_pollers(settings: Settings) -> list[EngagementPollInput]:
-    if settings.email_provider == "klaviyo" and settings.engagement_poll_seconds > 0:
-        return [EngagementPollInput(provider="klaviyo", interval_seconds=settings.engagement_poll_seconds)]
+    """The email platform's poller, when it reports engagement through an events API (Kit and
+    Resend call in by webhook instead)."""
+    if settings.email_provider in ("klaviyo", "hubspot") and settings.engagement_poll_seconds > 0:
+        return [
+            EngagementPollInput(
+                provider=settings.email_provider, interval_seconds=settings.engagement_poll_seconds
+            )
+        ]
     return []
 
 

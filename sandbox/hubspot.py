@@ -7,7 +7,17 @@ upsert by a unique-value property (contacts: `email`; companies: `journeys_compa
 `after` paging; lists v3 (create, read, memberships add/remove on MANUAL and SNAPSHOT lists); the
 marketing (`/marketing/v4/email/single-send`) and transactional (`/marketing/v3/transactional/
 single-email/send`) single-send with at most one email per `sendId`; communication preferences v3
-(definitions, status by email, unsubscribe).
+(definitions, status by email, unsubscribe); the legacy Email Events API (`GET /email/public/v1/
+events`, newest first, `startTimestamp`/`endTimestamp` in ms, `eventType`, `recipient`,
+`campaignId`, `limit` up to 1,000, `offset` while `hasMore`).
+
+As the recipient's side (`POST /_engagement`): each email sent records HubSpot's SENT and DELIVERED
+events (`appName` "Single send"; a campaign from `POST /_campaign` is a bulk email, "Batch"); an
+open, click, hard bounce, spam report or unsubscribe on the latest one is recorded as HubSpot's
+OPEN, CLICK, BOUNCE (`category` HARD_BOUNCE), SPAMREPORT or STATUSCHANGE event (`portalSubscriptionStatus`
+UNSUBSCRIBED), and what it does to the contact: unsubscribed from every subscription type (a spam
+report too), or bounced; a later marketing send answers PREVIOUSLY_UNSUBSCRIBED_PORTAL or
+PREVIOUSLY_BOUNCED.
 
 As HubSpot does: a missing or empty Bearer token answers 401; validation errors answer 400 with
 `{"status": "error", "message", "correlationId", "category", "errors": [...]}`; a batch where some
@@ -22,15 +32,18 @@ limits themselves (only injected as faults), the asynchronous processing of send
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import re
+import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from sandbox.core import ProviderHandler, now_iso, register
+from sandbox.core import ProviderHandler, SandboxState, now_iso, register, register_engagement
 
 OBJECT_TYPE_IDS = {
     "contacts": "0-1",
@@ -239,7 +252,15 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         "subscription_status",
     ),
     ("POST", re.compile(r"/communication-preferences/v3/unsubscribe"), "unsubscribe"),
+    ("GET", re.compile(r"/email/public/v1/events"), "email_events"),
 ]
+# The sandbox account's portal, and the app ids HubSpot names on the email events of each kind of send.
+PORTAL_ID = 62515
+SEND_APPS = {"single_send": (113, "Single send"), "bulk": (0, "Batch")}
+EMAIL_EVENTS = "hubspot_email_events"
+EMAIL_EVENTS_MAX_PAGE = 1000
+# The link every sandbox email carries: a click is on it.
+HUBSPOT_MESSAGE_LINK = "https://www.example.com/pricing?utm_source=hubspot"
 
 
 def _hubspot_rate_headers(remaining: int = 99) -> dict[str, str]:
@@ -971,6 +992,8 @@ class HubSpot(ProviderHandler):
                 return self.ok(self._send_status(earlier["statusId"], "IDEMPOTENT_IGNORE", now))
             if api == "marketing" and self._unsubscribed_from_all(to):
                 return self.ok(self._send_status(str(uuid.uuid4()), "PREVIOUSLY_UNSUBSCRIBED_PORTAL", now))
+            if api == "marketing" and to in self.state.table("hubspot_bounced"):
+                return self.ok(self._send_status(str(uuid.uuid4()), "PREVIOUSLY_BOUNCED", now))
             status_id = str(uuid.uuid4())
             key = str(send_id) if send_id else status_id
             sends[key] = {
@@ -983,6 +1006,7 @@ class HubSpot(ProviderHandler):
                 "customProperties": body.get("customProperties") or {},
                 "requestedAt": now,
             }
+            _record_sent(self.state, to, email_id, "single_send")
             self.state.save_records()
         self.effect("sent", "email", key)
         return self.ok(self._send_status(status_id, "SENT", now))
@@ -998,6 +1022,44 @@ class HubSpot(ProviderHandler):
             "completedAt": now,
             "eventId": {"id": str(uuid.uuid4()), "created": now},
         }
+
+    # -- email events (legacy Email Events API) -------------------------------------------------
+
+    def _ms(self, name: str) -> int | None:
+        value = self.request.query_params.get(name)
+        if value is None:
+            return None
+        if not value.isdigit():
+            raise _invalid(f"{name} must be milliseconds since the epoch")
+        return int(value)
+
+    def email_events(self) -> Response:
+        params = self.request.query_params
+        start, end = self._ms("startTimestamp"), self._ms("endTimestamp")
+        limit_text = params.get("limit") or "1000"
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= EMAIL_EVENTS_MAX_PAGE:
+            raise _invalid(f"limit must be between 1 and {EMAIL_EVENTS_MAX_PAGE}")
+        limit = int(limit_text)
+        offset = params.get("offset")
+        position = _from_offset(offset) if offset else 0
+        if position is None:
+            raise _invalid("offset is not an offset this API returned")
+        with self.state.lock:
+            matching = [
+                e
+                for e in self.state.table(EMAIL_EVENTS).values()
+                if (start is None or e["created"] >= start)
+                and (end is None or e["created"] <= end)
+                and (not params.get("eventType") or e["type"] == params["eventType"])
+                and (not params.get("recipient") or e["recipient"] == params["recipient"].lower())
+                and (not params.get("campaignId") or str(e["emailCampaignId"]) == params["campaignId"])
+            ]
+        matching.sort(key=lambda e: (e["created"], e["id"]), reverse=True)
+        page = matching[position : position + limit]
+        more = position + limit < len(matching)
+        return self.ok(
+            {"hasMore": more, "offset": _page_offset(position + limit) if more else None, "events": page}
+        )
 
     # -- subscription preferences --------------------------------------------------------------
 
@@ -1083,6 +1145,141 @@ class HubSpot(ProviderHandler):
             self.state.save_records()
         self.effect("updated", "subscription_status", f"{email}:{subscription_id}")
         return self.ok(self._public_status(definition, statuses[subscription_id]))
+
+
+def _campaign_of(email_id: int) -> int:
+    """The email campaign id HubSpot gives an email's sends (each email has its own)."""
+    return 30_000_000 + email_id
+
+
+def _event(
+    state: SandboxState, kind: str, recipient: str, sent: dict[str, Any] | None, **extra: Any
+) -> dict[str, Any]:
+    """One email event, as the Email Events API shows it. Call with the state's lock held."""
+    created = int(time.time() * 1000)
+    if sent is not None:
+        # Never before the email it is about: HubSpot's events of one email are in order.
+        created = max(created, sent["created"] + 1)
+    event = {
+        "id": str(uuid.uuid4()),
+        "created": created,
+        "type": kind,
+        "recipient": recipient,
+        "portalId": PORTAL_ID,
+        "appId": sent["appId"] if sent else extra.pop("appId"),
+        "appName": sent["appName"] if sent else extra.pop("appName"),
+        "emailCampaignId": sent["emailCampaignId"] if sent else extra.pop("emailCampaignId"),
+        **({"sentBy": {"id": sent["id"], "created": sent["created"]}} if sent else {}),
+        **extra,
+    }
+    state.table(EMAIL_EVENTS)[event["id"]] = event
+    return event
+
+
+def _record_sent(state: SandboxState, recipient: str, email_id: int, kind: str) -> dict[str, Any]:
+    """An email HubSpot sent: its SENT event, and the DELIVERED that follows. Lock held."""
+    app_id, app_name = SEND_APPS[kind]
+    sent = _event(
+        state, "SENT", recipient, None, appId=app_id, appName=app_name, emailCampaignId=_campaign_of(email_id)
+    )
+    sent["sentBy"] = {"id": sent["id"], "created": sent["created"]}
+    _event(state, "DELIVERED", recipient, sent, response="250 2.0.0 OK", smtpId=f"<{sent['id']}@sandbox>")
+    return sent
+
+
+def _page_offset(index: int) -> str:
+    return base64.urlsafe_b64encode(str(index).encode()).decode()
+
+
+def _from_offset(offset: str) -> int | None:
+    try:
+        return int(base64.urlsafe_b64decode(offset.encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _latest_sent(state: SandboxState, email: str) -> dict[str, Any] | None:
+    sent = [e for e in state.table(EMAIL_EVENTS).values() if e["type"] == "SENT" and e["recipient"] == email]
+    return max(sent, key=lambda e: (e["created"], e["id"]), default=None)
+
+
+def last_sent_at(state: SandboxState, email: str) -> str | None:
+    with state.lock:
+        sent = _latest_sent(state, email.strip().lower())
+    if sent is None:
+        return None
+    return datetime.fromtimestamp(sent["created"] / 1000, tz=UTC).isoformat()
+
+
+def _contact_of(state: SandboxState, email: str) -> dict[str, Any] | None:
+    wanted = email.strip().lower()
+    return next(
+        (c for c in state.table("hubspot_contacts").values() if c["properties"].get("email") == wanted), None
+    )
+
+
+def send_campaign(state: SandboxState, email: str) -> dict[str, Any]:
+    """A marketer sends a bulk marketing email to `email` from HubSpot's own UI."""
+    recipient = email.strip().lower()
+    with state.lock:
+        if _contact_of(state, recipient) is None:
+            raise LookupError(f"HubSpot has no contact {email}")
+        sent = _record_sent(state, recipient, 990001, "bulk")
+        state.save_records()
+    return {"provider": "hubspot", "event_id": sent["id"], "campaign": sent["emailCampaignId"]}
+
+
+def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
+    """The recipient acts on HubSpot's latest email to `email` (a bulk campaign's when none was
+    sent yet): recorded as HubSpot's event for it, with what it does to the contact."""
+    recipient = email.strip().lower()
+    with state.lock:
+        if _contact_of(state, recipient) is None:
+            raise LookupError(f"HubSpot has no contact {email}")
+        sent = _latest_sent(state, recipient) or _record_sent(state, recipient, 990001, "bulk")
+        if action == "open":
+            event = _event(state, "OPEN", recipient, sent, userAgent="Mozilla/5.0", duration=4200)
+        elif action == "click":
+            event = _event(state, "CLICK", recipient, sent, url=HUBSPOT_MESSAGE_LINK, userAgent="Mozilla/5.0")
+        elif action == "bounce":
+            event = _event(
+                state,
+                "BOUNCE",
+                recipient,
+                sent,
+                category="HARD_BOUNCE",
+                status="5.1.1",
+                response="550 5.1.1 The email account that you tried to reach does not exist",
+            )
+            state.table("hubspot_bounced")[recipient] = {"at": event["created"]}
+        else:
+            if action == "spam":
+                event = _event(state, "SPAMREPORT", recipient, sent, userAgent="Mozilla/5.0")
+            statuses = state.table("hubspot_subscription_statuses").setdefault(recipient, {})
+            for definition in SUBSCRIPTION_DEFINITIONS:
+                statuses[definition["id"]] = {"status": UNSUBSCRIBED, "updatedAt": now_iso()}
+            change = _event(
+                state,
+                "STATUSCHANGE",
+                recipient,
+                sent,
+                source="SOURCE_RECIPIENT",
+                requestedBy=None,
+                portalSubscriptionStatus="UNSUBSCRIBED",
+                subscriptions=[],
+            )
+            if action == "unsubscribe":
+                event = change
+        state.save_records()
+    return {
+        "provider": "hubspot",
+        "event_id": event["id"],
+        "type": event["type"],
+        "campaign": sent["emailCampaignId"] if sent["appName"] == "Batch" else None,
+    }
+
+
+register_engagement("hubspot", last_sent_at, engage, send_campaign)
 
 
 class _SortKey:

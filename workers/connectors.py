@@ -44,12 +44,14 @@ def build_connectors(
     observer: CallObserver | None = None,
     ledger: WriteLedger | None = None,
 ) -> Connectors:
+    templates = load_email_templates(settings.email_templates_file)
     hubspot = HubSpotClient(
         http,
         base_url=settings.hubspot_url,
         token=settings.hubspot_token.get_secret_value(),
         throttle=throttle,
         observer=observer,
+        templates=templates.hubspot,
     )
     crm: CrmPort
     if settings.crm_provider == "salesforce":
@@ -73,7 +75,7 @@ def build_connectors(
             http,
             base_url=settings.kit_url,
             api_key=settings.kit_api_key.get_secret_value(),
-            templates=load_email_templates(settings.email_templates_file).kit,
+            templates=templates.kit,
             throttle=throttle,
             observer=observer,
         )

@@ -28,6 +28,7 @@ from domain.accounts import AbmPolicy
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
 from domain.sequences import FrequencyCap
+from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
@@ -175,6 +176,7 @@ def engagement_activities(deps: Dependencies) -> list[Callable[..., Any]]:
         ingest,
         SentEmails(deps.store.sessions),
         klaviyo=ports.email if isinstance(ports.email, KlaviyoClient) else None,
+        hubspot=ports.email if isinstance(ports.email, HubSpotClient) else None,
         stats=deps.stats,
     )
     return list(engagement.all())  # type: ignore[arg-type]

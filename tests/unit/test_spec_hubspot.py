@@ -3,13 +3,13 @@ documents for CRM contacts, companies and deals v3 (cuts in `tests/specs/hubspot
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
 
 from platforms.hubspot import HubSpotClient
-from platforms.ports import Company, Deal, Person
+from platforms.ports import Company, Deal, EmailMessage, Person
 from sandbox.app import create_app
 from tests.helpers.specs import Exchanges, PublishedApi
 
@@ -59,3 +59,36 @@ async def test_crm_requests_and_answers_are_in_hubspots_published_shape(exchange
         "post-/crm/v3/objects/companies/batch/upsert_upsert",
         "post-/crm/v3/objects/0-3/batch/upsert_upsert",
     }, checked
+
+
+EMAIL_EVENTS = PublishedApi("hubspot/email-events-v1-transcribed.json")
+
+
+async def test_email_events_reads_and_answers_are_in_hubspots_documented_shape(exchanges):
+    client, recorded = exchanges
+    http = client._http
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    await client.upsert_person(Person(email="ada@example-corp.com"), idempotency_key="p-1")
+    await client.send_email(
+        EmailMessage(to="ada@example-corp.com", template_id="4401", variables={}), idempotency_key="s-1"
+    )
+    for action in ("open", "click", "bounce", "spam", "unsubscribe"):
+        answer = await http.post("/_engagement", json={"email": "ada@example-corp.com", "action": action})
+        assert answer.status_code == 200, answer.text
+    page = await client.email_events_page(start=start, end=datetime.now(UTC) + timedelta(seconds=1))
+    assert {e["type"] for e in page["events"]} == {
+        "SENT",
+        "DELIVERED",
+        "OPEN",
+        "CLICK",
+        "BOUNCE",
+        "SPAMREPORT",
+        "STATUSCHANGE",
+    }
+    reads = [r for r in recorded.seen if r.request.url.path == f"{PREFIX}/email/public/v1/events"]
+    assert {EMAIL_EVENTS.check(r, PREFIX, "application/json") for r in reads} == {"getEmailEvents"}
+    documented = {
+        p["name"] for p in EMAIL_EVENTS.operation("GET", "/email/public/v1/events")[1]["parameters"]
+    }
+    for read in reads:
+        assert set(read.request.url.params) <= documented, "the client asks only what the API takes"
