@@ -74,7 +74,22 @@ class HandoffActivities:
             manager_slack_id=manager.slack_user_id if manager else None,
         )
 
-    async def _routing(self, lead_id: str) -> LeadRouting:
+    async def _account_owner(self, account: dict[str, Any] | None, roster: Roster) -> str | None:
+        """The roster rep who owns the lead's account: named by rep id in the account's traits, or
+        the rep whose email is the CRM owner's of the company the account was matched to."""
+        if not account:
+            return None
+        named = account.get("owner_rep_id") or account.get("account_owner")
+        if named:
+            return str(named)
+        crm_owner = account.get("owner_id")
+        email = await self._owners.email_of(str(crm_owner)) if crm_owner else None
+        if email is None:
+            return None
+        rep = next((r for r in roster.reps if str(r.email).lower() == email), None)
+        return rep.id if rep else None
+
+    async def _routing(self, lead_id: str, roster: Roster) -> LeadRouting:
         lead = await self._store.get_lead(lead_id)
         if lead is None:
             raise ApplicationError(f"lead {lead_id} not found", type=NOT_FOUND, non_retryable=True)
@@ -93,13 +108,13 @@ class HandoffActivities:
             country=country.upper() if len(country) == 2 else None,
             employees=employees,
             account_id=lead.account_id,
-            account_owner_id=(account or {}).get("owner_rep_id") or (account or {}).get("account_owner"),
+            account_owner_id=await self._account_owner(account, roster),
         )
 
     @activity.defn(name="handoff.assign")
     async def assign(self, data: AssignInput) -> Assignment:
         roster = await self.roster()
-        routing = await self._routing(data.lead_id)
+        routing = await self._routing(data.lead_id, roster)
         record = await self._assignments.assign(
             data.handoff_id,
             data.attempt,

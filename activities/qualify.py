@@ -3,22 +3,30 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.account_match import AccountResolver
 from domain.connectors import SendReservation, SendReservationInput
 from domain.errors import INVALID_CONFIG, NOT_FOUND
 from domain.qualify import Enrollable, LeadFacts, LeadFactsInput, SequencesForTrigger
 from domain.scoring import FirmographicProfile, ScoringConfig, assess_fit, load_scoring
 from domain.sequences import FrequencyCap, SequenceDefinition, load_sequences
 from domain.timezones import inferred_timezone
+from platforms.errors import PlatformError
 from store.db import SessionFactory
 from store.models import Account, Event, Lead
 from store.sends import SendLedger
+
+# A lead that matched no account is looked up again after this (the CRM or the provider may know
+# its company by then).
+MATCH_RETRY = timedelta(days=1)
 
 
 class _FileCache:
@@ -53,8 +61,11 @@ class QualifyActivities:
         sequences_dir: Path,
         frequency_cap: FrequencyCap | None = None,
         frequency_caps: dict[str, FrequencyCap] | None = None,
+        accounts: AccountResolver | None = None,
     ) -> None:
+        """`accounts` finds the account of a lead that has none (at most once a day per lead)."""
         self._sessions = sessions
+        self._accounts = accounts
         self._frequency_cap = frequency_cap or FrequencyCap()
         self._frequency_caps = frequency_caps or {}
         self._ledger = SendLedger(sessions)
@@ -100,6 +111,7 @@ class QualifyActivities:
     @activity.defn(name="leads.facts")
     async def lead_facts(self, data: LeadFactsInput) -> LeadFacts:
         """ICP fit and the facts journeys branch on, without a name or an address in them."""
+        await self._match_account(data.lead_id)
         async with self._sessions() as session:
             lead = await session.get(Lead, data.lead_id)
             if lead is None:
@@ -142,6 +154,43 @@ class QualifyActivities:
             lead_source=lead.lead_source,
             consent=lead.consent,
         )
+
+    async def _match_account(self, lead_id: str) -> None:
+        """Gives a lead without an account the one the CRM (or enrichment) knows it by, with how it
+        matched; a lead that matched none is tried again a day later. A platform fault leaves the
+        lead as it was: its facts are assessed without the account, and the next assessment tries."""
+        if self._accounts is None:
+            return
+        async with self._sessions() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None or lead.account_id is not None:
+                return
+            tried = (lead.traits or {}).get("account_match") or {}
+            email, company = lead.email, lead.company
+        now = datetime.now(UTC)
+        if tried.get("at") and now - datetime.fromisoformat(tried["at"]) < MATCH_RETRY:
+            return
+        try:
+            resolved = await self._accounts.resolve(email, company)
+        except PlatformError as exc:
+            activity.logger.warning("account matching skipped: %s", type(exc).__name__)
+            return
+        match = {**(resolved.match if resolved else {"by": None}), "at": now.isoformat()}
+        async with self._sessions.begin() as session:
+            values: dict[str, Any] = {"traits": Lead.traits.op("||")({"account_match": match})}
+            if resolved is not None:
+                await session.execute(
+                    insert(Account)
+                    .values(account_id=resolved.account_id, traits=resolved.traits)
+                    .on_conflict_do_update(
+                        index_elements=[Account.account_id],
+                        set_={"traits": Account.traits.op("||")(insert(Account).excluded.traits)},
+                    )
+                )
+                values["account_id"] = resolved.account_id
+            await session.execute(
+                update(Lead).where(Lead.lead_id == lead_id, Lead.account_id.is_(None)).values(**values)
+            )
 
     @activity.defn(name="sends.reserve")
     async def reserve_send(self, data: SendReservationInput) -> SendReservation:

@@ -1,5 +1,5 @@
 """`journeys dev | worker | api | sandbox | migrate | register-search-attributes | doctor | simulate |
-keys | new | sequences | kit`."""
+keys | new | sequences | kit | hubspot`."""
 
 from __future__ import annotations
 
@@ -236,6 +236,35 @@ def cmd_kit(settings: Settings, args: argparse.Namespace) -> int:
     if connected.link_webhook_ids:
         ids = ", ".join(str(i) for i in connected.link_webhook_ids)
         print(f"link click webhooks: {ids}")
+    return 0
+
+
+def cmd_hubspot(settings: Settings, args: argparse.Namespace) -> int:
+    """`journeys hubspot connect`: the app's webhooks to this engine (target URL, subscriptions)."""
+    import httpx
+
+    from cli.hubspot import connect_hubspot_webhooks
+    from platforms.errors import PlatformError
+
+    app_id = args.app_id or settings.hubspot_app_id
+    if not app_id:
+        print("journeys hubspot connect: give --app-id or set JOURNEYS_HUBSPOT_APP_ID", file=sys.stderr)
+        return 2
+    try:
+        ids = asyncio.run(
+            connect_hubspot_webhooks(
+                settings,
+                app_id=app_id,
+                public_url=args.public_url,
+                ingest_key=args.ingest_key,
+                developer_token=args.developer_token,
+            )
+        )
+    except (PlatformError, httpx.HTTPError) as exc:
+        print(f"journeys hubspot connect: HubSpot refused or could not be reached: {exc}", file=sys.stderr)
+        return 1
+    print(f"app {app_id}: webhooks go to this engine; subscriptions {', '.join(str(i) for i in ids)}")
+    print("the API verifies them with the app's client secret: JOURNEYS_HUBSPOT_CLIENT_SECRET")
     return 0
 
 
@@ -534,6 +563,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a link in your Kit emails whose clicks count (repeat for each): Kit reports clicks per link",
     )
     connect.add_argument("--secret-only", action="store_true", help="print only the signing secret")
+    hubspot = sub.add_parser("hubspot", help="connect HubSpot's webhooks (contact and deal changes)")
+    hubspot_actions = hubspot.add_subparsers(dest="action", required=True)
+    hub_connect = hubspot_actions.add_parser(
+        "connect", help="point the app's webhooks at this engine and subscribe to what it follows"
+    )
+    hub_connect.add_argument("--public-url", required=True, help="where HubSpot reaches this engine's API")
+    hub_connect.add_argument("--ingest-key", required=True, help="an ingest key for HubSpot to call with")
+    hub_connect.add_argument("--app-id", help="the HubSpot app (default JOURNEYS_HUBSPOT_APP_ID)")
+    hub_connect.add_argument(
+        "--developer-token", help="the app developer's credential for the Webhooks API (default: the token)"
+    )
     new = sub.add_parser("new", help="make a new journey: models, workflow, activities, test, registration")
     new.add_argument("name", help="snake_case, e.g. webinar_followup")
     new.add_argument("--root", type=Path, default=Path.cwd(), help="the project's root (default: here)")
@@ -557,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_sequences(settings, args)
     if args.command == "kit":
         return cmd_kit(settings, args)
+    if args.command == "hubspot":
+        return cmd_hubspot(settings, args)
     handler, _ = COMMANDS[args.command]
     return handler(settings)
 

@@ -43,8 +43,12 @@ DEV_WEBHOOK_SECRETS = {
     "JOURNEYS_LINKEDIN_CLIENT_SECRET": "dev-linkedin-client-secret",
 }
 # Kit makes its webhook secret itself: `dev` connects the sandbox's Kit to the API at each start
-# (`journeys kit connect`), tracking clicks on the link the sandbox's emails carry.
-DEV_KIT_TRACKED_LINKS = ("https://www.example.com/pricing?utm_source=kit",)
+# (`journeys kit connect`), tracking clicks on the link the sandbox's emails carry; and points the
+# sandbox HubSpot's dev app webhooks at the API (`journeys hubspot connect`).
+DEV_KIT_TRACKED_LINKS = tuple(
+    f"https://www.example.com/{page}?utm_source=kit"
+    for page in ("pricing", "demo", "customers", "security", "integrations", "blog", "docs", "about")
+)
 # The platform app ids `dev` runs as (not secrets; the webhooks' loop prevention needs them).
 DEV_APP_IDS = {"JOURNEYS_HUBSPOT_APP_ID": "1160452"}
 # The dev stack reads the sandbox's email engagement every 2 s, so a click shows within seconds.
@@ -200,6 +204,8 @@ class DevStack:
 
         if "JOURNEYS_KIT_WEBHOOK_SECRET" not in os.environ and self.settings.kit_base_url is None:
             self.kit_webhook_secret = await self._connect_kit()
+        if self.settings.hubspot_base_url is None:
+            await self._connect_hubspot()
 
         worker = self._python_child("worker", "worker", niceness=JOURNEY_NICENESS)
         self.children["worker"] = worker
@@ -216,27 +222,43 @@ class DevStack:
             lambda: _http_ok(f"{self.settings.api_url}/healthz"), timeout=60, what="API", process=api
         )
 
-    async def _connect_kit(self) -> str:
-        """Runs `journeys kit connect` against the sandbox's Kit; returns the secret Kit made."""
-        links = [arg for link in DEV_KIT_TRACKED_LINKS for arg in ("--link", link)]
+    async def _journeys(self, *args: str) -> str:
+        """Runs a `journeys` command with the children's environment; returns its output."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            *("-m", "cli.main", "kit", "connect", "--secret-only"),
-            *("--public-url", self.settings.api_url, "--ingest-key", await self._kit_ingest_key()),
-            *links,
+            *("-m", "cli.main", *args),
             env=self.child_env(),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await process.communicate()
         if process.returncode != 0:
-            raise RuntimeError(f"journeys kit connect failed: {err.decode(errors='replace')[-2000:]}")
-        return out.decode().strip().splitlines()[-1]
+            raise RuntimeError(
+                f"journeys {' '.join(args[:2])} failed: {err.decode(errors='replace')[-2000:]}"
+            )
+        return out.decode()
 
-    async def _kit_ingest_key(self) -> str:
-        """The ingest key the sandbox's Kit calls the API with: kept in the data folder while the
-        database still holds it, so restarts do not pile up keys."""
-        path = self.settings.data_path / "kit_ingest_key"
+    async def _connect_kit(self) -> str:
+        """Runs `journeys kit connect` against the sandbox's Kit; returns the secret Kit made."""
+        links = [arg for link in DEV_KIT_TRACKED_LINKS for arg in ("--link", link)]
+        out = await self._journeys(
+            *("kit", "connect", "--secret-only"),
+            *("--public-url", self.settings.api_url, "--ingest-key", await self._webhook_ingest_key()),
+            *links,
+        )
+        return out.strip().splitlines()[-1]
+
+    async def _connect_hubspot(self) -> None:
+        """Points the sandbox HubSpot's dev app webhooks at the API (`journeys hubspot connect`)."""
+        await self._journeys(
+            *("hubspot", "connect", "--app-id", DEV_APP_IDS["JOURNEYS_HUBSPOT_APP_ID"]),
+            *("--public-url", self.settings.api_url, "--ingest-key", await self._webhook_ingest_key()),
+        )
+
+    async def _webhook_ingest_key(self) -> str:
+        """The ingest key the sandbox's platforms call the API's webhooks with: kept in the data
+        folder while the database still holds it, so restarts do not pile up keys."""
+        path = self.settings.data_path / "webhook_ingest_key"
         engine = create_engine(self.database_url, pool_size=1)
         try:
             keys = KeyStore(session_factory(engine))
@@ -244,7 +266,7 @@ class DevStack:
                 clear = path.read_text().strip()
                 if await keys.find(clear) is not None:
                     return clear
-            _, clear = await keys.create("kit webhooks (dev)", "ingest")
+            _, clear = await keys.create("platform webhooks (dev)", "ingest")
         finally:
             await engine.dispose()
         path.write_text(clear + "\n")

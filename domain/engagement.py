@@ -94,7 +94,7 @@ class EngagementPollStatus(BaseModel):
 
 
 class EngagementPollInput(BaseModel):
-    provider: Literal["klaviyo", "hubspot"]
+    provider: Literal["klaviyo", "hubspot", "salesforce"]
     cursor: PollCursor | None = None
     status: EngagementPollStatus | None = None
     interval_seconds: float = Field(10.0, gt=0)
@@ -104,7 +104,12 @@ class EngagementPollInput(BaseModel):
 
 ENGAGEMENT_POLL_WORKFLOW = "EngagementPoll"
 # Each polled platform's poll activity.
-POLL_ACTIVITIES = {"klaviyo": "engagement.poll_klaviyo", "hubspot": "engagement.poll_hubspot"}
+POLL_ACTIVITIES = {
+    "klaviyo": "engagement.poll_klaviyo",
+    "hubspot": "engagement.poll_hubspot",
+    # Not email engagement, but the same durable poll: a CRM's changes (domain.crm_changes).
+    "salesforce": "crm_changes.poll_salesforce",
+}
 
 
 def poller_workflow_id(provider: str) -> str:

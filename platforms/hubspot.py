@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -92,6 +92,7 @@ from platforms.errors import (
 )
 from platforms.ports import (
     Company,
+    CrmCompany,
     Deal,
     EmailMessage,
     Meeting,
@@ -132,6 +133,15 @@ MEETING_TO_CONTACT = 200
 SEND_ACCEPTED = frozenset({"SENT", "QUEUED"})
 SEND_DUPLICATE = frozenset({"IDEMPOTENT_IGNORE"})
 SEND_THROTTLED = frozenset({"THROTTLED"})
+# What the engine follows in HubSpot (domain/webhooks.py maps them): a rep working the contact, its
+# owner, a deal's stage and amount.
+WEBHOOK_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
+    ("contact.propertyChange", "hs_lead_status"),
+    ("contact.propertyChange", "lifecyclestage"),
+    ("contact.propertyChange", "hubspot_owner_id"),
+    ("deal.propertyChange", "dealstage"),
+    ("deal.propertyChange", "amount"),
+)
 # The Email Events API serves at most 1,000 events a page.
 EMAIL_EVENTS_PAGE_SIZE = 1000
 
@@ -163,6 +173,44 @@ MEETINGS = _Engagement("meetings", "meeting", "hs_meeting_body", MEETING_TO_CONT
 def hubspot_lifecycle_stage(value: str) -> str:
     """Our stage as HubSpot's internal value; anything else (a HubSpot value, a custom stage id) as is."""
     return LIFECYCLE_STAGES.get(value, value)
+
+
+# What account matching and ICP fit read of a company.
+COMPANY_READ_PROPERTIES = (
+    "name",
+    "domain",
+    "journeys_company_key",
+    "industry",
+    "numberofemployees",
+    "country",
+    "annualrevenue",
+    "hubspot_owner_id",
+)
+
+
+def _crm_company(item: dict[str, Any]) -> CrmCompany:
+    """A search result; HubSpot's industry is an enum (`COMPUTER_SOFTWARE`), read as words."""
+    props = item.get("properties") or {}
+
+    def number(name: str) -> float | None:
+        try:
+            return float(props[name]) if props.get(name) not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    employees = number("numberofemployees")
+    industry = props.get("industry")
+    domains = tuple(dict.fromkeys(d for d in (props.get("domain"), props.get("journeys_company_key")) if d))
+    return CrmCompany(
+        id=str(item["id"]),
+        name=props.get("name") or None,
+        domains=domains,
+        industry=str(industry).replace("_", " ").lower() if industry else None,
+        employees=int(employees) if employees is not None else None,
+        country=props.get("country") or None,
+        annual_revenue=number("annualrevenue"),
+        owner_id=props.get("hubspot_owner_id") or None,
+    )
 
 
 def normalize_domain(value: str) -> str:
@@ -405,6 +453,26 @@ class HubSpotClient(PlatformClient):
         return WriteResult(
             provider=PROVIDER, object_type="company", id=str(result["id"]), created=bool(result.get("new"))
         )
+
+    async def find_companies(self, *, domain: str | None, name_token: str | None) -> list[CrmCompany]:
+        """One company search: by `domain` (HubSpot's own property and our company key) or a word
+        of the name (`CONTAINS_TOKEN`), the filter groups ORed; at most 20 candidates."""
+        groups = []
+        if domain:
+            key = normalize_domain(domain)
+            groups += [
+                {"filters": [{"propertyName": "domain", "operator": "EQ", "value": key}]},
+                {"filters": [{"propertyName": "journeys_company_key", "operator": "EQ", "value": key}]},
+            ]
+        if name_token:
+            groups.append(
+                {"filters": [{"propertyName": "name", "operator": "CONTAINS_TOKEN", "value": name_token}]}
+            )
+        if not groups:
+            return []
+        body = {"filterGroups": groups, "properties": list(COMPANY_READ_PROPERTIES), "limit": 20}
+        response = await self._call("companies.search", "POST", "/crm/v3/objects/companies/search", json=body)
+        return [_crm_company(item) for item in response.json().get("results") or []]
 
     async def upsert_deal(self, deal: Deal, *, idempotency_key: str) -> WriteResult:
         properties = _present(
@@ -664,6 +732,40 @@ class HubSpotClient(PlatformClient):
         return WriteResult(
             provider=PROVIDER, object_type="email", id=idempotency_key, created=result not in SEND_DUPLICATE
         )
+
+    async def connect_webhooks(
+        self, app_id: str, *, target_url: str, subscriptions: Sequence[tuple[str, str | None]]
+    ) -> list[int]:
+        """Points the app's webhooks at `target_url` and subscribes it to `subscriptions` (event
+        type, property name) through the Webhooks API v3; a subscription already there is kept
+        (409). Safe to run again. Returns the subscription ids."""
+        # The keys tie the setup's writes to it in call logs (the Webhooks API takes no key itself).
+        await self._call(
+            "webhooks.configure",
+            "PUT",
+            f"/webhooks/v3/{app_id}/settings",
+            json={"targetUrl": target_url, "throttling": {"maxConcurrentRequests": 10, "period": "SECONDLY"}},
+            headers={"Idempotency-Key": f"hubspot-connect:{app_id}:settings"},
+        )
+        listed = (
+            await self._call("webhooks.subscriptions", "GET", f"/webhooks/v3/{app_id}/subscriptions")
+        ).json()
+        existing = {
+            (r["eventType"], r.get("propertyName")): int(r["id"]) for r in listed.get("results") or []
+        }
+        ids = []
+        for event_type, property_name in subscriptions:
+            known = existing.get((event_type, property_name))
+            if known is None:
+                body: dict[str, Any] = {"eventType": event_type, "active": True}
+                if property_name:
+                    body["propertyName"] = property_name
+                made = await self._call(
+                    "webhooks.subscribe", "POST", f"/webhooks/v3/{app_id}/subscriptions", json=body
+                )
+                known = int(made.json()["id"])
+            ids.append(known)
+        return ids
 
     async def email_events_page(
         self, *, start: datetime, end: datetime, offset: str | None = None

@@ -54,6 +54,37 @@ class Company(BaseModel):
     properties: dict[str, str] = Field(default_factory=dict)
 
 
+class CrmCompany(BaseModel):
+    """A company (HubSpot) or account (Salesforce) as the CRM holds it: its id there, the domains it
+    is known by, and the firmographics the engine reads (`country` as the CRM spells it)."""
+
+    id: str
+    name: str | None = None
+    domains: tuple[str, ...] = ()
+    industry: str | None = None
+    employees: int | None = None
+    country: str | None = None
+    annual_revenue: float | None = None
+    owner_id: str | None = None
+
+
+class Firmographics(BaseModel):
+    """What an enrichment provider knows of a company by its domain."""
+
+    domain: str
+    name: str | None = None
+    industry: str | None = None
+    employees: int | None = None
+    country: str | None = None
+    annual_revenue: float | None = None
+
+
+class EnrichmentPort(Protocol):
+    """Company data for companies the CRM does not know (platforms/enrichment.py)."""
+
+    async def company(self, domain: str) -> Firmographics | None: ...
+
+
 class Deal(BaseModel):
     """`key` is ours and stable (e.g. `handoff-{lead_id}-1`): the deal's natural key."""
 
@@ -119,6 +150,11 @@ class CrmPort(Protocol):
 
     async def list_owners(self) -> list[Owner]:
         """Every active owner (sales user), all pages read."""
+        ...
+
+    async def find_companies(self, *, domain: str | None, name_token: str | None) -> list[CrmCompany]:
+        """The companies known by `domain` (their website or company key) or whose name holds the
+        word `name_token`: the candidates account matching chooses from."""
         ...
 
 

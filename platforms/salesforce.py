@@ -80,7 +80,7 @@ import asyncio
 import contextvars
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -90,7 +90,7 @@ import httpx
 from domain.ratelimits import Throttle
 from platforms.base import CallObserver, PlatformClient
 from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError
-from platforms.ports import Company, Deal, Meeting, Note, Owner, Person, Task, WriteResult
+from platforms.ports import Company, CrmCompany, Deal, Meeting, Note, Owner, Person, Task, WriteResult
 
 PROVIDER = "salesforce"
 DEFAULT_API_VERSION = "v62.0"
@@ -101,7 +101,8 @@ DEFAULT_LEAD_STATUS: dict[str, str] = {
     "anonymous": "Open - Not Contacted",
     "lead": "Open - Not Contacted",
     "recycled": "Open - Not Contacted",
-    "mql": "Working - Contacted",
+    # An MQL is not worked yet: a rep setting Working - Contacted is the rep taking it (SQL).
+    "mql": "Open - Not Contacted",
     "sql": "Working - Contacted",
     "disqualified": "Closed - Not Converted",
 }
@@ -139,6 +140,23 @@ class SalesforceFields:
         for name, value in vars(self).items():
             if not _IDENTIFIER.match(value):
                 raise ValueError(f"{name}: {value!r} is not a Salesforce field name")
+
+
+def _crm_account(record: dict[str, Any], key_field: str) -> CrmCompany:
+    website = str(record.get("Website") or "").strip().lower()
+    website = re.sub(r"^[a-z]+://", "", website).split("/", 1)[0].removeprefix("www.")
+    employees = record.get("NumberOfEmployees")
+    revenue = record.get("AnnualRevenue")
+    return CrmCompany(
+        id=str(record["Id"]),
+        name=record.get("Name") or None,
+        domains=tuple(dict.fromkeys(d for d in (record.get(key_field), website) if d)),
+        industry=str(record["Industry"]).lower() if record.get("Industry") else None,
+        employees=int(employees) if isinstance(employees, (int, float)) else None,
+        country=record.get("BillingCountry") or None,
+        annual_revenue=float(revenue) if isinstance(revenue, (int, float)) else None,
+        owner_id=record.get("OwnerId") or None,
+    )
 
 
 def soql_quote(value: str) -> str:
@@ -219,6 +237,7 @@ class SalesforceClient(PlatformClient):
         self._daily_limit_retry_after = daily_limit_retry_after
         self._concurrent_limit_retry_after = concurrent_limit_retry_after
         self._token_lock = asyncio.Lock()
+        self._user_id: str | None = None
         # (used, limit) of the org's daily API requests, from the last `Sforce-Limit-Info`.
         self.api_usage: tuple[int, int] | None = None
 
@@ -309,6 +328,10 @@ class SalesforceClient(PlatformClient):
                 ) from exc
             self._token = token
             self._instance_url = str(payload.get("instance_url") or self._instance_url).rstrip("/")
+            # The identity URL ends with the run-as user's id: the user the integration's writes
+            # are made as (`LastModifiedById`), which the changes poll recognizes as its own.
+            identity = str(payload.get("id") or "")
+            self._user_id = identity.rstrip("/").rsplit("/", 1)[-1] if "/id/" in identity else None
 
     async def _request(
         self,
@@ -359,6 +382,28 @@ class SalesforceClient(PlatformClient):
             payload = response.json()
             records.extend(payload.get("records", []))
         return records
+
+    async def own_user_id(self) -> str | None:
+        """The user this integration's writes are made as (None with a token given as is)."""
+        if self._user_id is None and self._can_refresh:
+            await self._fetch_token(self._token)
+        return self._user_id
+
+    async def changed_since(
+        self, sobject: str, fields: Sequence[str], since: datetime, *, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Records of `sobject` changed at or after `since` (SystemModstamp, oldest first), with
+        `fields`, `LastModifiedById` and `SystemModstamp`: the changes poll's read."""
+        for name in (sobject, *fields):
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a Salesforce name")
+        wanted = ", ".join(dict.fromkeys(["Id", *fields, "LastModifiedById", "SystemModstamp"]))
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        soql = (
+            f"SELECT {wanted} FROM {sobject} WHERE SystemModstamp >= {stamp} "
+            f"ORDER BY SystemModstamp ASC LIMIT {int(limit)}"
+        )
+        return await self._query(f"changes.{sobject}", soql)
 
     async def _find_id(self, operation: str, sobject: str, where: str) -> str | None:
         records = await self._query(operation, f"SELECT Id FROM {sobject} WHERE {where} LIMIT 1")
@@ -461,6 +506,25 @@ class SalesforceClient(PlatformClient):
                 body["Name"] = domain
         record_id, created = await self._upsert("upsert_company", "Account", key_field, domain, body)
         return self._result("company", record_id, created)
+
+    async def find_companies(self, *, domain: str | None, name_token: str | None) -> list[CrmCompany]:
+        """Accounts known by `domain` (our company key, or a Website holding it) or whose name holds
+        `name_token`: SOQL has no OR across these cheaply, so one query each."""
+        fields = "Id, Name, Website, Industry, NumberOfEmployees, BillingCountry, AnnualRevenue, OwnerId"
+        key_field = self._fields.company_key
+        wheres = []
+        if domain:
+            key = domain.strip().lower().removeprefix("www.")
+            wheres += [f"{key_field} = {soql_quote(key)}", f"Website LIKE {soql_quote('%' + key + '%')}"]
+        if name_token:
+            wheres.append(f"Name LIKE {soql_quote('%' + name_token + '%')}")
+        found: dict[str, CrmCompany] = {}
+        for where in wheres:
+            for record in await self._query(
+                "find_companies", f"SELECT {fields}, {key_field} FROM Account WHERE {where} LIMIT 20"
+            ):
+                found.setdefault(str(record["Id"]), _crm_account(record, key_field))
+        return list(found.values())
 
     async def upsert_deal(self, deal: Deal, *, idempotency_key: str) -> WriteResult:
         body: dict[str, Any] = {

@@ -16,15 +16,18 @@ log = logging.getLogger(__name__)
 
 
 def wanted_pollers(settings: Settings) -> list[EngagementPollInput]:
-    """The email platform's poller, when it reports engagement through an events API (Kit and
-    Resend call in by webhook instead)."""
-    if settings.email_provider in ("klaviyo", "hubspot") and settings.engagement_poll_seconds > 0:
-        return [
-            EngagementPollInput(
-                provider=settings.email_provider, interval_seconds=settings.engagement_poll_seconds
-            )
-        ]
-    return []
+    """The email platform's poller when it reports engagement through an events API (Kit and
+    Resend call in by webhook instead), and the CRM's when it reports changes only to a query
+    (Salesforce; HubSpot calls in)."""
+    if settings.engagement_poll_seconds <= 0:
+        return []
+    every = settings.engagement_poll_seconds
+    wanted = []
+    if settings.email_provider in ("klaviyo", "hubspot"):
+        wanted.append(EngagementPollInput(provider=settings.email_provider, interval_seconds=every))
+    if settings.crm_provider == "salesforce":
+        wanted.append(EngagementPollInput(provider="salesforce", interval_seconds=every))
+    return wanted
 
 
 async def ensure_pollers(client: Client, settings: Settings) -> None:

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     google_client_secret: SecretStr = SecretStr("sandbox-google-secret")
     google_refresh_token: SecretStr = SecretStr("sandbox-google-refresh")
     ga4_base_url: str | None = None
+    # Company enrichment in the shape of Clearbit's Company API (platforms/enrichment.py).
+    enrichment_base_url: str | None = None
+    enrichment_api_key: SecretStr = SecretStr("sandbox-enrichment-key")
     ga4_measurement_id: str = "G-SANDBOX01"
     ga4_api_secret: SecretStr = SecretStr("sandbox-ga4-secret")
     # Signs outbound webhooks (Standard Webhooks): `whsec_` and a base64 key.
@@ -191,6 +194,10 @@ class Settings(BaseSettings):
     @property
     def ga4_url(self) -> str:
         return self._platform(self.ga4_base_url, "ga4")
+
+    @property
+    def enrichment_url(self) -> str:
+        return self._platform(self.enrichment_base_url, "enrichment")
 
     @property
     def welcome_list_id(self) -> str:

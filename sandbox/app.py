@@ -2,8 +2,10 @@
 
 `GET /_calls` is the call log (JSON) and `GET /` the same as a page a person reads;
 `PUT /_faults/{provider}` injects errors, 429s, latency and held answers; `POST /_reset` clears
-it all. With a state folder, calls and platform records survive restarts. This package imports
-nothing of the product's: it stands in for the outside world.
+the calls, faults and records, keeping only the accounts' configuration (registered webhooks) and
+the id counters (no id is handed out twice). With a state folder, calls and platform records
+survive restarts. This package imports nothing of the product's: it stands in for the outside
+world.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ PROVIDER_MODULES = (
     "meta",
     "linkedin",
     "webhook",
+    "enrichment",
 )
 for _module in PROVIDER_MODULES:
     importlib.import_module(f"sandbox.{_module}")
@@ -285,7 +288,8 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         call.update(status=response.status_code, fault=False)
         state.log(call)
         # Only writes (calls that changed a record) are held: token fetches and reads pass.
-        if call.get("effect") and response.status_code < 300:
+        matches = faults.hold_matching is None or faults.hold_matching.encode() in raw
+        if call.get("effect") and response.status_code < 300 and matches:
             held_ms = _take_hold(faults, state)
             if held_ms:
                 await asyncio.sleep(held_ms / 1000)

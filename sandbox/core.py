@@ -85,6 +85,9 @@ class Faults(BaseModel):
     hold_after_write_ms: int = Field(0, ge=0, le=600_000)
     # Only the next N accepted writes are held (0: every write while hold_after_write_ms is set).
     hold_next: int = Field(0, ge=0)
+    # Only writes whose request body holds this text are held (a test's own lead, by its email):
+    # other leads' writes in flight at the time pass.
+    hold_matching: str | None = Field(None, max_length=320)
     # A share of calls answers after `timeout_ms`, longer than a client waits: half of them before
     # the platform acted (nothing written), half after (written, the answer lost on the way).
     timeout_rate: float = Field(0.0, ge=0, le=1, description="share of calls that time out")
@@ -170,15 +173,12 @@ class SandboxState:
             self.calls.clear()
             self.faults.clear()
             kept = {name: self.records[name] for name in KEPT_ON_RESET if name in self.records}
-            counters = {
-                name: value
-                for name, value in self.records.get("_counters", {}).items()
-                if name in KEPT_ON_RESET
-            }
+            # Ids keep counting: a platform never hands out an id twice, and the engine remembers
+            # the records it linked (a contact id reused after a reset would name an older lead).
+            counters = self.records.get("_counters", {})
             self.records.clear()
             self.records.update(kept)
             if counters:
-                # The kept tables' ids keep counting, so a new record never takes a kept one's id.
                 self.records["_counters"] = counters
             if self.state_dir:
                 (self.state_dir / "calls.jsonl").unlink(missing_ok=True)

@@ -43,6 +43,7 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
+from sandbox import hubspot_webhooks as webhooks
 from sandbox.core import ProviderHandler, SandboxState, now_iso, register, register_engagement
 
 OBJECT_TYPE_IDS = {
@@ -219,6 +220,11 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/search"), "search"),
     ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})"), "create"),
     ("GET", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/(?P<key>[^/]+)"), "read"),
+    ("PATCH", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/(?P<key>[^/]+)"), "update"),
+    ("GET", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/settings"), "webhook_settings"),
+    ("PUT", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/settings"), "configure_webhooks"),
+    ("GET", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/subscriptions"), "webhook_subscriptions"),
+    ("POST", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/subscriptions"), "subscribe"),
     (
         "PUT",
         re.compile(
@@ -426,8 +432,21 @@ class HubSpot(ProviderHandler):
                 response: Response = getattr(self, name)(**found.groupdict())
             except HubSpotError as exc:
                 return self.error(exc.status, exc.message, exc.category, exc.errors)
+            if self.changes and response.status_code < 300:
+                token = auth[len("Bearer ") :].strip()
+                with self.state.lock:
+                    by_app = webhooks.events_for(self.state, self.changes, webhooks.app_of_token(token))
+                webhooks.deliver_later(self.state, by_app)
             return response
         return self.error(404, f"No route for {method} {self.path}", "OBJECT_NOT_FOUND")
+
+    @property
+    def changes(self) -> list[dict[str, Any]]:
+        """What this call changed in the CRM (creations, properties set to new values): the
+        webhooks' raw material."""
+        if not hasattr(self, "_changes"):
+            self._changes: list[dict[str, Any]] = []
+        return self._changes
 
     # -- records -------------------------------------------------------------------------------
 
@@ -589,6 +608,16 @@ class HubSpot(ProviderHandler):
                 clean["lifecyclestage"] = current["lifecyclestage"]
         if effect == "unchanged" and any(current.get(k, "") != v for k, v in clean.items()):
             effect = "updated"
+        if object_type in webhooks.SINGULAR:
+            kind = webhooks.SINGULAR[object_type]
+            if effect == "created":
+                self.changes.append({"kind": kind, "object_id": existing["id"], "created": True})
+            else:
+                self.changes.extend(
+                    {"kind": kind, "object_id": existing["id"], "created": False, "property": k, "value": v}
+                    for k, v in clean.items()
+                    if current.get(k, "") != v
+                )
         current.update(clean)
         current["hs_object_id"] = existing["id"]
         if effect != "unchanged":
@@ -744,6 +773,108 @@ class HubSpot(ProviderHandler):
         if record is None:
             raise _not_found("Object not found.  objectId are usually numeric.")
         return self.ok(self._public(record))
+
+    def update(self, object_type: str, key: str) -> Response:
+        """`PATCH /crm/v3/objects/{type}/{id}`: a record's properties set, as a rep or an app does."""
+        properties = self._body().get("properties")
+        if not isinstance(properties, dict):
+            raise _invalid("Invalid input JSON: `properties` is required")
+        prop = self.request.query_params.get("idProperty", "hs_object_id")
+        with self.state.lock:
+            existing = self._find(object_type, prop, key)
+            if existing is None:
+                raise _not_found("Object not found.  objectId are usually numeric.")
+            problems = self._validate(object_type, properties, existing)
+            if problems:
+                raise _invalid("Property values were not valid", problems)
+            record, effect = self._write(object_type, existing, properties)
+            self.state.save_records()
+        self.effect(effect, SINGULAR[object_type], record["id"])
+        return self.ok(self._public(record))
+
+    # -- the Webhooks API v3 (an app's settings and subscriptions) -------------------------------
+
+    def _app(self, app_id: str) -> str:
+        if app_id not in webhooks.SEED_APPS:
+            raise _not_found(f"App {app_id} not found")
+        return app_id
+
+    def webhook_settings(self, app_id: str) -> Response:
+        settings = self.state.table(webhooks.SETTINGS).get(self._app(app_id))
+        if settings is None:
+            raise _not_found(f"No webhook settings for app {app_id}")
+        return self.ok(webhooks.settings_response(settings))
+
+    def configure_webhooks(self, app_id: str) -> Response:
+        body = self._body()
+        target = body.get("targetUrl")
+        throttling = body.get("throttling")
+        if not isinstance(target, str) or not target.startswith(("http://", "https://")):
+            raise _invalid("targetUrl must be an http(s) URL")
+        if not isinstance(throttling, dict) or not isinstance(throttling.get("maxConcurrentRequests"), int):
+            raise _invalid("throttling.maxConcurrentRequests is required")
+        with self.state.lock:
+            table = self.state.table(webhooks.SETTINGS)
+            now = now_iso()
+            before = table.get(self._app(app_id))
+            table[app_id] = {
+                "targetUrl": target,
+                "throttling": throttling,
+                "createdAt": before["createdAt"] if before else now,
+                "updatedAt": now,
+            }
+            self.state.save_records()
+        self.effect("updated" if before else "created", "webhook_settings", app_id)
+        return self.ok(webhooks.settings_response(table[app_id]))
+
+    def webhook_subscriptions(self, app_id: str) -> Response:
+        self._app(app_id)
+        listed = [
+            webhooks.subscription_response(s)
+            for s in self.state.table(webhooks.SUBSCRIPTIONS).values()
+            if s["appId"] == app_id
+        ]
+        return self.ok({"results": listed})
+
+    def subscribe(self, app_id: str) -> Response:
+        body = self._body()
+        event_type = body.get("eventType")
+        if event_type not in webhooks.EVENT_TYPES:
+            raise _invalid(f"eventType {event_type} is not a supported event type")
+        name = body.get("propertyName")
+        if event_type.endswith(".propertyChange") and not (isinstance(name, str) and name):
+            raise _invalid("propertyName is required for propertyChange subscriptions")
+        with self.state.lock:
+            table = self.state.table(webhooks.SUBSCRIPTIONS)
+            self._app(app_id)
+            same = next(
+                (
+                    s
+                    for s in table.values()
+                    if s["appId"] == app_id and s["eventType"] == event_type and s.get("propertyName") == name
+                ),
+                None,
+            )
+            if same is not None:
+                raise HubSpotError(
+                    409,
+                    f"A subscription for {event_type} {name or ''} already exists: {same['id']}",
+                    "CONFLICT",
+                )
+            subscription_id = self.state.next_id(webhooks.SUBSCRIPTIONS, start=2001)
+            now = now_iso()
+            table[subscription_id] = {
+                "id": int(subscription_id),
+                "appId": app_id,
+                "eventType": event_type,
+                "propertyName": name,
+                "active": bool(body.get("active", False)),
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            self.state.save_records()
+        self.effect("created", "webhook_subscription", subscription_id)
+        return self.ok(webhooks.subscription_response(table[subscription_id]), status=201)
 
     def search(self, object_type: str) -> Response:
         body = self.body if isinstance(self.body, dict) else {}

@@ -12,12 +12,13 @@ subscriber are dropped and named in `warnings`, as Kit does.
 Kit as the recipient's side (`POST /_engagement`): each subscription to a sequence and each tag
 (the sandbox account runs an email automation on every tag) records a message sent to the
 subscriber, and `POST /_campaign` a broadcast. A recipient's click is reported as Kit reports it,
-by the legacy webhooks (`/v4/webhooks`, `subscriber.link_click`) registered for that message's
-link; an unsubscribe, bounce or complaint changes the subscriber's state and is delivered, signed
-with the endpoint's secret (`X-Kit-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "{t}.{body}">`), to
-every webhook endpoint (`/v4/webhook_endpoints`) subscribed to its event type. Kit reports no
-opens, so an open is refused. The registrations are the account's configuration: `/_reset` keeps
-them. Kit rejects loopback target URLs; the sandbox takes them, since the engine runs beside it.
+by the legacy webhooks (`/v4/webhooks`, `subscriber.link_click`) registered for the link clicked
+(the message's links in turn). An unsubscribe, bounce or complaint changes the subscriber's state
+and is delivered to every webhook endpoint (`/v4/webhook_endpoints`) subscribed to its event
+type, signed with the endpoint's secret (`X-Kit-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+"{t}.{body}">`). Kit reports no opens, so an open is refused. The registrations are the account's
+configuration: `/_reset` keeps them. Kit rejects loopback target URLs; the sandbox takes them,
+since the engine runs beside it.
 """
 
 from __future__ import annotations
@@ -81,8 +82,13 @@ OUTCOMES = {
     "bounce": ("bounced", "subscriber.bounced"),
     "spam": ("complained", "subscriber.complained"),
 }
-# The link every sandbox email carries: a click is on it.
-MESSAGE_LINK = "https://www.example.com/pricing?utm_source=kit"
+# The links every sandbox email carries; a recipient's clicks take them in turn (Kit reports a
+# click per link, so each is its own webhook).
+MESSAGE_LINKS = tuple(
+    f"https://www.example.com/{page}?utm_source=kit"
+    for page in ("pricing", "demo", "customers", "security", "integrations", "blog", "docs", "about")
+)
+MESSAGE_LINK = MESSAGE_LINKS[0]
 DELIVERY_TIMEOUT_SECONDS = 10.0
 
 
@@ -134,7 +140,8 @@ def _record_message(
         "subscriber_id": subscriber["id"],
         "kind": kind,
         "source_id": int(source_id),
-        "link": MESSAGE_LINK,
+        "links": list(MESSAGE_LINKS),
+        "clicked": [],
         "sent_at": now_iso(),
     }
     state.table("kit_messages")[message_id] = message
@@ -725,15 +732,19 @@ def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
         if message is None:
             message = _broadcast(state, subscriber)
         deliveries: list[tuple[str, bytes, dict[str, str]]] = []
+        link = None
         if action == "click":
             event_id = None
+            # The next link not clicked yet (all clicked: the first again).
+            links = message.get("links") or [message.get("link")]
+            link = next(
+                (candidate for candidate in links if candidate not in message.get("clicked", [])), links[0]
+            )
+            message.setdefault("clicked", []).append(link)
             payload = json.dumps({"subscriber": _public(state, subscriber)}).encode()
             for webhook in state.table(LEGACY_WEBHOOKS).values():
                 registered = webhook["event"]
-                if (
-                    registered["name"] == "subscriber.link_click"
-                    and registered["initiator_value"] == message["link"]
-                ):
+                if registered["name"] == "subscriber.link_click" and registered["initiator_value"] == link:
                     deliveries.append((webhook["target_url"], payload, {}))
         else:
             new_state, event_type = OUTCOMES[action]
@@ -763,7 +774,7 @@ def engage(state: SandboxState, email: str, action: str) -> dict[str, Any]:
         "action": action,
         "event_id": event_id,
         "message": message["id"],
-        "link": message["link"] if action == "click" else None,
+        "link": link,
         "campaign": f"Broadcast {message['source_id']}" if message["kind"] == "broadcast" else None,
         "deliveries": delivered,
     }

@@ -12,8 +12,11 @@ One emulated org answers both the login host and the instance, under `/salesforc
   300 for several matches), `POST sobjects/{type}` creates, `PATCH|GET sobjects/{type}/{id}`.
 - `GET query?q=` runs a SOQL subset: `SELECT f, ... FROM type [WHERE f = value [AND ...]]
   [ORDER BY f [ASC|DESC]] [LIMIT n]`, values `'text'` (SOQL escapes), true, false, null or a
-  number, `=` and `!=`. Answers come in batches of 5 (Salesforce may send fewer records than
-  asked) with `done`/`nextRecordsUrl`; `Sforce-Query-Options: batchSize=n` changes that.
+  number or a datetime (`2026-12-04T19:00:00Z`), `=`, `!=`, `<`, `<=`, `>`, `>=` and `LIKE` (`%`
+  and `_`, case-insensitive); records carry who created and last changed them (`CreatedById`,
+  `LastModifiedById`: the token's run-as user, see `_run_as`). Answers come in batches of 5
+  (Salesforce may send fewer records than asked) with `done`/`nextRecordsUrl`;
+  `Sforce-Query-Options: batchSize=n` changes that.
 
 Records carry standard fields of Lead, Contact, Account, Opportunity, Task, Event and User, plus
 any custom `__c` field; required fields, restricted picklists (Lead Status, Task Status and
@@ -39,8 +42,19 @@ ORG_ID = "00D5g00000SANDBX"
 QUERY_BATCH = 5
 DEFAULT_API_LIMIT = 15_000
 INTEGRATION_USER = "005000000000001"
+# A client id `ui:<username>` stands for that user working in Salesforce's UI (see `_run_as`).
+UI_CLIENT = "ui:"
 
-_COMMON = ("Id", "OwnerId", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted")
+_COMMON = (
+    "Id",
+    "OwnerId",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+    "IsDeleted",
+)
 OBJECTS: dict[str, dict[str, Any]] = {
     "Lead": {
         "prefix": "00Q",
@@ -90,6 +104,7 @@ OBJECTS: dict[str, dict[str, Any]] = {
             "NumberOfEmployees",
             "BillingCountry",
             "Website",
+            "AnnualRevenue",
             "Description",
         ),
     },
@@ -193,6 +208,8 @@ SEED_USERS = (
     ("Automated", "Process", "autoproc@00d5g00000sandbx", True, "AutomatedProcess"),
     ("Donald", "Knuth", "donald@journeys.example", True, "Standard"),
     ("Frances", "Allen", "frances@journeys.example", True, "Standard"),
+    # A rep of the seed's roster (config/roster.toml's `chloe`): account ownership routes to her.
+    ("Chloe", "Martin", "chloe.martin@example.com", True, "Standard"),
 )
 
 
@@ -227,7 +244,7 @@ class Soql:
     limit: int | None = None
 
 
-_TOKEN = re.compile(r"\s*(?:(?P<string>')|(?P<op>!=|=|,)|(?P<word>[A-Za-z0-9_.\-+]+))")
+_TOKEN = re.compile(r"\s*(?:(?P<string>')|(?P<op>!=|>=|<=|=|>|<|,)|(?P<word>[A-Za-z0-9_.:\-+]+))")
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 
 
@@ -310,8 +327,12 @@ def parse_soql(text: str) -> Soql:
         take("word")
         while True:
             name = take("word")
-            op = take("op")
-            if op not in ("=", "!="):
+            if keyword("LIKE"):
+                take("word")
+                op = "LIKE"
+            else:
+                op = take("op")
+            if op not in ("=", "!=", "LIKE", ">", ">=", "<", "<="):
                 raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{op}'")
             token = peek()
             if token is None:
@@ -352,7 +373,46 @@ def _literal(token: tuple[str, Any]) -> Any:
             return float(value) if "." in str(value) else int(value)
         except ValueError:
             pass
+        moment = _datetime(str(value))
+        if moment is not None:
+            return moment
     raise SoqlError("MALFORMED_QUERY", f"unexpected token: '{value}'")
+
+
+def _datetime(text: str) -> datetime | None:
+    """A SOQL datetime literal or a stored one (`2026-12-04T19:00:00.000+0000`, `...Z`)."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def _like(value: Any, pattern: Any) -> bool:
+    """SOQL's LIKE: `%` any run, `_` one character, case-insensitive, on text only."""
+    if not isinstance(value, str) or not isinstance(pattern, str):
+        return False
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE | re.DOTALL) is not None
+
+
+def _condition(value: Any, op: str, wanted: Any) -> bool:
+    if op == "LIKE":
+        return _like(value, wanted)
+    if op in ("=", "!="):
+        return _matches(value, wanted) == (op == "=")
+    if isinstance(wanted, datetime):
+        value = _datetime(str(value)) if value else None
+    if (
+        value is None
+        or isinstance(value, bool)
+        or (
+            type(value) is not type(wanted)
+            and not (isinstance(value, int | float) and isinstance(wanted, int | float))
+        )
+    ):
+        return False
+    return bool({">": value > wanted, ">=": value >= wanted, "<": value < wanted, "<=": value <= wanted}[op])
 
 
 def _matches(value: Any, wanted: Any) -> bool:
@@ -433,6 +493,29 @@ class Salesforce(ProviderHandler):
                 "UserType": kind,
                 "CreatedDate": _now(),
             }
+
+    @property
+    def user_id(self) -> str:
+        """The user the call runs as: its token's (the connected app's run-as user)."""
+        auth = self.request.headers.get("authorization", "")
+        token = self.state.table("salesforce_tokens").get(auth.removeprefix("Bearer "), {})
+        return str(token.get("user_id") or _case_safe(INTEGRATION_USER))
+
+    def _run_as(self, client_id: str) -> str | None:
+        """A connected app runs as the integration user; `ui:<username>` is that user's own session
+        in Salesforce's UI (a rep at work), for the sandbox's tests."""
+        if not client_id.startswith(UI_CLIENT):
+            return _case_safe(INTEGRATION_USER)
+        wanted = client_id[len(UI_CLIENT) :].lower()
+        users = self.records("User")
+        return next(
+            (
+                uid
+                for uid, user in users.items()
+                if str(user.get("Username", "")).lower() == wanted and user.get("IsActive")
+            ),
+            None,
+        )
 
     def _new_id(self, sobject: str) -> str:
         number = int(self.state.next_id(f"salesforce_{sobject.lower()}", start=1))
@@ -519,9 +602,15 @@ class Salesforce(ProviderHandler):
                 return self.oauth_error(400, "invalid_client", "invalid client credentials")
             access_token = f"{ORG_ID}!{secrets.token_urlsafe(40)}"
             issued_at = str(int(datetime.now(UTC).timestamp() * 1000))
+            run_as = self._run_as(client_id)
+            if run_as is None:
+                return self.oauth_error(
+                    400, "invalid_client", f"no active user {client_id[len(UI_CLIENT) :]}"
+                )
             self.state.table("salesforce_tokens")[access_token] = {
                 "client_id": client_id,
                 "issued_at": issued_at,
+                "user_id": run_as,
             }
             self.state.save_records()
         instance = f"{str(self.request.base_url).rstrip('/')}/{self.name}"
@@ -531,7 +620,7 @@ class Salesforce(ProviderHandler):
                 "signature": secrets.token_urlsafe(32),
                 "scope": "api",
                 "instance_url": instance,
-                "id": f"{instance}/id/{ORG_ID}/{_case_safe(INTEGRATION_USER)}",
+                "id": f"{instance}/id/{ORG_ID}/{run_as}",
                 "token_type": "Bearer",
                 "issued_at": issued_at,
             }
@@ -647,7 +736,9 @@ class Salesforce(ProviderHandler):
             **fields,
             "Id": record_id,
             "CreatedDate": now,
+            "CreatedById": self.user_id,
             "LastModifiedDate": now,
+            "LastModifiedById": self.user_id,
             "SystemModstamp": now,
             "IsDeleted": False,
         }
@@ -662,6 +753,7 @@ class Salesforce(ProviderHandler):
             record.update(fields)
             now = _now()
             record["LastModifiedDate"] = now
+            record["LastModifiedById"] = self.user_id
             record["SystemModstamp"] = now
             if sobject in ("Lead", "Contact"):
                 record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
@@ -791,8 +883,7 @@ class Salesforce(ProviderHandler):
             rows = [
                 r
                 for r in self.records(sobject).values()
-                if not r.get("IsDeleted")
-                and all(_matches(r.get(n), v) == (op == "=") for n, op, v in conditions)
+                if not r.get("IsDeleted") and all(_condition(r.get(n), op, v) for n, op, v in conditions)
             ]
         if soql.order_by:
             key = names[-1]

@@ -14,13 +14,22 @@ from domain.email_templates import load_email_templates
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
 from platforms.base import CallObserver
+from platforms.enrichment import CompanyEnrichmentClient
 from platforms.ga4 import GA4Client
 from platforms.google_calendar import GoogleCalendarClient
 from platforms.hubspot import HubSpotClient
 from platforms.kit import KitClient
 from platforms.klaviyo import KlaviyoClient
 from platforms.outbound_webhook import OutboundWebhookClient
-from platforms.ports import AnalyticsPort, CalendarPort, ChatPort, CrmPort, EmailPort, WebhookPort
+from platforms.ports import (
+    AnalyticsPort,
+    CalendarPort,
+    ChatPort,
+    CrmPort,
+    EmailPort,
+    EnrichmentPort,
+    WebhookPort,
+)
 from platforms.salesforce import SalesforceClient
 from platforms.slack import SlackClient, SlackWebhookClient
 from runtime.settings import Settings
@@ -34,6 +43,7 @@ class Connectors:
     calendar: CalendarPort
     analytics: AnalyticsPort
     webhooks: WebhookPort
+    enrichment: EnrichmentPort
 
 
 def build_connectors(
@@ -123,6 +133,19 @@ def build_connectors(
     webhooks = OutboundWebhookClient(
         http, secret=settings.outbound_webhook_secret.get_secret_value(), throttle=throttle, observer=observer
     )
+    enrichment = CompanyEnrichmentClient(
+        http,
+        base_url=settings.enrichment_url,
+        api_key=settings.enrichment_api_key.get_secret_value(),
+        throttle=throttle,
+        observer=observer,
+    )
     return Connectors(
-        crm=crm, email=email, chat=chat, calendar=calendar, analytics=analytics, webhooks=webhooks
+        crm=crm,
+        email=email,
+        chat=chat,
+        calendar=calendar,
+        analytics=analytics,
+        webhooks=webhooks,
+        enrichment=enrichment,
     )

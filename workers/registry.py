@@ -12,10 +12,12 @@ from typing import Any
 
 import httpx
 
+from activities.account_match import AccountResolver
 from activities.accounts import AccountActivities
 from activities.analytics import AnalyticsActivities, WebhookActivities
 from activities.calendar import CalendarActivities
 from activities.crm import CrmActivities
+from activities.crm_changes import CrmChangeActivities
 from activities.customers import CustomerActivities
 from activities.email import EmailActivities
 from activities.engagement import EngagementActivities
@@ -27,9 +29,11 @@ from activities.reports import ReportActivities
 from domain.accounts import AbmPolicy
 from domain.ledger import WriteLedger
 from domain.ratelimits import Throttle
+from domain.scoring import load_scoring
 from domain.sequences import FrequencyCap
 from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
+from platforms.salesforce import SalesforceClient
 from runtime.settings import Settings
 from store.health import ConnectorStatsRecorder
 from store.ingest import IngestStore
@@ -93,6 +97,10 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """Scoring rules, sequences, lead facts and the send ledger (frequency cap, suppression)."""
     settings = deps.settings
     window = timedelta(days=settings.email_cap_window_days)
+    ports = build_connectors(
+        settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
+    )
+    free_mail = tuple(load_scoring(settings.scoring_file).domains.free_mail)
     qualify = QualifyActivities(
         deps.store.sessions,
         scoring_file=settings.scoring_file,
@@ -102,6 +110,7 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
             band: FrequencyCap(max_sends=sends, per=window)
             for band, sends in settings.email_cap_by_band.items()
         },
+        accounts=AccountResolver(ports.crm, ports.enrichment, free_mail=free_mail),
     )
     return list(qualify.all())  # type: ignore[arg-type]
 
@@ -179,7 +188,13 @@ def engagement_activities(deps: Dependencies) -> list[Callable[..., Any]]:
         hubspot=ports.email if isinstance(ports.email, HubSpotClient) else None,
         stats=deps.stats,
     )
-    return list(engagement.all())  # type: ignore[arg-type]
+    changes = CrmChangeActivities(
+        ingest,
+        salesforce=ports.crm if isinstance(ports.crm, SalesforceClient) else None,
+        person_object=deps.settings.salesforce_person_object,
+        stats=deps.stats,
+    )
+    return [*engagement.all(), *changes.all()]  # type: ignore[list-item]
 
 
 # journeys new: factories

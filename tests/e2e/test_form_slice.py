@@ -162,7 +162,8 @@ async def test_a_call_in_flight_when_its_worker_dies_is_retried_at_its_heartbeat
     server notices within the call's heartbeat timeout (10 s) and the next worker retries it,
     instead of after the write's whole attempt timeout (30 s)."""
     email = new_email()
-    faults = {"hold_after_write_ms": 120_000, "hold_next": 1}
+    # Held: this lead's write, not another test's lead's write in flight at the time.
+    faults = {"hold_after_write_ms": 120_000, "hold_next": 1, "hold_matching": email}
     assert (await sandbox.put("/_faults/hubspot", json=faults)).status_code == 200
     try:
         response = await api.post("/v1/forms/demo/submissions", json=demo_form(email))

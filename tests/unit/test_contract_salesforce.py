@@ -138,7 +138,7 @@ async def test_token_then_upsert_by_external_id(mock, http):
         "Title": "CTO",
         "Country": "GB",
         "LeadSource": "Web",
-        "Status": "Working - Contacted",
+        "Status": "Open - Not Contacted",
         "Journeys_Lifecycle_Stage__c": "mql",
         "Journeys_Lead_Score__c": 42,
         "Industry": "Software",
@@ -611,8 +611,8 @@ async def test_sandbox_activities_are_created_once(sandbox, sandbox_http):
 
 async def test_sandbox_owners_are_paged(sandbox, sandbox_http):
     owners = await org(sandbox_http).list_owners()
-    assert len(owners) == 7  # active standard users: not the inactive one, not the automated process
-    assert len({o.id for o in owners}) == 7 and all(o.email.endswith("@journeys.example") for o in owners)
+    assert len(owners) == 8  # active standard users: not the inactive one, not the automated process
+    assert len({o.id for o in owners}) == 8 and "chloe.martin@example.com" in {o.email for o in owners}
     queries = [c for c in sandbox.state.sandbox.calls if "/query" in c["path"]]
     assert queries[0]["path"].endswith("/query") and "/query/01g" in queries[1]["path"]
 
@@ -688,7 +688,7 @@ async def test_sandbox_expired_session_is_renewed(sandbox, sandbox_http):
     sf = org(sandbox_http)
     await sf.list_owners()
     sandbox.state.sandbox.records["salesforce_tokens"].clear()  # the session times out
-    assert len(await sf.list_owners()) == 7
+    assert len(await sf.list_owners()) == 8
     token_calls = [c for c in sandbox.state.sandbox.calls if c["path"] == "/services/oauth2/token"]
     assert len(token_calls) == 2
 

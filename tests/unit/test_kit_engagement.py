@@ -23,7 +23,7 @@ from domain.webhooks import kit_events, kit_link_click
 from platforms.kit import KitClient
 from platforms.ports import EmailMessage
 from sandbox.app import create_app
-from sandbox.kit import MESSAGE_LINK
+from sandbox.kit import MESSAGE_LINK, MESSAGE_LINKS
 from tests.helpers.platforms import in_process
 from tests.helpers.receiver import Receiver, receiver
 
@@ -227,4 +227,16 @@ async def test_a_link_click_webhook_needs_its_link(http):
 
 
 def test_dev_tracks_the_link_the_sandboxs_kit_emails_carry():
-    assert DEV_KIT_TRACKED_LINKS == (MESSAGE_LINK,)
+    assert DEV_KIT_TRACKED_LINKS == MESSAGE_LINKS
+
+
+async def test_clicks_take_the_messages_links_in_turn_each_reported_by_its_own_hook(http, engine):
+    endpoint_url, link_click_url = receiver_urls(engine.url, "k")
+    await kit(http).connect_webhooks(
+        endpoint_url=endpoint_url, link_click_url=link_click_url, links=MESSAGE_LINKS[:3]
+    )
+    await send_welcome(http, "ada@example-corp.com")
+    clicked = [(await engage(http, "ada@example-corp.com", "click")).json()["link"] for _ in range(4)]
+    assert clicked == [*MESSAGE_LINKS[:4]]
+    reported = [parse_qs(urlsplit(d.path).query)["url"][0] for d in engine.received]
+    assert reported == [*MESSAGE_LINKS[:3]], "the fourth link has no hook: nobody is told"

@@ -110,3 +110,20 @@ async def test_the_sandboxs_linkedin_refuses_a_version_it_no_longer_serves(sandb
         "/linkedin/rest/leadForms/1", headers={**headers, "LinkedIn-Version": Settings().linkedin_version}
     )
     assert current.status_code == 404 and current.json()["code"] == "NOT_FOUND"
+
+
+async def test_a_reset_clears_the_records_but_never_hands_an_id_out_twice(sandbox):
+    auth = {"Authorization": "Bearer pat-sandbox"}
+
+    async def new_contact(email: str) -> str:
+        made = await sandbox.post(
+            "/hubspot/crm/v3/objects/contacts", headers=auth, json={"properties": {"email": email}}
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    before = await new_contact("ada@example-corp.com")
+    assert (await sandbox.post("/_reset")).status_code == 200
+    gone = await sandbox.get(f"/hubspot/crm/v3/objects/contacts/{before}", headers=auth)
+    after = await new_contact("grace@example-corp.com")
+    assert gone.status_code == 404 and after != before, "a platform id names one record, ever"

@@ -1,0 +1,316 @@
+"""The loop from visitor to customer, nothing injected: the outside world only does what it would.
+
+On HubSpot and Klaviyo: the company is already in HubSpot with its firmographics (made through
+HubSpot's API, as an import or a rep would); the lead fills in the demo form with the seed's
+required fields (and the consent box); its browser reports its visits and downloads (Segment's
+calls); it receives the welcome email through Klaviyo and clicks it (`POST /_engagement`, Klaviyo's
+events API reports it); it crosses the seed's MQL line (email engagement >= 70, 3 pieces of
+content, 5 sessions, ICP fit from the CRM's firmographics); the company's owner in HubSpot gets the
+hand-off by Slack DM; the rep takes the lead in HubSpot (lead status In progress) and later moves
+the deal to closed won there; HubSpot's webhooks bring both back, and the customer journey starts.
+
+On Salesforce and Kit the same, the Salesforce changes read by the engine's poll of
+`SystemModstamp`, Kit's clicks reported by its per-link webhooks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from devstack.stack import DevStack
+from tests.helpers.e2e import get_until, lead_state, wait_for_calls
+from tests.helpers.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+# A rep's own HubSpot session (not the engine's app token): its changes are the CRM UI's.
+REP = {"Authorization": "Bearer pat-chloe-in-the-hubspot-ui"}
+# The sandbox HubSpot's owner 71000003 is chloe.martin@example.com, the roster's `chloe`.
+CHLOE_OWNER_ID = "71000003"
+
+
+async def hubspot_search(
+    sandbox: httpx.AsyncClient, object_type: str, prop: str, value: str
+) -> list[dict[str, Any]]:
+    response = await sandbox.post(
+        f"/hubspot/crm/v3/objects/{object_type}/search",
+        headers=REP,
+        json={
+            "filterGroups": [{"filters": [{"propertyName": prop, "operator": "EQ", "value": value}]}],
+            "limit": 5,
+        },
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["results"])
+
+
+def browsing(anonymous_id: str, now: datetime) -> list[dict[str, Any]]:
+    """What the site's Segment library sends: five visits hours apart, three guides downloaded."""
+    pages = [
+        {
+            "type": "page",
+            "anonymousId": anonymous_id,
+            "name": "Pricing" if h == 1 else "Blog",
+            "properties": {"path": "/pricing" if h == 1 else f"/blog/post-{h}"},
+            "timestamp": (now - timedelta(hours=h)).isoformat(),
+        }
+        for h in range(1, 6)
+    ]
+    downloads = [
+        {
+            "type": "track",
+            "anonymousId": anonymous_id,
+            "event": "Content Downloaded",
+            "properties": {"content_id": f"guide-{n}", "topic": "security"},
+            "timestamp": (now - timedelta(minutes=30 - n)).isoformat(),
+        }
+        for n in range(3)
+    ]
+    return [*pages, *downloads]
+
+
+async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the_browser_send(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient
+):
+    domain = f"loopco-{uuid.uuid4().hex[:8]}.com"
+    email = f"dana@{domain}"
+    anonymous_id = f"anon-{uuid.uuid4().hex[:12]}"
+    company = await sandbox.post(
+        "/hubspot/crm/v3/objects/companies",
+        headers=REP,
+        json={
+            "properties": {
+                "name": "LoopCo Software, Inc.",
+                "domain": domain,
+                "industry": "COMPUTER_SOFTWARE",
+                "numberofemployees": "420",
+                "country": "United States",
+                "hubspot_owner_id": CHLOE_OWNER_ID,
+            }
+        },
+    )
+    assert company.status_code == 201, company.text
+
+    # The visitor browses anonymously, then fills in the demo form on the same browser.
+    assert (
+        await api.post("/v1/batch", json={"batch": browsing(anonymous_id, datetime.now(UTC))})
+    ).status_code == 200
+    form = {
+        "email": email,
+        "company": "LoopCo",
+        "job_title": "VP Engineering",
+        "lead_source": "website",
+        "consent": True,
+        "anonymous_id": anonymous_id,
+    }
+    submitted = await api.post("/v1/forms/demo/submissions", json=form)
+    assert submitted.status_code == 202, submitted.text
+    lead_id = submitted.json()["lead_id"]
+    await lead_state(api, lead_id, lambda b: bool(b["journey"].get("enrollments")), timeout=40)
+    await wait_for_calls(
+        sandbox,
+        email,
+        lambda calls: any(
+            c["provider"] == "klaviyo" and c["path"] == "/api/events" and "welcome_1" in str(c["body"])
+            for c in calls
+        ),
+        timeout=40,
+    )
+
+    # Seven clicks on the welcome email, read from Klaviyo's events API: 70 points of engagement.
+    for _ in range(7):
+        clicked = await sandbox.post(
+            "/_engagement", json={"email": email, "action": "click", "provider": "klaviyo"}
+        )
+        assert clicked.status_code == 200, clicked.text
+    mql = await lead_state(api, lead_id, lambda b: b["journey"]["stage"] == "mql", timeout=60)
+    journey = mql["journey"]
+    assert journey["email_engagement"] >= 70 and journey["content_pieces"] >= 3
+    assert journey["stage_history"][-1]["reason"].startswith("MQL rule: ")
+    assert journey["fit"]["fit"] is True and {"industry", "employees", "country"} <= set(
+        journey["fit"]["matched"]
+    )
+
+    # The company's owner gets the hand-off, by Slack DM.
+    body = await lead_state(api, lead_id, lambda b: b["journey"]["active_handoff"] is not None, timeout=45)
+    handoff_id = body["journey"]["active_handoff"]
+    handoff = await get_until(api, f"/v1/handoffs/{handoff_id}", lambda h: bool(h.get("assignment")))
+    assert handoff["assignment"]["rep_id"] == "chloe", handoff["assignment"]
+
+    async def dm() -> dict[str, Any]:
+        calls = (await sandbox.get("/_calls")).json()["calls"]
+        posts = [
+            c
+            for c in calls
+            if c["provider"] == "slack"
+            and handoff_id in str(c["body"])
+            and str(c["body"].get("channel", "")).startswith("D")
+        ]
+        assert posts, "no DM for the hand-off"
+        return posts[0]
+
+    await eventually(dm, timeout=30, what="the rep's DM")
+
+    # The rep takes the lead in HubSpot: HubSpot's webhook makes it an SQL, and the engine's deal appears.
+    [contact] = await hubspot_search(sandbox, "contacts", "email", email)
+    taken = await sandbox.patch(
+        f"/hubspot/crm/v3/objects/contacts/{contact['id']}",
+        headers=REP,
+        json={"properties": {"hs_lead_status": "IN_PROGRESS"}},
+    )
+    assert taken.status_code == 200, taken.text
+    await lead_state(api, lead_id, lambda b: b["journey"]["stage"] == "sql", timeout=45)
+
+    async def the_deal() -> dict[str, Any]:
+        [deal] = await hubspot_search(sandbox, "deals", "journeys_deal_key", handoff_id)
+        return deal
+
+    deal = await eventually(the_deal, timeout=30, what="the hand-off's deal in HubSpot")
+    won = await sandbox.patch(
+        f"/hubspot/crm/v3/objects/deals/{deal['id']}",
+        headers=REP,
+        json={"properties": {"dealstage": "closedwon"}},
+    )
+    assert won.status_code == 200, won.text
+    await lead_state(api, lead_id, lambda b: b["journey"]["stage"] == "customer", timeout=45)
+    timeline = (await api.get(f"/v1/leads/{lead_id}/events?limit=500")).json()["events"]
+    by_type = {(e["type"], e["source"]) for e in timeline}
+    assert ("email_clicked", "poll:klaviyo") in by_type, "the clicks came from Klaviyo's events API"
+    assert ("sales_accepted", "webhook:hubspot") in by_type and (
+        "deal_stage_changed",
+        "webhook:hubspot",
+    ) in by_type
+
+
+# -- Salesforce and Kit ------------------------------------------------------------------------------
+
+SOQL = "/salesforce/services/data/v62.0/query"
+SOBJECTS = "/salesforce/services/data/v62.0/sobjects"
+
+
+@pytest.fixture
+async def on_salesforce_and_kit(stack: DevStack) -> AsyncIterator[None]:
+    """The worker runs on Salesforce and Kit for the test, then on the default platforms again."""
+    env = {"JOURNEYS_CRM_PROVIDER": "salesforce", "JOURNEYS_EMAIL_PROVIDER": "kit"}
+    await stack.restart_worker(kill=False, extra_env=env)
+    try:
+        yield
+    finally:
+        await stack.restart_worker(kill=False)
+
+
+async def salesforce_session(sandbox: httpx.AsyncClient, username: str) -> dict[str, str]:
+    """A user's own session, as in Salesforce's UI (the sandbox's `ui:<username>` client)."""
+    granted = await sandbox.post(
+        "/salesforce/services/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": f"ui:{username}", "client_secret": "ui"},
+    )
+    assert granted.status_code == 200, granted.text
+    return {"Authorization": f"Bearer {granted.json()['access_token']}"}
+
+
+async def soql(sandbox: httpx.AsyncClient, session: dict[str, str], query: str) -> list[dict[str, Any]]:
+    answer = await sandbox.get(SOQL, params={"q": query}, headers=session)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["records"])
+
+
+async def test_a_visitor_becomes_a_customer_on_salesforce_and_kit_with_nothing_injected(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, on_salesforce_and_kit: None
+):
+    domain = f"sfloop-{uuid.uuid4().hex[:8]}.com"
+    email = f"lee@{domain}"
+    anonymous_id = f"anon-{uuid.uuid4().hex[:12]}"
+    chloe = await salesforce_session(sandbox, "chloe.martin@example.com")
+    [chloe_user] = await soql(
+        sandbox, chloe, "SELECT Id FROM User WHERE Username = 'chloe.martin@example.com'"
+    )
+    account = await sandbox.post(
+        f"{SOBJECTS}/Account",
+        headers=chloe,
+        json={
+            "Name": "SF Loop Software GmbH",
+            "Website": f"https://www.{domain}/",
+            "Industry": "Software",
+            "NumberOfEmployees": 420,
+            "BillingCountry": "United States",
+            "OwnerId": chloe_user["Id"],
+        },
+    )
+    assert account.status_code == 201, account.text
+
+    assert (
+        await api.post("/v1/batch", json={"batch": browsing(anonymous_id, datetime.now(UTC))})
+    ).status_code == 200
+    form = {
+        "email": email,
+        "company": "SF Loop",
+        "job_title": "VP Engineering",
+        "lead_source": "website",
+        "consent": True,
+        "anonymous_id": anonymous_id,
+    }
+    submitted = await api.post("/v1/forms/demo/submissions", json=form)
+    assert submitted.status_code == 202, submitted.text
+    lead_id = submitted.json()["lead_id"]
+    await lead_state(api, lead_id, lambda b: bool(b["journey"].get("enrollments")), timeout=40)
+    await wait_for_calls(
+        sandbox,
+        email,
+        lambda calls: any(
+            c["provider"] == "kit" and "/v4/sequences/" in c["path"] and c["status"] == 201 for c in calls
+        ),
+        timeout=40,
+    )
+
+    # Seven links of the welcome email clicked: Kit reports each through its link's webhook.
+    for _ in range(7):
+        clicked = await sandbox.post(
+            "/_engagement", json={"email": email, "action": "click", "provider": "kit"}
+        )
+        assert clicked.status_code == 200 and [d["status"] for d in clicked.json()["deliveries"]] == [200], (
+            clicked.text
+        )
+    mql = await lead_state(api, lead_id, lambda b: b["journey"]["stage"] == "mql", timeout=60)
+    assert mql["journey"]["fit"]["fit"] is True and mql["journey"]["email_engagement"] >= 70
+
+    body = await lead_state(api, lead_id, lambda b: b["journey"]["active_handoff"] is not None, timeout=45)
+    handoff_id = body["journey"]["active_handoff"]
+    handoff = await get_until(api, f"/v1/handoffs/{handoff_id}", lambda h: bool(h.get("assignment")))
+    assert handoff["assignment"]["rep_id"] == "chloe", "the account's owner in Salesforce"
+
+    # Chloe works the lead in Salesforce; the engine's poll of Salesforce's changes makes it an SQL.
+    [person] = await soql(sandbox, chloe, f"SELECT Id FROM Lead WHERE Email = '{email}'")
+    worked = await sandbox.patch(
+        f"{SOBJECTS}/Lead/{person['Id']}", headers=chloe, json={"Status": "Working - Contacted"}
+    )
+    assert worked.status_code == 204, worked.text
+    await lead_state(api, lead_id, lambda b: b["journey"]["stage"] == "sql", timeout=45)
+
+    async def the_opportunity() -> dict[str, Any]:
+        [opportunity] = await soql(
+            sandbox, chloe, f"SELECT Id FROM Opportunity WHERE Journeys_Deal_Key__c = '{handoff_id}'"
+        )
+        return opportunity
+
+    opportunity = await eventually(
+        the_opportunity, timeout=30, what="the hand-off's opportunity in Salesforce"
+    )
+    won = await sandbox.patch(
+        f"{SOBJECTS}/Opportunity/{opportunity['Id']}", headers=chloe, json={"StageName": "Closed Won"}
+    )
+    assert won.status_code == 204, won.text
+    await lead_state(api, lead_id, lambda b: b["journey"]["stage"] == "customer", timeout=45)
+    timeline = (await api.get(f"/v1/leads/{lead_id}/events?limit=500")).json()["events"]
+    by_type = {(e["type"], e["source"]) for e in timeline}
+    assert ("email_clicked", "webhook:kit") in by_type
+    assert ("sales_accepted", "poll:salesforce") in by_type and (
+        "deal_stage_changed",
+        "poll:salesforce",
+    ) in by_type
