@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import connector_step
-from domain.crm_changes import DEAL_FIELDS, PERSON_FIELDS, SALESFORCE_PROVIDER, read_key, salesforce_changes
+from domain.crm_changes import DEAL_FIELDS, PERSON_FIELDS, SALESFORCE_PROVIDER, salesforce_changes
 from domain.engagement import PollCursor, PollResult
 from domain.errors import INVALID_CONFIG, PLATFORM_REJECTED
 from domain.webhooks import PayloadError
@@ -85,7 +85,7 @@ class CrmChangeActivities:
                 result.more = True
             reads += read
             # What the overlap reads again was recorded by an earlier poll (ingestion dedupes too).
-            fresh = [e for e in mapped if read_key(e.payload) not in cursor.recent]
+            fresh = [e for e in mapped if e.payload["read"] not in cursor.recent]
             recorded = await self._ingest.record(fresh) if fresh else []
             result.recorded += sum(not r.duplicate for r in recorded)
             result.duplicates += sum(r.duplicate for r in recorded) + len(mapped) - len(fresh)

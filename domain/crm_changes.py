@@ -11,6 +11,8 @@ a record that returns to a value it had before does not count it again.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -39,8 +41,12 @@ def salesforce_time(record: dict[str, Any]) -> datetime:
 
 
 def read_key(record: dict[str, Any]) -> str:
-    """A record as one read of it: the same change read again has the same key."""
-    return f"{record['Id']}@{record['SystemModstamp']}"
+    """A record as one read of it: the same change read again has the same key. SystemModstamp
+    has a second's resolution, so two changes within a second (the engine's write and a rep's)
+    share it: the key holds what was read as well."""
+    fields = {k: v for k, v in record.items() if k != "attributes"}
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"{record['Id']}@{record['SystemModstamp']}@{digest}"
 
 
 def stage_key(stage: str) -> str:
@@ -69,12 +75,7 @@ def _change(
         kind=kind,
         occurred_at=at,
         received_at=received_at,
-        payload={
-            "sobject": sobject,
-            "Id": record_id,
-            "SystemModstamp": record["SystemModstamp"],
-            field: value,
-        },
+        payload={"sobject": sobject, "Id": record_id, "read": read_key(record), field: value},
         new_id=new_id,
         name=name,
         properties={"record_id": record_id, "modified_by": record.get("LastModifiedById"), **properties},

@@ -761,7 +761,13 @@ class HubSpotClient(PlatformClient):
                 if property_name:
                     body["propertyName"] = property_name
                 made = await self._call(
-                    "webhooks.subscribe", "POST", f"/webhooks/v3/{app_id}/subscriptions", json=body
+                    "webhooks.subscribe",
+                    "POST",
+                    f"/webhooks/v3/{app_id}/subscriptions",
+                    json=body,
+                    headers={
+                        "Idempotency-Key": f"hubspot-connect:{app_id}:{event_type}:{property_name or ''}"
+                    },
                 )
                 known = int(made.json()["id"])
             ids.append(known)

@@ -75,7 +75,22 @@ def test_the_engines_own_writes_are_read_but_not_applied():
         "Lead", [record(by=ENGINE_USER, Status="Working - Contacted")],
         own_user_id=ENGINE_USER, person_object="Lead", received_at=T0, new_id=new_id,
     )  # fmt: skip
-    assert events == [] and read == [("00Q000000000001AAA@2026-12-04T12:00:00.000+0000", T0)]
+    [(key, at)] = read
+    assert events == [] and at == T0 and key.startswith("00Q000000000001AAA@2026-12-04T12:00:00.000+0000@")
+
+
+def test_two_changes_within_one_second_are_two_reads():
+    """SystemModstamp has a second's resolution: the engine's write and a rep's change in the same
+    second share it, and the rep's must not pass for the read before."""
+    engine = record("Opportunity", by=ENGINE_USER, StageName="Qualification")
+    rep = record("Opportunity", by=REP_USER, StageName="Closed Won")
+    (_, [(first, _)]), (events, [(second, _)]) = (
+        salesforce_changes(
+            "Opportunity", [r], own_user_id=ENGINE_USER, person_object="Lead", received_at=T0, new_id=new_id
+        )
+        for r in (engine, rep)
+    )
+    assert first != second and [e.lead_event.properties["stage"] for e in events] == ["closed_won"]
 
 
 @pytest.mark.parametrize(
