@@ -18,18 +18,25 @@ from typing import Any
 from pydantic import SecretStr
 from temporalio.client import Client
 
+from devstack.always_open import always_open_config
 from devstack.processes import free_port
 from devstack.stack import DevStack
 from runtime.settings import Settings
 
 
 @asynccontextmanager
-async def local_stack(keep: Path | None = None) -> AsyncIterator[DevStack]:
-    """The whole engine as `make dev` runs it, on free ports, in a temp folder or `keep` (logs stay)."""
+async def local_stack(keep: Path | None = None, *, always_open: bool = False) -> AsyncIterator[DevStack]:
+    """The whole engine as `make dev` runs it, on free ports, in a temp folder or `keep` (logs stay).
+    `always_open`: reps on duty and send windows open around the clock, as in the e2e tests (a
+    figure must not depend on the hour it is taken at)."""
     with tempfile.TemporaryDirectory(prefix="journeys-bench-") as tmp:
         if keep is not None:
             shutil.rmtree(keep, ignore_errors=True)
             keep.mkdir(parents=True)
+        files: dict[str, Any] = {}
+        if always_open:
+            roster_file, sequences_dir = always_open_config((keep or Path(tmp)) / "config")
+            files = {"roster_file": roster_file, "sequences_dir": sequences_dir}
         settings = Settings(
             data_dir=keep or Path(tmp),
             api_port=free_port(),
@@ -38,6 +45,7 @@ async def local_stack(keep: Path | None = None) -> AsyncIterator[DevStack]:
             pg_port=free_port(),
             sandbox_port=free_port(),
             log_level="WARNING",
+            **files,
         )
         stack = DevStack(
             settings,
