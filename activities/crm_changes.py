@@ -1,5 +1,5 @@
-"""CRM changes read from a CRM without webhooks for them (Salesforce): one poll reads the person
-and opportunity records changed since the cursor (`SystemModstamp`), maps what reps did
+"""CRM changes read from a CRM without webhooks for them (Salesforce): one poll reads the field
+history of the person object and of opportunities since the cursor, maps what reps did
 (domain.crm_changes) and records it as ingestion does, so it reaches the lead's journey."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import connector_step
-from domain.crm_changes import DEAL_FIELDS, PERSON_FIELDS, SALESFORCE_PROVIDER, salesforce_changes
+from domain.crm_changes import DEAL_HISTORY, HISTORY, SALESFORCE_PROVIDER, salesforce_changes
 from domain.engagement import PollCursor, PollResult
 from domain.errors import INVALID_CONFIG, PLATFORM_REJECTED
 from domain.webhooks import PayloadError
@@ -19,9 +19,9 @@ from platforms.salesforce import SalesforceClient
 from store.health import ConnectorStatsRecorder
 from store.ingest import IngestStore
 
-# SystemModstamp has a second's resolution and a commit can trail it: reads start this far back.
+# History rows carry a second's resolution and a commit can trail them: reads start this far back.
 OVERLAP = timedelta(minutes=1)
-# Records per object and poll; a backlog is read over several polls, the cursor saved between.
+# History rows per object and poll; a backlog is read over several polls, the cursor saved between.
 PAGE = 200
 
 
@@ -49,8 +49,8 @@ class CrmChangeActivities:
 
     @activity.defn(name="crm_changes.poll_salesforce")
     async def poll_salesforce(self, cursor: PollCursor) -> PollResult:
-        """Reads the person object's and Opportunity's records changed from the cursor on; an
-        object that filled its page holds the cursor at its last record, so nothing is skipped."""
+        """Reads the person object's and opportunities' field history from the cursor on; a
+        history that filled its page holds the cursor at its last row, so nothing is skipped."""
         if self._salesforce is None:
             raise ApplicationError(
                 "Salesforce is not this deployment's CRM", type=INVALID_CONFIG, non_retryable=True
@@ -61,35 +61,30 @@ class CrmChangeActivities:
         reads: list[tuple[str, datetime]] = []
         cap: datetime | None = None
         received = datetime.now(UTC)
-        for sobject, fields in ((self._person_object, PERSON_FIELDS), ("Opportunity", DEAL_FIELDS)):
+        for history, parent in (HISTORY[self._person_object], DEAL_HISTORY):
             async with connector_step(self._stats, SALESFORCE_PROVIDER, "changes.poll"):
-                records = await self._salesforce.changed_since(
-                    sobject, fields, cursor.read_from(self._overlap), limit=self._page
+                rows = await self._salesforce.history_since(
+                    history, parent, cursor.read_from(self._overlap), limit=self._page
                 )
             try:
                 mapped, read = salesforce_changes(
-                    sobject,
-                    records,
-                    own_user_id=own,
-                    person_object=self._person_object,
-                    received_at=received,
-                    new_id=_new_id,
+                    history, parent, rows, own_user_id=own, received_at=received, new_id=_new_id
                 )
             except PayloadError as exc:
                 raise ApplicationError(
-                    f"Salesforce {sobject} records: {exc}", type=PLATFORM_REJECTED, non_retryable=True
+                    f"Salesforce {history}: {exc}", type=PLATFORM_REJECTED, non_retryable=True
                 ) from exc
-            if len(records) >= self._page and read:
+            if len(rows) >= self._page and read:
                 newest = max(at for _, at in read)
                 cap = newest if cap is None else min(cap, newest)
                 result.more = True
             reads += read
             # What the overlap reads again was recorded by an earlier poll (ingestion dedupes too).
-            fresh = [e for e in mapped if e.payload["read"] not in cursor.recent]
+            fresh = [e for e in mapped if e.payload["Id"] not in cursor.recent]
             recorded = await self._ingest.record(fresh) if fresh else []
             result.recorded += sum(not r.duplicate for r in recorded)
             result.duplicates += sum(r.duplicate for r in recorded) + len(mapped) - len(fresh)
-            activity.heartbeat(sobject)
+            activity.heartbeat(history)
         result.read = len(reads)
         result.cursor, _ = cursor.advance(reads, self._overlap)
         if cap is not None and result.cursor.since > cap:

@@ -152,6 +152,7 @@ SERVER_ONLY_TYPES: dict[EventType, str] = {
     EventType.EMAIL_SPAM_COMPLAINT: _UNSUBSCRIBE,
     EventType.DEAL_STAGE_CHANGED: _CRM,
     EventType.SALES_ACCEPTED: _CRM,
+    EventType.SALES_DISQUALIFIED: _CRM,
     EventType.MEETING_BOOKED: "a meeting booked (the calendar's webhook reports it)",
     EventType.MEETING_CANCELLED: "a meeting cancelled (the calendar's webhook reports it)",
     EventType.LEAD_AD_SUBMITTED: "a lead ad (the ad platform's webhook reports it)",

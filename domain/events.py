@@ -35,6 +35,8 @@ class EventType(StrEnum):
     LEAD_AD_SUBMITTED = "lead_ad_submitted"
     # Sales took the lead in the CRM (a lead status or lifecycle stage set there).
     SALES_ACCEPTED = "sales_accepted"
+    # Sales ruled the lead out in the CRM (its lead status set to unqualified there).
+    SALES_DISQUALIFIED = "sales_disqualified"
 
 
 EMAIL_ENGAGEMENT = frozenset(

@@ -288,6 +288,13 @@ def _qualify(
     pending.intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
     if event.type is EventType.SALES_ACCEPTED and state.active_handoff:
         pending.crm_accepts.append(f"{event.name} ({event.source})")
+    if event.type is EventType.SALES_DISQUALIFIED and state.move_to(
+        LifecycleStage.DISQUALIFIED, f"{event.name} ({event.source})", event.occurred_at, explicit=True
+    ):
+        # As the API's disqualify: the hand-off in flight ends, the nurtures hear the new stage.
+        pending.context_due = True
+        if state.active_handoff:
+            pending.close_reason = f"the lead was disqualified in the CRM ({event.source})"
     if event.type is EventType.EMAIL_CLICKED:
         pending.last_click = event.event_id
     if event.type is EventType.MEETING_BOOKED:

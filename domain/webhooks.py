@@ -358,13 +358,22 @@ HUBSPOT_ACCEPTING = {
 }
 
 
+# A rep ruling the lead out in HubSpot: its lead status.
+HUBSPOT_DISQUALIFYING = {"hs_lead_status": {"UNQUALIFIED", "BAD_TIMING"}}
+
+
 def _hubspot_acceptance(
     item: dict[str, Any], index: int, received_at: datetime, new_id: NewId
 ) -> IncomingEvent | None:
+    """A rep's decision on the contact: taken (accepted) or ruled out (disqualified)."""
     if hubspot_subscription(item) != "contact.propertyChange":
         return None
-    accepting = HUBSPOT_ACCEPTING.get(str(item.get("propertyName")))
-    if accepting is None or str(item.get("propertyValue")) not in accepting:
+    name, value = str(item.get("propertyName")), str(item.get("propertyValue"))
+    if value in HUBSPOT_ACCEPTING.get(name, ()):
+        kind = EventType.SALES_ACCEPTED
+    elif value in HUBSPOT_DISQUALIFYING.get(name, ()):
+        kind = EventType.SALES_DISQUALIFIED
+    else:
         return None
     contact = _object_id(item.get("objectId"), f"[{index}].objectId")
     if not isinstance(item.get("eventId"), int | str):
@@ -372,7 +381,7 @@ def _hubspot_acceptance(
     return inbound_event(
         provider="hubspot",
         message_id=str(item["eventId"]),
-        kind=EventType.SALES_ACCEPTED,
+        kind=kind,
         occurred_at=_unix_ms(item.get("occurredAt"), f"[{index}].occurredAt"),
         received_at=received_at,
         payload=item,

@@ -80,7 +80,7 @@ import asyncio
 import contextvars
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -389,21 +389,22 @@ class SalesforceClient(PlatformClient):
             await self._fetch_token(self._token)
         return self._user_id
 
-    async def changed_since(
-        self, sobject: str, fields: Sequence[str], since: datetime, *, limit: int = 200
+    async def history_since(
+        self, history: str, parent: str, since: datetime, *, limit: int = 200
     ) -> list[dict[str, Any]]:
-        """Records of `sobject` changed at or after `since` (SystemModstamp, oldest first), with
-        `fields`, `LastModifiedById` and `SystemModstamp`: the changes poll's read."""
-        for name in (sobject, *fields):
+        """The tracked field changes recorded in `history` (`LeadHistory` with `LeadId`,
+        `OpportunityFieldHistory` with `OpportunityId`, ...) at or after `since`, oldest first:
+        each change with its old and new value and who made it, the changes poll's read. The org
+        must track the fields (Set History Tracking: Lead Status, Opportunity Stage and Amount)."""
+        for name in (history, parent):
             if not _IDENTIFIER.match(name):
                 raise ValueError(f"{name!r} is not a Salesforce name")
-        wanted = ", ".join(dict.fromkeys(["Id", *fields, "LastModifiedById", "SystemModstamp"]))
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         soql = (
-            f"SELECT {wanted} FROM {sobject} WHERE SystemModstamp >= {stamp} "
-            f"ORDER BY SystemModstamp ASC LIMIT {int(limit)}"
+            f"SELECT Id, {parent}, Field, OldValue, NewValue, CreatedById, CreatedDate FROM {history} "
+            f"WHERE CreatedDate >= {stamp} ORDER BY CreatedDate ASC LIMIT {int(limit)}"
         )
-        return await self._query(f"changes.{sobject}", soql)
+        return await self._query(f"changes.{history}", soql)
 
     async def _find_id(self, operation: str, sobject: str, where: str) -> str | None:
         records = await self._query(operation, f"SELECT Id FROM {sobject} WHERE {where} LIMIT 1")

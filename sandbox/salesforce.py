@@ -55,6 +55,7 @@ _COMMON = (
     "SystemModstamp",
     "IsDeleted",
 )
+_HISTORY_FIELDS = ("Field", "OldValue", "NewValue", "CreatedById", "CreatedDate", "IsDeleted")
 OBJECTS: dict[str, dict[str, Any]] = {
     "Lead": {
         "prefix": "00Q",
@@ -154,6 +155,25 @@ OBJECTS: dict[str, dict[str, Any]] = {
             "WhatId",
         ),
     },
+    # Field history: one row per tracked field's change, with who made it (read-only, as in Salesforce).
+    "LeadHistory": {
+        "prefix": "017",
+        "required": (),
+        "readonly": True,
+        "fields": ("Id", "LeadId", *_HISTORY_FIELDS),
+    },
+    "ContactHistory": {
+        "prefix": "017",
+        "required": (),
+        "readonly": True,
+        "fields": ("Id", "ContactId", *_HISTORY_FIELDS),
+    },
+    "OpportunityFieldHistory": {
+        "prefix": "017",
+        "required": (),
+        "readonly": True,
+        "fields": ("Id", "OpportunityId", *_HISTORY_FIELDS),
+    },
     "User": {
         "prefix": "005",
         "required": (),
@@ -178,6 +198,13 @@ READONLY_FIELDS = {
     "SystemModstamp",
     "IsDeleted",
     "IsConverted",
+}
+# The fields whose changes the org tracks (Setup > Object Manager > Fields > Set History Tracking),
+# and where their history goes.
+TRACKED: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "Lead": ("LeadHistory", "LeadId", ("Status", "OwnerId")),
+    "Contact": ("ContactHistory", "ContactId", ("OwnerId",)),
+    "Opportunity": ("OpportunityFieldHistory", "OpportunityId", ("StageName", "Amount", "OwnerId")),
 }
 PICKLISTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("Lead", "Status"): (
@@ -747,9 +774,31 @@ class Salesforce(ProviderHandler):
         self.records(sobject)[record_id] = record
         return record
 
+    def _track(self, sobject: str, record_id: str, field: str, old: Any, new: Any, at: str) -> None:
+        history, parent, fields = TRACKED.get(sobject, ("", "", ()))
+        if field not in fields:
+            return
+        # One id sequence for every history object: a row's id names one change, whichever object.
+        number = int(self.state.next_id("salesforce_history", start=1))
+        row_id = _case_safe(f"017{number:012d}")
+        self.records(history)[row_id] = {
+            "Id": row_id,
+            parent: record_id,
+            "Field": field,
+            "OldValue": old,
+            "NewValue": new,
+            "CreatedById": self.user_id,
+            "CreatedDate": at,
+            "IsDeleted": False,
+        }
+
     def _apply(self, sobject: str, record: dict[str, Any], fields: dict[str, Any]) -> bool:
         changed = any(record.get(k) != v for k, v in fields.items())
         if changed:
+            at = _now()
+            for name, value in fields.items():
+                if record.get(name) != value:
+                    self._track(sobject, record["Id"], name, record.get(name), value, at)
             record.update(fields)
             now = _now()
             record["LastModifiedDate"] = now

@@ -79,7 +79,9 @@ async def test_the_crm_owner_of_the_leads_company_gets_its_hand_off(
     body = await lead_state(
         api, lead.lead_id, lambda s: s["journey"]["active_handoff"] is not None, timeout=45
     )
-    handoff = (await api.get(f"/v1/handoffs/{body['journey']['active_handoff']}")).json()
+    handoff = await get_until(
+        api, f"/v1/handoffs/{body['journey']['active_handoff']}", lambda h: bool(h.get("assignment"))
+    )
     assert handoff["assignment"]["rep_id"] == "chloe", handoff["assignment"]
     assert "account owner" in handoff["assignment"]["reason"]
     assert (await api.get(f"/v1/leads/{lead.lead_id}")).json()["account"]["traits"]["owner_id"] == "71000003"

@@ -475,3 +475,28 @@ def test_engagement_levels_come_from_the_scoring_config(engagement, level):
 def test_engagement_bands_must_be_in_order():
     with pytest.raises(ValueError, match="medium 80 is above high 70"):
         EngagementBands(medium=80, high=70)
+
+
+def test_a_rep_ruling_the_lead_out_in_the_crm_disqualifies_it_and_ends_its_hand_off():
+    state = lead()
+    engaged(state)
+    reactions.settle(state, RULES, ALL, NOW)
+    state.active_handoff = "handoff-lead-1-1"
+    ruled_out = event(EventType.SALES_DISQUALIFIED, name="hs_lead_status=UNQUALIFIED", source="hubspot")
+    reactions.react_to_event(state, ruled_out, RULES, ALL, NOW)
+    effects = reactions.settle(state, RULES, ALL, NOW).effects
+    assert state.stage is LifecycleStage.DISQUALIFIED
+    assert state.stage_history[-1].reason == "hs_lead_status=UNQUALIFIED (hubspot)"
+    [close] = [e for e in effects if isinstance(e, CloseHandoff)]
+    assert "disqualified in the CRM" in close.reason
+    [told] = [e for e in effects if isinstance(e, TellNurtures)]
+    assert told.context_changed, "the nurtures hear the new stage"
+
+
+def test_a_customer_ruled_out_in_the_crm_stays_a_customer():
+    state = lead()
+    reactions.react_to_event(state, event(EventType.PURCHASE, properties={"amount": 1200}), RULES, ALL, NOW)
+    reactions.react_to_event(
+        state, event(EventType.SALES_DISQUALIFIED, 1, name="Status=Closed - Not Converted"), RULES, ALL, NOW
+    )
+    assert state.stage is LifecycleStage.CUSTOMER

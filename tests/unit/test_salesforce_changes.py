@@ -36,31 +36,66 @@ def new_id() -> str:
     return f"e{next(_ids)}"
 
 
-def record(sobject: str = "Lead", by: str = REP_USER, **fields: Any) -> dict[str, Any]:
-    return {"attributes": {"type": sobject}, "Id": "00Q000000000001AAA", "LastModifiedById": by,
-            "SystemModstamp": "2026-12-04T12:00:00.000+0000", **fields}  # fmt: skip
+def row(
+    field: str,
+    value: Any,
+    *,
+    by: str = REP_USER,
+    history: str = "LeadHistory",
+    parent: str = "LeadId",
+    record_id: str = "00Q000000000001AAA",
+    row_id: str = "017000000000001AAA",
+) -> dict[str, Any]:
+    return {
+        "attributes": {"type": history},
+        "Id": row_id,
+        parent: record_id,
+        "Field": field,
+        "OldValue": None,
+        "NewValue": value,
+        "CreatedById": by,
+        "CreatedDate": "2026-12-04T12:00:00.000+0000",
+    }
 
 
-def mapped(sobject: str, *records: dict[str, Any]) -> list[IncomingEvent]:
+def mapped(
+    *rows: dict[str, Any], history: str = "LeadHistory", parent: str = "LeadId"
+) -> list[IncomingEvent]:
     events, _ = salesforce_changes(
-        sobject, list(records), own_user_id=ENGINE_USER, person_object="Lead", received_at=T0, new_id=new_id
+        history, parent, list(rows), own_user_id=ENGINE_USER, received_at=T0, new_id=new_id
     )
     return events
 
 
-def test_a_rep_working_the_lead_is_an_acceptance_keyed_by_its_value():
-    [accepted] = mapped("Lead", record(Status="Working - Contacted"))
+def deal_row(field: str, value: Any, **kwargs: Any) -> dict[str, Any]:
+    return row(
+        field,
+        value,
+        history="OpportunityFieldHistory",
+        parent="OpportunityId",
+        record_id="006000000000001AAA",
+        **kwargs,
+    )
+
+
+def test_a_rep_working_the_lead_is_an_acceptance_keyed_by_the_history_row():
+    [accepted] = mapped(row("Status", "Working - Contacted"))
     assert accepted.lead_event.type is EventType.SALES_ACCEPTED and accepted.source == "poll:salesforce"
-    assert accepted.message_id == "Lead:00Q000000000001AAA:Status:Working - Contacted"
+    assert accepted.message_id == "LeadHistory:017000000000001AAA"
     assert accepted.external_ids == {"salesforce_contact": "00Q000000000001AAA"}
     assert accepted.lead_event.occurred_at == T0
-    assert mapped("Lead", record(Status="Open - Not Contacted")) == []
+    assert mapped(row("Status", "Open - Not Contacted")) == [] and mapped(row("OwnerId", REP_USER)) == []
+
+
+def test_a_rep_closing_the_lead_unconverted_disqualifies_it():
+    [ruled_out] = mapped(row("Status", "Closed - Not Converted"))
+    assert ruled_out.lead_event.type is EventType.SALES_DISQUALIFIED
 
 
 def test_an_opportunitys_stage_and_amount_are_the_deal_changes():
-    stage, amount = mapped(
-        "Opportunity", record("Opportunity", Id="006000000000001AAA", StageName="Closed Won", Amount=48000)
-    )
+    history = {"history": "OpportunityFieldHistory", "parent": "OpportunityId"}
+    [stage] = mapped(deal_row("StageName", "Closed Won"), **history)
+    [amount] = mapped(deal_row("Amount", 48000, row_id="017000000000002AAA"), **history)
     assert (
         stage.lead_event.type is EventType.DEAL_STAGE_CHANGED
         and stage.lead_event.properties["stage"] == "closed_won"
@@ -72,34 +107,23 @@ def test_an_opportunitys_stage_and_amount_are_the_deal_changes():
 
 def test_the_engines_own_writes_are_read_but_not_applied():
     events, read = salesforce_changes(
-        "Lead", [record(by=ENGINE_USER, Status="Working - Contacted")],
-        own_user_id=ENGINE_USER, person_object="Lead", received_at=T0, new_id=new_id,
+        "LeadHistory", "LeadId", [row("Status", "Working - Contacted", by=ENGINE_USER)],
+        own_user_id=ENGINE_USER, received_at=T0, new_id=new_id,
     )  # fmt: skip
-    [(key, at)] = read
-    assert events == [] and at == T0 and key.startswith("00Q000000000001AAA@2026-12-04T12:00:00.000+0000@")
-
-
-def test_two_changes_within_one_second_are_two_reads():
-    """SystemModstamp has a second's resolution: the engine's write and a rep's change in the same
-    second share it, and the rep's must not pass for the read before."""
-    engine = record("Opportunity", by=ENGINE_USER, StageName="Qualification")
-    rep = record("Opportunity", by=REP_USER, StageName="Closed Won")
-    (_, [(first, _)]), (events, [(second, _)]) = (
-        salesforce_changes(
-            "Opportunity", [r], own_user_id=ENGINE_USER, person_object="Lead", received_at=T0, new_id=new_id
-        )
-        for r in (engine, rep)
-    )
-    assert first != second and [e.lead_event.properties["stage"] for e in events] == ["closed_won"]
+    assert events == [] and read == [("017000000000001AAA", T0)]
 
 
 @pytest.mark.parametrize(
     ("bad", "field"),
-    [({"Id": None}, "records.0.Id"), ({"SystemModstamp": "noon"}, "records[].SystemModstamp")],
+    [
+        ({"Id": None}, "records.0.Id"),
+        ({"LeadId": None}, "records.0.LeadId"),
+        ({"CreatedDate": "noon"}, "records[].CreatedDate"),
+    ],
 )
-def test_a_record_not_in_salesforces_shape_names_the_field(bad, field):
+def test_a_row_not_in_salesforces_shape_names_the_field(bad, field):
     with pytest.raises(PayloadError) as raised:
-        mapped("Lead", record(**bad))
+        mapped({**row("Status", "Working - Contacted"), **bad})
     assert raised.value.field == field
 
 
@@ -137,7 +161,7 @@ async def as_rep(http: httpx.AsyncClient, username: str = "ada@journeys.example"
 DATA = "/salesforce/services/data/v62.0"
 
 
-async def test_the_client_reads_what_changed_since_and_knows_its_own_user(http):
+async def test_the_client_reads_each_change_and_who_made_it_and_knows_its_own_user(http):
     sf = engine_client(http)
     start = datetime.now(UTC) - timedelta(seconds=2)
     made = await sf.upsert_person(
@@ -149,11 +173,15 @@ async def test_the_client_reads_what_changed_since_and_knows_its_own_user(http):
         f"{DATA}/sobjects/Lead/{made.id}", headers=rep, json={"Status": "Working - Contacted"}
     )
     assert moved.status_code == 204, moved.text
-    [changed] = await sf.changed_since("Lead", ("Status",), start)
-    assert changed["Status"] == "Working - Contacted" and changed["LastModifiedById"] != own
-    assert own == ENGINE_USER
-    assert await sf.changed_since("Lead", ("Status",), datetime.now(UTC) + timedelta(minutes=5)) == []
-    [accepted] = mapped("Lead", changed)
+    # The engine writes the lead again at once (its score): the rep's change stays in the history.
+    await sf.upsert_person(
+        Person(email="ada@acme.com", lead_id="lead-1", lead_score=50), idempotency_key="k2"
+    )
+    changes = await sf.history_since("LeadHistory", "LeadId", start)
+    [status] = [c for c in changes if c["Field"] == "Status"]
+    assert status["NewValue"] == "Working - Contacted" and status["CreatedById"] != own == ENGINE_USER
+    assert await sf.history_since("LeadHistory", "LeadId", datetime.now(UTC) + timedelta(minutes=5)) == []
+    [accepted] = mapped(*changes)
     assert accepted.lead_event.type is EventType.SALES_ACCEPTED
 
 
@@ -182,27 +210,32 @@ async def test_the_poll_records_a_reps_changes_once_and_not_the_engines(http):
     rep = await as_rep(http)
     await http.patch(f"{DATA}/sobjects/Lead/{lead.id}", headers=rep, json={"Status": "Working - Contacted"})
     await http.patch(f"{DATA}/sobjects/Opportunity/{deal.id}", headers=rep, json={"StageName": "Closed Won"})
+    # The engine's own later write to the lead (its score) hides nothing: the history has the rep's.
+    await sf.upsert_person(
+        Person(email="ada@acme.com", lead_id="lead-1", lead_score=70), idempotency_key="k3"
+    )
     ingest = RecordingIngest()
     polls = CrmChangeActivities(ingest, salesforce=sf)  # type: ignore[arg-type]
     env = ActivityEnvironment()
     first = await env.run(polls.poll_salesforce, PollCursor(since=start))
     kinds = sorted((e.lead_event.type.value, e.lead_event.name or "") for e in ingest.recorded)
-    assert kinds == [
-        ("deal_stage_changed", "closed_won"),
-        ("sales_accepted", "Status=Working - Contacted"),
-        ("track", "Deal Amount Changed"),
-    ]
-    assert first.recorded == 3 and first.cursor.since > start
+    # The amount the engine set is not a change a rep made.
+    assert kinds == [("deal_stage_changed", "closed_won"), ("sales_accepted", "Status=Working - Contacted")]
+    assert first.recorded == 2 and first.cursor.since > start
     again = await env.run(polls.poll_salesforce, first.cursor)
-    assert again.recorded == 0 and len(ingest.recorded) == 3, "the overlap's re-read is known"
+    assert again.recorded == 0 and len(ingest.recorded) == 2, "the overlap's re-read is known"
 
 
 async def test_a_page_filled_holds_the_cursor_at_its_last_record(http):
     sf = engine_client(http)
     start = datetime.now(UTC) - timedelta(seconds=2)
+    rep = await as_rep(http)
     for n in range(3):
-        await sf.upsert_person(
+        made = await sf.upsert_person(
             Person(email=f"p{n}@acme.com", lead_id=f"lead-{n}", company="Acme"), idempotency_key=f"k{n}"
+        )
+        await http.patch(
+            f"{DATA}/sobjects/Lead/{made.id}", headers=rep, json={"Status": "Working - Contacted"}
         )
     polls = CrmChangeActivities(RecordingIngest(), salesforce=sf, page=2)  # type: ignore[arg-type]
     result = await ActivityEnvironment().run(polls.poll_salesforce, PollCursor(since=start))

@@ -194,9 +194,12 @@ def test_a_rep_working_the_contact_in_hubspot_is_a_sales_acceptance():
         change("hs_lead_status", "NEW", 2),
         change("lifecyclestage", "salesqualifiedlead", 3),
         change("firstname", "Ada", 4),
+        change("hs_lead_status", "UNQUALIFIED", 5),
     ]
     events = hubspot_events(batch, NOW, new_id)
-    assert [e.lead_event.type for e in events] == [EventType.SALES_ACCEPTED] * 2
+    assert [e.lead_event.type for e in events] == [EventType.SALES_ACCEPTED] * 2 + [
+        EventType.SALES_DISQUALIFIED
+    ]
     first = events[0]
     assert first.external_ids == {"hubspot_contact": "1201"} and first.message_id == "1"
     assert first.lead_event.name == "hs_lead_status=IN_PROGRESS"
