@@ -21,6 +21,7 @@ from domain.engagement import (
     klaviyo_event_time,
 )
 from domain.errors import INVALID_CONFIG, PLATFORM_REJECTED
+from domain.events import IncomingEvent
 from domain.webhooks import PayloadError
 from platforms.hubspot import HubSpotClient
 from platforms.klaviyo import KlaviyoClient
@@ -86,12 +87,7 @@ class EngagementActivities:
                     f"Klaviyo events page: {exc}", type=PLATFORM_REJECTED, non_retryable=True
                 ) from exc
             result.cursor, fresh = result.cursor.advance(times, self._overlap)
-            events = [e for e in mapped if e.message_id in fresh]
-            await self._sent.attribute(events)
-            recorded = await self._ingest.record(events) if events else []
-            result.read += len(times)
-            result.recorded += sum(not r.duplicate for r in recorded)
-            result.duplicates += sum(r.duplicate for r in recorded) + len(mapped) - len(events)
+            await self._record_page(result, mapped, fresh, read=len(times))
             result.unknown_recipients += no_email
             activity.heartbeat(page_number)
             next_url = (page.get("links") or {}).get("next")
@@ -126,17 +122,23 @@ class EngagementActivities:
             more = bool(page.get("hasMore")) and bool(page.get("offset"))
             offset = str(page["offset"]) if more else None
             result.cursor, fresh = result.cursor.in_window(times, self._overlap, window_to, offset)
-            events = [e for e in mapped if e.message_id in fresh]
-            await self._sent.attribute(events)
-            recorded = await self._ingest.record(events) if events else []
-            result.read += len(times)
-            result.recorded += sum(not r.duplicate for r in recorded)
-            result.duplicates += sum(r.duplicate for r in recorded) + len(mapped) - len(events)
+            await self._record_page(result, mapped, fresh, read=len(times))
             activity.heartbeat(page_number)
             if offset is None:
                 return result
         result.more = True
         return result
+
+    async def _record_page(
+        self, result: PollResult, mapped: list[IncomingEvent], fresh: set[str], *, read: int
+    ) -> None:
+        """Attributes and records the page's events not read before, and counts them in `result`."""
+        events = [e for e in mapped if e.message_id in fresh]
+        await self._sent.attribute(events)
+        recorded = await self._ingest.record(events) if events else []
+        result.read += read
+        result.recorded += sum(not r.duplicate for r in recorded)
+        result.duplicates += sum(r.duplicate for r in recorded) + len(mapped) - len(events)
 
     def all(self) -> list[object]:
         return [self.poll_klaviyo, self.poll_hubspot]

@@ -1185,8 +1185,8 @@ class HubSpot(ProviderHandler):
                 and (not params.get("recipient") or e["recipient"] == params["recipient"].lower())
                 and (not params.get("campaignId") or str(e["emailCampaignId"]) == params["campaignId"])
             ]
-        matching.sort(key=lambda e: (e["created"], e["id"]), reverse=True)
-        page = matching[position : position + limit]
+        matching.sort(key=lambda e: (e["created"], e.get("_seq", 0)), reverse=True)
+        page = [{k: v for k, v in e.items() if k != "_seq"} for e in matching[position : position + limit]]
         more = position + limit < len(matching)
         return self.ok(
             {"hasMore": more, "offset": _page_offset(position + limit) if more else None, "events": page}
@@ -1303,6 +1303,8 @@ def _event(
         **({"sentBy": {"id": sent["id"], "created": sent["created"]}} if sent else {}),
         **extra,
     }
+    # The order events were made in, for events of the same millisecond (not part of the answer).
+    event["_seq"] = int(state.next_id("hubspot_email_event_seq"))
     state.table(EMAIL_EVENTS)[event["id"]] = event
     return event
 
@@ -1331,7 +1333,7 @@ def _from_offset(offset: str) -> int | None:
 
 def _latest_sent(state: SandboxState, email: str) -> dict[str, Any] | None:
     sent = [e for e in state.table(EMAIL_EVENTS).values() if e["type"] == "SENT" and e["recipient"] == email]
-    return max(sent, key=lambda e: (e["created"], e["id"]), default=None)
+    return max(sent, key=lambda e: (e["created"], e.get("_seq", 0)), default=None)
 
 
 def last_sent_at(state: SandboxState, email: str) -> str | None:

@@ -12,10 +12,7 @@ import httpx
 import pytest
 
 from devstack.stack import DevStack
-from domain.connectors import SendReservationInput
-from store.db import create_engine, session_factory
-from store.sends import SendLedger
-from tests.helpers.e2e import Body, get_until, submit_form, wait_for_calls
+from tests.helpers.e2e import Body, get_until, next_send_refused, submit_form, wait_for_calls
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -119,16 +116,7 @@ async def test_an_unsubscribe_in_klaviyo_suppresses_every_later_send(
     await wait_for_calls(sandbox, lead.email, welcome_sent)
     await engage(sandbox, lead.email, "unsubscribe")
     await timeline(api, lead.lead_id, {"email_unsubscribed"})
-    engine = create_engine(stack.database_url, pool_size=1)
-    try:
-        answer = await SendLedger(session_factory(engine)).reserve(
-            SendReservationInput(
-                lead_id=lead.lead_id, idempotency_key="after-klaviyo-unsubscribe", journey="welcome_nurture"
-            )
-        )
-        assert answer.status == "suppressed" and answer.reason == "email_unsubscribed"
-    finally:
-        await engine.dispose()
+    await next_send_refused(stack.database_url, lead.lead_id, "after-klaviyo-unsubscribe")
 
 
 async def test_engagement_while_the_worker_is_down_arrives_once_it_is_back(

@@ -13,11 +13,8 @@ import httpx
 import pytest
 
 from devstack.stack import DevStack
-from domain.connectors import SendReservationInput
 from domain.email_templates import load_email_templates
-from store.db import create_engine, session_factory
-from store.sends import SendLedger
-from tests.helpers.e2e import Body, get_until, submit_form, wait_for_calls
+from tests.helpers.e2e import Body, get_until, next_send_refused, submit_form, wait_for_calls
 
 pytestmark = pytest.mark.e2e
 
@@ -94,13 +91,4 @@ async def test_a_welcome_email_sent_through_kit_is_clicked_and_unsubscribed_and_
     )
     [unsubscribe] = of_type(body, "email_unsubscribed")
     assert unsubscribe["source"] == "webhook:kit" and unsubscribe["message_id"] == unsubscribed["event_id"]
-    engine = create_engine(stack.database_url, pool_size=1)
-    try:
-        answer = await SendLedger(session_factory(engine)).reserve(
-            SendReservationInput(
-                lead_id=lead.lead_id, idempotency_key="after-kit-unsubscribe", journey="welcome_nurture"
-            )
-        )
-        assert answer.status == "suppressed" and answer.reason == "email_unsubscribed"
-    finally:
-        await engine.dispose()
+    await next_send_refused(stack.database_url, lead.lead_id, "after-kit-unsubscribe")

@@ -11,7 +11,10 @@ from typing import Any
 
 import httpx
 
+from domain.connectors import SendReservationInput
 from domain.ids import lead_id_for_email
+from store.db import create_engine, session_factory
+from store.sends import SendLedger
 from tests.helpers.waiting import eventually
 
 Body = dict[str, Any]
@@ -184,3 +187,18 @@ def synced(calls: list[dict[str, Any]]) -> bool:
         ("klaviyo", "/api/profile-import", 201),
         ("klaviyo", "/api/profile-subscription-bulk-create-jobs", 202),
     } <= paths
+
+
+async def next_send_refused(
+    database_url: str, lead_id: str, key: str, reason: str = "email_unsubscribed"
+) -> None:
+    """The send ledger, asked for the lead's next welcome send, refuses it for `reason`: the one
+    gate every send passes (suppression, consent, caps) has heard the platform's report."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        answer = await SendLedger(session_factory(engine)).reserve(
+            SendReservationInput(lead_id=lead_id, idempotency_key=key, journey="welcome_nurture")
+        )
+        assert answer.status == "suppressed" and answer.reason == reason, answer
+    finally:
+        await engine.dispose()

@@ -22,7 +22,7 @@ from domain.webhooks import PayloadError
 from platforms.hubspot import HubSpotClient
 from platforms.ports import EmailMessage, Person
 from sandbox.app import create_app
-from store.ingest import RecordResult
+from tests.helpers.ingest import RecordingIngest
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 _ids = itertools.count()
@@ -231,19 +231,6 @@ async def test_the_events_read_pages_by_offset_and_filters_by_time(hubspot, monk
 
 
 # -- the poll activity: its window, its pages, its cursor ----------------------------------------
-
-
-class RecordingIngest:
-    def __init__(self) -> None:
-        self.recorded: list[IncomingEvent] = []
-
-    async def record(self, events: list[IncomingEvent]) -> list[RecordResult]:
-        seen = {e.message_id for e in self.recorded}
-        self.recorded += events
-        return [
-            RecordResult(event_id=e.lead_event.event_id, lead_id=None, duplicate=e.message_id in seen)
-            for e in events
-        ]
 
 
 class NoAttribution:

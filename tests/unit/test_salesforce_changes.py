@@ -23,7 +23,7 @@ from platforms.ports import Deal, Person
 from platforms.salesforce import SalesforceClient
 from sandbox.app import create_app
 from sandbox.salesforce import parse_soql
-from store.ingest import RecordResult
+from tests.helpers.ingest import RecordingIngest
 from tests.helpers.platforms import in_process
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -183,19 +183,6 @@ async def test_the_client_reads_each_change_and_who_made_it_and_knows_its_own_us
     assert await sf.history_since("LeadHistory", "LeadId", datetime.now(UTC) + timedelta(minutes=5)) == []
     [accepted] = mapped(*changes)
     assert accepted.lead_event.type is EventType.SALES_ACCEPTED
-
-
-class RecordingIngest:
-    def __init__(self) -> None:
-        self.recorded: list[IncomingEvent] = []
-
-    async def record(self, events: list[IncomingEvent]) -> list[RecordResult]:
-        seen = {e.message_id for e in self.recorded}
-        self.recorded += events
-        return [
-            RecordResult(event_id=e.lead_event.event_id, lead_id=None, duplicate=e.message_id in seen)
-            for e in events
-        ]
 
 
 async def test_the_poll_records_a_reps_changes_once_and_not_the_engines(http):
