@@ -277,6 +277,12 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
             call["timeout"] = timeout
         if timeout == "before":
             await asyncio.sleep(faults.timeout_ms / 1000)
+            if await request.is_disconnected():
+                # The client gave up before the platform got to its request: nothing is done (as
+                # the fault promises), so a retry that found no earlier write is the only write.
+                call.update(status=504, fault=True)
+                state.log(call)
+                return JSONResponse({"error": "the client went away before the request was served"}, 504)
         injected = _injected_fault(state, handler_class, faults)
         if injected is not None:
             call.update(status=injected.status_code, fault=True)
