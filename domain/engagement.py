@@ -25,6 +25,13 @@ NewId = Callable[[], str]
 MAX_RECENT_IDS = 2000
 
 
+def _newest(recent: dict[str, datetime]) -> dict[str, datetime]:
+    """The ids read most recently, at most MAX_RECENT_IDS of them."""
+    if len(recent) <= MAX_RECENT_IDS:
+        return recent
+    return dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
+
+
 class PollCursor(BaseModel):
     """Where a platform's event poll stands: the newest event time read, and the ids read within
     the overlap before it (so a re-read of the overlap is skipped, not recorded again)."""
@@ -47,9 +54,7 @@ class PollCursor(BaseModel):
         keep_from = newest - overlap
         recent = {i: at for i, at in self.recent.items() if at >= keep_from}
         recent.update({i: at for i, at in events if at >= keep_from})
-        if len(recent) > MAX_RECENT_IDS:
-            recent = dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
-        return PollCursor(since=newest, recent=recent), fresh
+        return PollCursor(since=newest, recent=_newest(recent)), fresh
 
     def in_window(
         self, events: list[tuple[str, datetime]], overlap: timedelta, window_to: datetime, page: str | None
@@ -59,15 +64,10 @@ class PollCursor(BaseModel):
         fresh = {event_id for event_id, _ in events if event_id not in self.recent}
         recent = {**self.recent, **dict(events)}
         if page is not None:
-            if len(recent) > MAX_RECENT_IDS:
-                recent = dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
-            return PollCursor(since=self.since, recent=recent, window_to=window_to, page=page), fresh
-        newest = max([self.since, *recent.values()])
-        keep_from = newest - overlap
-        recent = {i: at for i, at in recent.items() if at >= keep_from}
-        if len(recent) > MAX_RECENT_IDS:
-            recent = dict(sorted(recent.items(), key=lambda item: item[1])[-MAX_RECENT_IDS:])
-        return PollCursor(since=newest, recent=recent), fresh
+            return PollCursor(since=self.since, recent=_newest(recent), window_to=window_to, page=page), fresh
+        # The window is read: the cursor moves to its newest event, as a read in time order does.
+        done, _ = PollCursor(since=self.since).advance(list(recent.items()), overlap)
+        return done, fresh
 
 
 class PollResult(BaseModel):

@@ -231,8 +231,7 @@ class Kit(ProviderHandler):
     # -- records ---------------------------------------------------------------------------------
 
     def _by_email(self, email: str) -> dict[str, Any] | None:
-        wanted = email.strip().lower()
-        return next((s for s in self.subscribers.values() if s["email_address"] == wanted), None)
+        return _subscriber_of(self.state, email)
 
     def _body_email(self) -> str | None:
         email = self.body.get("email_address") if isinstance(self.body, dict) else None
