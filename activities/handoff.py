@@ -15,7 +15,15 @@ from activities.errors import connector_step
 from activities.owners import CrmOwnerDirectory
 from domain.connectors import WriteResult
 from domain.errors import NOT_FOUND
-from domain.handoff import AssignInput, Assignment, HandoffPolicy, Milestone, RepNotifyInput
+from domain.handoff import (
+    AssignInput,
+    Assignment,
+    CrmOwnerInput,
+    CrmOwnerRep,
+    HandoffPolicy,
+    Milestone,
+    RepNotifyInput,
+)
 from domain.roster import LeadRouting, Roster
 from platforms.ports import ChatMessage, ChatPort, CrmPort, EmailMessage, EmailPort
 from store.assignments import AssignmentStore
@@ -189,5 +197,16 @@ class HandoffActivities:
                 )
         return posted
 
+    @activity.defn(name="handoff.rep_for_crm_owner")
+    async def rep_for_crm_owner(self, data: CrmOwnerInput) -> CrmOwnerRep:
+        """The roster rep whose email is this CRM owner's; none when the owner is not on the
+        roster (or the CRM's owners cannot be read now)."""
+        email = await self._owners.email_of(data.crm_owner_id)
+        if email is None:
+            return CrmOwnerRep()
+        roster = await self.roster()
+        rep = next((r for r in roster.reps if str(r.email).lower() == email), None)
+        return CrmOwnerRep(rep_id=rep.id if rep else None)
+
     def all(self) -> list[object]:
-        return [self.policy, self.assign, self.release, self.record, self.notify_rep]
+        return [self.policy, self.assign, self.release, self.record, self.notify_rep, self.rep_for_crm_owner]

@@ -103,12 +103,15 @@ class EngagementPollInput(BaseModel):
 
 
 ENGAGEMENT_POLL_WORKFLOW = "EngagementPoll"
+HUBSPOT_CRM_POLL = "hubspot-crm"
 # Each polled platform's poll activity.
 POLL_ACTIVITIES = {
     "klaviyo": "engagement.poll_klaviyo",
     "hubspot": "engagement.poll_hubspot",
     # Not email engagement, but the same durable poll: a CRM's changes (domain.crm_changes).
     "salesforce": "crm_changes.poll_salesforce",
+    # HubSpot's CRM calls in by webhook, except for reps' tasks and calls, read through its search.
+    HUBSPOT_CRM_POLL: "crm_changes.poll_hubspot",
 }
 
 

@@ -37,6 +37,14 @@ class EventType(StrEnum):
     SALES_ACCEPTED = "sales_accepted"
     # Sales ruled the lead out in the CRM (its lead status set to unqualified there).
     SALES_DISQUALIFIED = "sales_disqualified"
+    # The person's record changed owner in the CRM (a rep or a manager reassigned it).
+    CRM_OWNER_CHANGED = "crm_owner_changed"
+    # The CRM merged the person's record with others (duplicates): one record is left.
+    CRM_RECORD_MERGED = "crm_record_merged"
+    # The person's record was deleted in the CRM.
+    CRM_RECORD_DELETED = "crm_record_deleted"
+    # A rep worked the person in the CRM: a call logged, a task completed.
+    SALES_ACTIVITY = "sales_activity"
 
 
 EMAIL_ENGAGEMENT = frozenset(
@@ -52,6 +60,8 @@ EMAIL_ENGAGEMENT = frozenset(
 WEB_ACTIVITY = frozenset({EventType.PAGE, EventType.SCREEN})
 # The CRM deal stages that mean the deal was won (HubSpot's `closedwon`, Salesforce's, ours).
 WON_DEAL_STAGES = frozenset({"closedwon", "closed_won", "won"})
+# ... and lost (`Closed Lost` in Salesforce is `closed_lost` once keyed).
+LOST_DEAL_STAGES = frozenset({"closedlost", "closed_lost", "lost"})
 
 # Keys whose values identify a person. They stay in PostgreSQL; what goes to Temporal is stripped.
 PII_KEYS = frozenset(
@@ -199,3 +209,7 @@ class IncomingEvent:
     submission: dict[str, Any] | None = None
     # Ids the lead has on other platforms (a Stripe customer, a HubSpot deal): found by, and linked.
     external_ids: dict[str, str] = field(default_factory=dict)
+    # Ids the platform no longer has (records merged away or deleted), as (kind, value): the event
+    # belongs to the lead they were linked to (two such leads are one person and are merged), and
+    # the links are removed once it is recorded.
+    retired_ids: list[tuple[str, str]] = field(default_factory=list)

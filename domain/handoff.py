@@ -88,6 +88,16 @@ class CrmAcceptance(BaseModel):
     at: datetime
 
 
+class CrmOwnerInput(BaseModel):
+    """Which roster rep a CRM owner is (matched by email)."""
+
+    crm_owner_id: str
+
+
+class CrmOwnerRep(BaseModel):
+    rep_id: str | None = None
+
+
 class AcceptRequest(BaseModel):
     rep_id: str = Field(min_length=1, max_length=100)
     note: str = Field("", max_length=500)

@@ -72,6 +72,8 @@ class EventsRecorded(BaseModel):
     """Signal: events were durably recorded for this lead. Redeliveries are folded once."""
 
     events: list[LeadEvent]
+    # The lead these events were moved from by a merge (they were that lead's, synced by it).
+    merged_from: str | None = None
 
 
 class LeadMerged(BaseModel):
@@ -163,6 +165,9 @@ class LeadState(BaseModel):
     # The advocate whose referral code brought this lead (their lead id).
     referred_by: str | None = None
     crm_contact_id: str | None = None
+    # A rep deleted the CRM record: the engine does not make it again until the person next
+    # submits a form (a new hand-raise).
+    crm_deleted: bool = False
     email_profile_id: str | None = None
     welcome_enrolled: bool = False
     welcome_skipped_reason: str | None = None

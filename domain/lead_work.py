@@ -59,6 +59,8 @@ class PendingWork(BaseModel):
     exposures: list[ExposureInput] = Field(default_factory=list)
     # The email click that the next CRM push completes (the seed's click -> CRM flow).
     last_click: str | None = None
+    # The CRM owner changed there: which rep it is must be looked up.
+    owner_due: bool = False
 
     def bound(self) -> None:
         for items in (

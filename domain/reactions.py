@@ -33,7 +33,7 @@ from domain.customers import (
     nps_class,
     survey_score,
 )
-from domain.events import EMAIL_ENGAGEMENT, WON_DEAL_STAGES, EventType, LeadEvent
+from domain.events import EMAIL_ENGAGEMENT, LOST_DEAL_STAGES, WON_DEAL_STAGES, EventType, LeadEvent
 from domain.experiments import EXPERIMENT_VIEWED, ExposureInput
 from domain.handoff import SALES_SEQUENCE_ID, HandoffOutcome
 from domain.lead import IDENTIFYING, Enrollment, LeadState, LifecycleStage
@@ -83,6 +83,8 @@ class LeadFeatures(Protocol):
     def handoff(self) -> bool: ...
     @property
     def sales_outreach(self) -> bool: ...
+    @property
+    def deal_lost_recycles(self) -> bool: ...
 
 
 # --- Effects: what the workflow must do in the world, one coroutine each ------------------------
@@ -112,6 +114,12 @@ class StartHandoff(BaseModel):
     """The lead is an MQL: sales gets it now."""
 
     reasons: list[str]
+
+
+class FollowCrmOwner(BaseModel):
+    """The CRM record's owner changed there: the lead's owner becomes the rep it is (if any)."""
+
+    crm_owner_id: str | None
 
 
 class CloseHandoff(BaseModel):
@@ -197,6 +205,7 @@ Effect = (
     | FetchFacts
     | StartHandoff
     | CloseHandoff
+    | FollowCrmOwner
     | TellHandoffCrmAccepted
     | LogMeeting
     | InviteToMeeting
@@ -226,6 +235,16 @@ def deal_won(event: LeadEvent) -> bool:
     return event.type is EventType.DEAL_STAGE_CHANGED and stage in WON_DEAL_STAGES
 
 
+def deal_lost(event: LeadEvent) -> bool:
+    stage = str(event.properties.get("stage", "")).lower()
+    return event.type is EventType.DEAL_STAGE_CHANGED and stage in LOST_DEAL_STAGES
+
+
+# The stages a lost deal sends back to marketing: the person was with sales (a customer's lost
+# upsell leaves them a customer).
+RECYCLED_BY_LOST_DEAL = frozenset({LifecycleStage.MQL, LifecycleStage.SQL})
+
+
 def react_to_event(
     state: LeadState, event: LeadEvent, rules: ScoringConfig | None, features: LeadFeatures, now: datetime
 ) -> list[Effect]:
@@ -241,6 +260,7 @@ def react_to_event(
     )
     changed = changed or became_lead
     stage_before = state.stage
+    _note_crm_record(state, event)
     if rules is not None:
         _qualify(state, event, rules, features, now, became_lead=became_lead)
     changed = changed or state.stage is not stage_before
@@ -254,6 +274,31 @@ def react_to_event(
             )
         )
     return effects
+
+
+def _note_crm_record(state: LeadState, event: LeadEvent) -> None:
+    """What happened to the person's CRM record there: a new owner, a merge, a deletion, a rep's
+    call or completed task (which tells the hand-off in flight a rep is working the lead)."""
+    pending = state.pending
+    if event.type is EventType.CRM_OWNER_CHANGED:
+        owner = event.properties.get("crm_owner_id")
+        owner = str(owner) if owner else None
+        if owner != state.owner_crm_id:
+            state.owner_crm_id = owner
+            # The nurtures' emails from the owner come from the new one.
+            pending.owner_due = pending.context_due = True
+    elif event.type is EventType.CRM_RECORD_MERGED:
+        kept = event.properties.get("contact_id")
+        if kept:
+            state.crm_contact_id, state.crm_deleted = str(kept), False
+    elif event.type is EventType.CRM_RECORD_DELETED:
+        deleted = event.properties.get("contact_id")
+        if state.crm_contact_id in (None, str(deleted)):
+            # Not recreated by the next push. A hand-off in flight goes on: a deleted record is
+            # not a rep's decision on the person (a duplicate cleaned up looks the same).
+            state.crm_contact_id, state.crm_deleted = None, True
+    elif event.type is EventType.SALES_ACTIVITY and state.active_handoff:
+        pending.crm_accepts.append(f"{event.name} ({event.source})")
 
 
 def _qualify(
@@ -288,6 +333,19 @@ def _qualify(
     pending.intent += sum(h.points for h in hits if h.points > 0 and h.category != "email")
     if event.type is EventType.SALES_ACCEPTED and state.active_handoff:
         pending.crm_accepts.append(f"{event.name} ({event.source})")
+    if (
+        features.deal_lost_recycles
+        and deal_lost(event)
+        and state.stage in RECYCLED_BY_LOST_DEAL
+        and state.move_to(
+            LifecycleStage.RECYCLED, f"deal lost ({event.source})", event.occurred_at, explicit=True
+        )
+    ):
+        # Back to marketing: the nurtures held while sales had the lead resume, and it qualifies
+        # again on new behaviour only (the score starts over).
+        pending.context_due = True
+        if state.active_handoff:
+            pending.close_reason = f"the lead's deal was lost ({event.source})"
     if event.type is EventType.SALES_DISQUALIFIED and state.move_to(
         LifecycleStage.DISQUALIFIED, f"{event.name} ({event.source})", event.occurred_at, explicit=True
     ):
@@ -463,6 +521,9 @@ def settle(state: LeadState, rules: ScoringConfig, features: LeadFeatures, now: 
     if settlement.changed:
         effects.append(UpdateScoreAttribute())
     effects.extend(_meetings(state, features))
+    if pending.owner_due:
+        pending.owner_due = False
+        effects.append(FollowCrmOwner(crm_owner_id=state.owner_crm_id))
     crm_accepts, pending.crm_accepts = pending.crm_accepts, []
     if crm_accepts and state.active_handoff is not None:
         effects.append(TellHandoffCrmAccepted(detail=crm_accepts[0]))
@@ -516,8 +577,11 @@ def _push(state: LeadState) -> PushProfile | None:
     qualified = state.stage in QUALIFIED_STAGES
     targets = [
         target
-        for target, present in ((CRM_TARGET, state.crm_contact_id), (EMAIL_TARGET, state.email_profile_id))
-        if present or qualified
+        for target, present, deleted in (
+            (CRM_TARGET, state.crm_contact_id, state.crm_deleted),
+            (EMAIL_TARGET, state.email_profile_id, False),
+        )
+        if (present or qualified) and not deleted
     ]
     pushed = f"{state.stage.value}:{state.score}:{state.score_band}"
     if pushed == state.pushed or not targets:

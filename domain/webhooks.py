@@ -113,6 +113,7 @@ def inbound_event(
     external_ids: dict[str, str] | None = None,
     touch: Touch | None = None,
     channel: str = "webhook",
+    retired_ids: list[tuple[str, str]] | None = None,
 ) -> IncomingEvent:
     """One platform event as the store records it: `{channel}:{provider}` and the platform's own
     id (`message_id`) are its dedupe key, so a redelivery or a re-read is recorded once."""
@@ -133,6 +134,7 @@ def inbound_event(
         payload=payload,
         email=email,
         external_ids={k: v for k, v in (external_ids or {}).items() if v},
+        retired_ids=list(retired_ids or []),
     )
 
 
@@ -316,7 +318,9 @@ def hubspot_events(
         item = _object(item, f"[{index}]")
         if hubspot_change_is_ours(item, own_app_id):
             continue
-        accepted = _hubspot_acceptance(item, index, received_at, new_id)
+        accepted = _hubspot_acceptance(item, index, received_at, new_id) or _hubspot_record_change(
+            item, index, received_at, new_id
+        )
         if accepted is not None:
             events.append(accepted)
             continue
@@ -395,6 +399,61 @@ def _hubspot_acceptance(
             "source_id": item.get("sourceId"),
         },
         external_ids={"hubspot_contact": contact},
+    )
+
+
+HUBSPOT_CONTACT = "hubspot_contact"
+
+
+def _hubspot_record_change(
+    item: dict[str, Any], index: int, received_at: datetime, new_id: NewId
+) -> IncomingEvent | None:
+    """What happened to the contact record itself: its owner changed, it was merged with
+    duplicates (`newObjectId` is the record left; the `mergedObjectIds` are gone), or deleted (for
+    a privacy request too)."""
+    kind = hubspot_subscription(item)
+    if kind == "contact.propertyChange" and item.get("propertyName") == "hubspot_owner_id":
+        contact = _object_id(item.get("objectId"), f"[{index}].objectId")
+        owner = _text(item.get("propertyValue")) or None  # cleared: nobody owns it now
+        event_type, name = EventType.CRM_OWNER_CHANGED, f"hubspot_owner_id={owner or ''}"
+        properties: dict[str, Any] = {"contact_id": contact, "crm_owner_id": owner}
+        external, retired = {HUBSPOT_CONTACT: contact}, []
+    elif kind == "contact.merge":
+        primary = item.get("newObjectId") or item.get("primaryObjectId")
+        contact = _object_id(primary, f"[{index}].newObjectId")
+        merged = item.get("mergedObjectIds")
+        if not isinstance(merged, list) or not merged:
+            raise PayloadError(f"[{index}].mergedObjectIds", "a merge names the records merged")
+        gone = [_object_id(value, f"[{index}].mergedObjectIds.{n}") for n, value in enumerate(merged)]
+        gone = [g for g in gone if g != contact]
+        event_type, name = EventType.CRM_RECORD_MERGED, "contact.merge"
+        properties = {"contact_id": contact, "merged_ids": gone}
+        external, retired = {HUBSPOT_CONTACT: contact}, [(HUBSPOT_CONTACT, g) for g in gone]
+    elif kind in ("contact.deletion", "contact.privacyDeletion"):
+        contact = _object_id(item.get("objectId"), f"[{index}].objectId")
+        event_type, name = EventType.CRM_RECORD_DELETED, str(kind)
+        properties = {"contact_id": contact, "privacy": kind == "contact.privacyDeletion"}
+        external, retired = {}, [(HUBSPOT_CONTACT, contact)]
+    else:
+        return None
+    if not isinstance(item.get("eventId"), int | str):
+        raise PayloadError(f"[{index}].eventId", "a contact change names its eventId")
+    return inbound_event(
+        provider="hubspot",
+        message_id=str(item["eventId"]),
+        kind=event_type,
+        occurred_at=_unix_ms(item.get("occurredAt"), f"[{index}].occurredAt"),
+        received_at=received_at,
+        payload=item,
+        new_id=new_id,
+        name=name,
+        properties={
+            **properties,
+            "change_source": item.get("changeSource"),
+            "source_id": item.get("sourceId"),
+        },
+        external_ids=external,
+        retired_ids=retired,
     )
 
 

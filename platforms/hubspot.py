@@ -82,6 +82,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from domain.crm_changes import HUBSPOT_ACTIVITY_STATUS
 from domain.ratelimits import Throttle
 from platforms.base import CallObserver, PlatformClient
 from platforms.errors import (
@@ -139,9 +140,27 @@ WEBHOOK_SUBSCRIPTIONS: tuple[tuple[str, str | None], ...] = (
     ("contact.propertyChange", "hs_lead_status"),
     ("contact.propertyChange", "lifecyclestage"),
     ("contact.propertyChange", "hubspot_owner_id"),
+    ("contact.merge", None),
+    ("contact.deletion", None),
+    ("contact.privacyDeletion", None),
     ("deal.propertyChange", "dealstage"),
     ("deal.propertyChange", "amount"),
 )
+# The CRM search answers at most 200 records a page.
+ACTIVITY_PAGE_SIZE = 200
+# What the poll reads of a rep's completed task or logged call.
+ACTIVITY_PROPERTIES = {
+    "tasks": ("hs_task_status", "hs_task_type", "hubspot_owner_id", "hs_timestamp", "hs_lastmodifieddate"),
+    "calls": (
+        "hs_call_status",
+        "hs_call_direction",
+        "hs_call_disposition",
+        "hs_call_duration",
+        "hubspot_owner_id",
+        "hs_timestamp",
+        "hs_lastmodifieddate",
+    ),
+}
 # The Email Events API serves at most 1,000 events a page.
 EMAIL_EVENTS_PAGE_SIZE = 1000
 
@@ -519,6 +538,50 @@ class HubSpotClient(PlatformClient):
             json=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
             headers=self._write_headers(idempotency_key),
         )
+
+    # -- rep activity read back: completed tasks and logged calls ------------------------------
+
+    async def completed_since(
+        self, object_type: str, since: datetime, *, limit: int = ACTIVITY_PAGE_SIZE
+    ) -> list[dict[str, Any]]:
+        """The tasks or calls (`object_type`) completed and last changed at or after `since`,
+        oldest change first, one search page (the poll reads on from the last one next time)."""
+        status_property, done = HUBSPOT_ACTIVITY_STATUS[object_type]
+        body = {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {"propertyName": status_property, "operator": "EQ", "value": done},
+                        {
+                            "propertyName": "hs_lastmodifieddate",
+                            "operator": "GTE",
+                            "value": str(int(since.timestamp() * 1000)),
+                        },
+                    ]
+                }
+            ],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": list(ACTIVITY_PROPERTIES[object_type]),
+            "limit": min(limit, ACTIVITY_PAGE_SIZE),
+        }
+        response = await self._call(
+            f"{object_type}.search", "POST", f"/crm/v3/objects/{object_type}/search", json=body
+        )
+        return list(response.json().get("results") or [])
+
+    async def contacts_of(self, object_type: str, record_id: str) -> list[str]:
+        """The contacts a task or call is associated with (v4 associations, every page)."""
+        path = f"/crm/v4/objects/{object_type}/{quote(record_id, safe='')}/associations/contacts"
+        found: list[str] = []
+        after: str | None = None
+        while True:
+            params = {"limit": "500", **({"after": after} if after else {})}
+            response = await self._call(f"{object_type}.associations", "GET", path, params=params)
+            payload = response.json()
+            found += [str(r["toObjectId"]) for r in payload.get("results") or [] if r.get("toObjectId")]
+            after = ((payload.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return found
 
     # -- engagements: read before write --------------------------------------------------------
 

@@ -372,9 +372,10 @@ class SalesforceClient(PlatformClient):
         if found:
             self.api_usage = (int(found.group(1)), int(found.group(2)))
 
-    async def _query(self, operation: str, soql: str) -> list[dict[str, Any]]:
-        """Every record of a SOQL query, following `nextRecordsUrl` until `done`."""
-        response = await self._request(operation, "GET", f"{self._data}/query", params={"q": soql})
+    async def _query(self, operation: str, soql: str, *, endpoint: str = "query") -> list[dict[str, Any]]:
+        """Every record of a SOQL query, following `nextRecordsUrl` until `done`; `queryAll` also
+        answers the deleted records (the recycle bin's, and those merged away)."""
+        response = await self._request(operation, "GET", f"{self._data}/{endpoint}", params={"q": soql})
         payload = response.json()
         records = list(payload.get("records", []))
         while not payload.get("done", True) and payload.get("nextRecordsUrl"):
@@ -401,10 +402,36 @@ class SalesforceClient(PlatformClient):
                 raise ValueError(f"{name!r} is not a Salesforce name")
         stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         soql = (
-            f"SELECT Id, {parent}, Field, OldValue, NewValue, CreatedById, CreatedDate FROM {history} "
+            f"SELECT Id, {parent}, Field, DataType, OldValue, NewValue, CreatedById, CreatedDate "
+            f"FROM {history} "
             f"WHERE CreatedDate >= {stamp} ORDER BY CreatedDate ASC LIMIT {int(limit)}"
         )
         return await self._query(f"changes.{history}", soql)
+
+    async def deleted_since(self, sobject: str, since: datetime, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The `sobject` records deleted at or after `since`, oldest first, each with who deleted
+        it and, for a record deleted by a merge, the record it was merged into (`MasterRecordId`)."""
+        if not _IDENTIFIER.match(sobject):
+            raise ValueError(f"{sobject!r} is not a Salesforce name")
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        soql = (
+            f"SELECT Id, MasterRecordId, LastModifiedById, SystemModstamp FROM {sobject} "
+            f"WHERE IsDeleted = true AND SystemModstamp >= {stamp} "
+            f"ORDER BY SystemModstamp ASC LIMIT {int(limit)}"
+        )
+        return await self._query(f"changes.{sobject}.deleted", soql, endpoint="queryAll")
+
+    async def closed_tasks_since(self, since: datetime, *, limit: int = 200) -> list[dict[str, Any]]:
+        """Tasks closed (completed, or logged as done: a call) and changed at or after `since`,
+        oldest first: who they are about (`WhoId`), whose they are, and a call's details."""
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        soql = (
+            "SELECT Id, WhoId, TaskSubtype, Status, OwnerId, LastModifiedById, CompletedDateTime, "
+            "CallType, CallDisposition, CallDurationInSeconds, SystemModstamp FROM Task "
+            f"WHERE IsClosed = true AND SystemModstamp >= {stamp} "
+            f"ORDER BY SystemModstamp ASC LIMIT {int(limit)}"
+        )
+        return await self._query("changes.Task", soql)
 
     async def _find_id(self, operation: str, sobject: str, where: str) -> str | None:
         records = await self._query(operation, f"SELECT Id FROM {sobject} WHERE {where} LIMIT 1")

@@ -9,7 +9,12 @@ import logging
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
-from domain.engagement import ENGAGEMENT_POLL_WORKFLOW, EngagementPollInput, poller_workflow_id
+from domain.engagement import (
+    ENGAGEMENT_POLL_WORKFLOW,
+    HUBSPOT_CRM_POLL,
+    EngagementPollInput,
+    poller_workflow_id,
+)
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,7 +23,7 @@ log = logging.getLogger(__name__)
 def wanted_pollers(settings: Settings) -> list[EngagementPollInput]:
     """The email platform's poller when it reports engagement through an events API (Kit and
     Resend call in by webhook instead), and the CRM's when it reports changes only to a query
-    (Salesforce; HubSpot calls in)."""
+    (Salesforce), or its reps' tasks and calls (HubSpot calls in with the rest)."""
     if settings.engagement_poll_seconds <= 0:
         return []
     every = settings.engagement_poll_seconds
@@ -27,6 +32,8 @@ def wanted_pollers(settings: Settings) -> list[EngagementPollInput]:
         wanted.append(EngagementPollInput(provider=settings.email_provider, interval_seconds=every))
     if settings.crm_provider == "salesforce":
         wanted.append(EngagementPollInput(provider="salesforce", interval_seconds=every))
+    if settings.crm_provider == "hubspot":
+        wanted.append(EngagementPollInput(provider=HUBSPOT_CRM_POLL, interval_seconds=every))
     return wanted
 
 

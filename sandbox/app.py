@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from sandbox.calllog import render_call_log
 from sandbox.core import ENGAGEMENT, HANDLERS, Faults, ProviderHandler, SandboxState, now_iso
+from sandbox.salesforce import MergeError, merge_records
 
 __all__ = ["Faults", "create_app"]
 
@@ -243,6 +244,21 @@ def create_app(state_dir: Path | None = None, seed: int | None = None) -> FastAP
         except LookupError as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
         return JSONResponse(sent)
+
+    @app.post("/_salesforce/merge")
+    async def salesforce_merge(request: Request) -> Response:
+        """A Salesforce user merges duplicate leads or contacts in the UI (the REST API has no
+        merge): `{"sobject", "master_id", "merged_ids", "username"}`; a request Salesforce would
+        refuse is a 400 naming its field, and changes nothing."""
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return JSONResponse({"error": "body: not JSON", "field": "body"}, status_code=400)
+        try:
+            merged = await asyncio.to_thread(merge_records, state, body)
+        except MergeError as exc:
+            return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
+        return JSONResponse(merged)
 
     @app.get("/_health")
     async def health() -> dict[str, str]:

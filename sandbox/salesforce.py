@@ -10,6 +10,11 @@ One emulated org answers both the login host and the instance, under `/salesforc
   `api_limit`; past it, 403 `REQUEST_LIMIT_EXCEEDED`) and says so in `Sforce-Limit-Info`.
 - `PATCH sobjects/{type}/{external id field}/{value}` upserts (201 created, 200 `created: false`,
   300 for several matches), `POST sobjects/{type}` creates, `PATCH|GET sobjects/{type}/{id}`.
+- `DELETE sobjects/{type}/{id}` moves the record to the recycle bin (204; `IsDeleted` true, who
+  deleted it in `LastModifiedById`): reads, upserts and `query` no longer see it (404 `NOT_FOUND`),
+  a second delete or an update is 404 `ENTITY_IS_DELETED`.
+- `GET queryAll?q=` is `query` with the recycle bin's records too (deleted and merged ones);
+  its `nextRecordsUrl` says `query/...` as Salesforce's does, and `queryAll/...` pages as well.
 - `GET query?q=` runs a SOQL subset: `SELECT f, ... FROM type [WHERE f = value [AND ...]]
   [ORDER BY f [ASC|DESC]] [LIMIT n]`, values `'text'` (SOQL escapes), true, false, null or a
   number or a datetime (`2026-12-04T19:00:00Z`), `=`, `!=`, `<`, `<=`, `>`, `>=` and `LIKE` (`%`
@@ -19,9 +24,18 @@ One emulated org answers both the login host and the instance, under `/salesforc
   `Sforce-Query-Options: batchSize=n` changes that.
 
 Records carry standard fields of Lead, Contact, Account, Opportunity, Task, Event and User, plus
-any custom `__c` field; required fields, restricted picklists (Lead Status, Task Status and
-Priority; Opportunity stages are org-defined and taken as given), emails, dates and references to
-users, people and accounts are checked as Salesforce checks them. Users are seeded.
+any custom `__c` field; required fields, restricted picklists (Lead Status, Task Status, Priority,
+CallType and TaskSubtype; Opportunity stages are org-defined and taken as given), emails, dates and
+references to users, people and accounts are checked as Salesforce checks them. Users are seeded.
+A Task is closed (`IsClosed`, `CompletedDateTime`, both read-only) once its Status is Completed:
+a rep logging a call creates one with TaskSubtype Call and Status Completed.
+
+Tracked fields' changes land in LeadHistory, ContactHistory and OpportunityFieldHistory, with a
+`DataType`; an owner change is two rows of Field `Owner`, the users' ids (`EntityId`) and their
+names (`Text`), as Salesforce records a lookup's change. The REST API has no merge (the UI and
+SOAP do): `merge_records` plays a user merging leads or contacts in the UI (`POST
+/_salesforce/merge`): the others go to the recycle bin with `MasterRecordId`, their activities
+move to the master.
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ from typing import Any
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
-from sandbox.core import ProviderHandler, register
+from sandbox.core import ProviderHandler, SandboxState, register
 
 ORG_ID = "00D5g00000SANDBX"
 QUERY_BATCH = 5
@@ -55,7 +69,7 @@ _COMMON = (
     "SystemModstamp",
     "IsDeleted",
 )
-_HISTORY_FIELDS = ("Field", "OldValue", "NewValue", "CreatedById", "CreatedDate", "IsDeleted")
+_HISTORY_FIELDS = ("Field", "DataType", "OldValue", "NewValue", "CreatedById", "CreatedDate", "IsDeleted")
 OBJECTS: dict[str, dict[str, Any]] = {
     "Lead": {
         "prefix": "00Q",
@@ -76,6 +90,7 @@ OBJECTS: dict[str, dict[str, Any]] = {
             "Website",
             "Description",
             "IsConverted",
+            "MasterRecordId",
         ),
     },
     "Contact": {
@@ -93,6 +108,7 @@ OBJECTS: dict[str, dict[str, Any]] = {
             "LeadSource",
             "AccountId",
             "Description",
+            "MasterRecordId",
         ),
     },
     "Account": {
@@ -138,6 +154,11 @@ OBJECTS: dict[str, dict[str, Any]] = {
             "ReminderDateTime",
             "IsReminderSet",
             "TaskSubtype",
+            "IsClosed",
+            "CompletedDateTime",
+            "CallType",
+            "CallDurationInSeconds",
+            "CallDisposition",
         ),
     },
     "Event": {
@@ -198,7 +219,12 @@ READONLY_FIELDS = {
     "SystemModstamp",
     "IsDeleted",
     "IsConverted",
+    "MasterRecordId",  # set by a merge only
+    "IsClosed",  # follows the Task's Status
+    "CompletedDateTime",
 }
+# Fields set when a record is created and never after (Salesforce: createable, not updateable).
+CREATE_ONLY_FIELDS = {("Task", "TaskSubtype")}
 # The fields whose changes the org tracks (Setup > Object Manager > Fields > Set History Tracking),
 # and where their history goes.
 TRACKED: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -206,6 +232,9 @@ TRACKED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "Contact": ("ContactHistory", "ContactId", ("OwnerId",)),
     "Opportunity": ("OpportunityFieldHistory", "OpportunityId", ("StageName", "Amount", "OwnerId")),
 }
+# A history row's DataType: the changed field's type as history names it (picklists are
+# `DynamicEnum`); a lookup such as the owner gets two rows, see `_track`.
+HISTORY_DATATYPES = {"Status": "DynamicEnum", "StageName": "DynamicEnum", "Amount": "Currency"}
 PICKLISTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("Lead", "Status"): (
         "Open - Not Contacted",
@@ -215,14 +244,21 @@ PICKLISTS: dict[tuple[str, str], tuple[str, ...]] = {
     ),
     ("Task", "Status"): ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"),
     ("Task", "Priority"): ("High", "Normal", "Low"),
+    ("Task", "CallType"): ("Internal", "Inbound", "Outbound"),
+    ("Task", "TaskSubtype"): ("Task", "Email", "ListEmail", "Cadence", "Call"),
 }
+# The Task statuses that close a task (Setup's Task Status values marked Closed).
+CLOSED_TASK_STATUSES = {"Completed"}
+# Salesforce merges up to three records: the master and two more.
+MERGE_MAX = 2
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "Lead": {"Status": "Open - Not Contacted", "IsConverted": False},
+    "Lead": {"Status": "Open - Not Contacted", "IsConverted": False, "MasterRecordId": None},
+    "Contact": {"MasterRecordId": None},
     "Task": {"Status": "Not Started", "Priority": "Normal", "IsReminderSet": False},
 }
 DATE_FIELDS = {"CloseDate", "ActivityDate"}
 DATETIME_FIELDS = {"StartDateTime", "EndDateTime", "ReminderDateTime", "ActivityDateTime"}
-NUMBER_FIELDS = {"Amount", "NumberOfEmployees", "DurationInMinutes"}
+NUMBER_FIELDS = {"Amount", "NumberOfEmployees", "DurationInMinutes", "CallDurationInSeconds"}
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 SEED_USERS = (
@@ -244,6 +280,39 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
+def _records(state: SandboxState, sobject: str) -> dict[str, Any]:
+    """One object's records by id (the seeded users on first use)."""
+    table = state.table(f"salesforce_{sobject.lower()}")
+    if sobject == "User" and not table:
+        for n, (first, last, email, active, kind) in enumerate(SEED_USERS, start=1):
+            user_id = _case_safe(f"005{n:012d}")
+            table[user_id] = {
+                "Id": user_id,
+                "Username": email,
+                "Email": email,
+                "FirstName": first,
+                "LastName": last,
+                "Name": f"{first} {last}",
+                "IsActive": active,
+                "UserType": kind,
+                "CreatedDate": _now(),
+            }
+    return table
+
+
+def _active_user(state: SandboxState, username: str) -> str | None:
+    """The id of the active user who logs in as `username`."""
+    wanted = username.lower()
+    return next(
+        (
+            uid
+            for uid, user in _records(state, "User").items()
+            if str(user.get("Username", "")).lower() == wanted and user.get("IsActive")
+        ),
+        None,
+    )
+
+
 def _case_safe(id15: str) -> str:
     """The 18-character id: three checksum characters telling which of the 15 are uppercase."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
@@ -252,6 +321,26 @@ def _case_safe(id15: str) -> str:
         bits = sum(1 << i for i, ch in enumerate(id15[chunk * 5 : chunk * 5 + 5]) if "A" <= ch <= "Z")
         suffix += alphabet[bits]
     return id15 + suffix
+
+
+def _stamp(record: dict[str, Any], user_id: str, now: str) -> None:
+    """Who changed the record last, and when."""
+    record["LastModifiedDate"] = now
+    record["LastModifiedById"] = user_id
+    record["SystemModstamp"] = now
+
+
+def _derive(sobject: str, record: dict[str, Any], now: str) -> None:
+    """The fields Salesforce computes from others: a person's Name, a task's being closed."""
+    if sobject in ("Lead", "Contact"):
+        record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+    if sobject == "Task":
+        closed = record.get("Status") in CLOSED_TASK_STATUSES
+        if closed and not record.get("IsClosed"):
+            record["CompletedDateTime"] = now
+        elif not closed:
+            record["CompletedDateTime"] = None  # reopened
+        record["IsClosed"] = closed
 
 
 class SoqlError(Exception):
@@ -501,25 +590,11 @@ class Salesforce(ProviderHandler):
         return org
 
     def records(self, sobject: str) -> dict[str, Any]:
-        table = self.state.table(f"salesforce_{sobject.lower()}")
-        if sobject == "User" and not table:
-            self._seed_users(table)
-        return table
+        return _records(self.state, sobject)
 
-    def _seed_users(self, table: dict[str, Any]) -> None:
-        for n, (first, last, email, active, kind) in enumerate(SEED_USERS, start=1):
-            user_id = _case_safe(f"005{n:012d}")
-            table[user_id] = {
-                "Id": user_id,
-                "Username": email,
-                "Email": email,
-                "FirstName": first,
-                "LastName": last,
-                "Name": f"{first} {last}",
-                "IsActive": active,
-                "UserType": kind,
-                "CreatedDate": _now(),
-            }
+    def live(self, sobject: str) -> dict[str, Any]:
+        """The records not in the recycle bin: what reads, upserts and `query` see."""
+        return {i: r for i, r in self.records(sobject).items() if not r.get("IsDeleted")}
 
     @property
     def user_id(self) -> str:
@@ -533,16 +608,7 @@ class Salesforce(ProviderHandler):
         in Salesforce's UI (a rep at work), for the sandbox's tests."""
         if not client_id.startswith(UI_CLIENT):
             return _case_safe(INTEGRATION_USER)
-        wanted = client_id[len(UI_CLIENT) :].lower()
-        users = self.records("User")
-        return next(
-            (
-                uid
-                for uid, user in users.items()
-                if str(user.get("Username", "")).lower() == wanted and user.get("IsActive")
-            ),
-            None,
-        )
+        return _active_user(self.state, client_id[len(UI_CLIENT) :])
 
     def _new_id(self, sobject: str) -> str:
         number = int(self.state.next_id(f"salesforce_{sobject.lower()}", start=1))
@@ -588,9 +654,10 @@ class Salesforce(ProviderHandler):
             org["api_usage"] += 1
         version = found.group(1)
         parts = [urllib.parse.unquote(p) for p in (found.group(2) or "").strip("/").split("/") if p]
-        if parts == ["query"] and method == "GET":
-            return self.query(version)
-        if len(parts) == 2 and parts[0] == "query" and method == "GET":
+        if parts in (["query"], ["queryAll"]) and method == "GET":
+            return self.query(version, all_rows=parts[0] == "queryAll")
+        # A queryAll's next batch is at query/<locator> (its nextRecordsUrl) or queryAll/<locator>.
+        if len(parts) == 2 and parts[0] in ("query", "queryAll") and method == "GET":
             return self.query_more(version, parts[1])
         if len(parts) >= 2 and parts[0] == "sobjects":
             sobject = self._sobject(parts[1])
@@ -602,6 +669,8 @@ class Salesforce(ProviderHandler):
                 return self.read(version, sobject, "Id", parts[2])
             if len(parts) == 3 and method == "PATCH":
                 return self.update_by_id(sobject, parts[2])
+            if len(parts) == 3 and method == "DELETE":
+                return self.delete(sobject, parts[2])
             if len(parts) == 4 and method == "GET":
                 return self.read(version, sobject, parts[2], parts[3])
             if len(parts) == 4 and method == "PATCH":
@@ -672,7 +741,11 @@ class Salesforce(ProviderHandler):
                 return None, self.error(
                     400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}"
                 )
-            if canonical in READONLY_FIELDS or (canonical == "Name" and sobject in ("Lead", "Contact")):
+            if (
+                canonical in READONLY_FIELDS
+                or (canonical == "Name" and sobject in ("Lead", "Contact"))
+                or (existing is not None and (sobject, canonical) in CREATE_ONLY_FIELDS)
+            ):
                 return None, self.error(
                     400,
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
@@ -748,10 +821,18 @@ class Salesforce(ProviderHandler):
                 return self.error(
                     400, "INACTIVE_OWNER_OR_USER", "operation performed with inactive user", [name]
                 )
-        if name == "WhoId" and not any(str(value) in self.records(o) for o in ("Lead", "Contact")):
+        if name == "WhoId":
+            return self._reference_problem(name, value, ("Lead", "Contact"))
+        if name == "AccountId":
+            return self._reference_problem(name, value, ("Account",))
+        return None
+
+    def _reference_problem(self, name: str, value: Any, sobjects: tuple[str, ...]) -> Response | None:
+        found = next((t[str(value)] for t in map(self.records, sobjects) if str(value) in t), None)
+        if found is None:
             return self.error(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name])
-        if name == "AccountId" and str(value) not in self.records("Account"):
-            return self.error(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [name])
+        if found.get("IsDeleted"):
+            return self.error(400, "ENTITY_IS_DELETED", "entity is deleted", [name])
         return None
 
     def _insert(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -769,8 +850,7 @@ class Salesforce(ProviderHandler):
             "SystemModstamp": now,
             "IsDeleted": False,
         }
-        if sobject in ("Lead", "Contact"):
-            record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+        _derive(sobject, record, now)
         self.records(sobject)[record_id] = record
         return record
 
@@ -778,34 +858,43 @@ class Salesforce(ProviderHandler):
         history, parent, fields = TRACKED.get(sobject, ("", "", ()))
         if field not in fields:
             return
-        # One id sequence for every history object: a row's id names one change, whichever object.
-        number = int(self.state.next_id("salesforce_history", start=1))
-        row_id = _case_safe(f"017{number:012d}")
-        self.records(history)[row_id] = {
-            "Id": row_id,
-            parent: record_id,
-            "Field": field,
-            "OldValue": old,
-            "NewValue": new,
-            "CreatedById": self.user_id,
-            "CreatedDate": at,
-            "IsDeleted": False,
-        }
+        if field == "OwnerId":
+            # A lookup's change is two rows of the relationship's name: the ids (only the API
+            # shows them) and the names the UI shows.
+            users = self.records("User")
+
+            def name(user_id: Any) -> Any:
+                return users.get(str(user_id), {}).get("Name") if user_id else None
+
+            rows = [("Owner", "EntityId", old, new), ("Owner", "Text", name(old), name(new))]
+        else:
+            rows = [(field, HISTORY_DATATYPES.get(field, "Text"), old, new)]
+        for label, datatype, old_value, new_value in rows:
+            # One id sequence for every history object: a row's id names one change, whichever object.
+            number = int(self.state.next_id("salesforce_history", start=1))
+            row_id = _case_safe(f"017{number:012d}")
+            self.records(history)[row_id] = {
+                "Id": row_id,
+                parent: record_id,
+                "Field": label,
+                "DataType": datatype,
+                "OldValue": old_value,
+                "NewValue": new_value,
+                "CreatedById": self.user_id,
+                "CreatedDate": at,
+                "IsDeleted": False,
+            }
 
     def _apply(self, sobject: str, record: dict[str, Any], fields: dict[str, Any]) -> bool:
         changed = any(record.get(k) != v for k, v in fields.items())
         if changed:
-            at = _now()
+            now = _now()
             for name, value in fields.items():
                 if record.get(name) != value:
-                    self._track(sobject, record["Id"], name, record.get(name), value, at)
+                    self._track(sobject, record["Id"], name, record.get(name), value, now)
             record.update(fields)
-            now = _now()
-            record["LastModifiedDate"] = now
-            record["LastModifiedById"] = self.user_id
-            record["SystemModstamp"] = now
-            if sobject in ("Lead", "Contact"):
-                record["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p)
+            _stamp(record, self.user_id, now)
+            _derive(sobject, record, now)
         return changed
 
     def create(self, version: str, sobject: str) -> Response:
@@ -827,6 +916,8 @@ class Salesforce(ProviderHandler):
                     "NOT_FOUND",
                     f"Provided external ID field does not exist or is not accessible: {record_id}",
                 )
+            if record.get("IsDeleted"):
+                return self.error(404, "ENTITY_IS_DELETED", "entity is deleted", [])
             if sobject == "Lead" and record.get("IsConverted"):
                 return self.error(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
             fields, problem = self._validate(sobject, self.body, record)
@@ -835,6 +926,24 @@ class Salesforce(ProviderHandler):
             changed = self._apply(sobject, record, fields)
             self.state.save_records()
         self.effect("updated" if changed else "unchanged", sobject, record_id)
+        return self.ok(None, 204)
+
+    def delete(self, sobject: str, record_id: str) -> Response:
+        """To the recycle bin: the record stays for queryAll, `IsDeleted` and who deleted it set."""
+        if OBJECTS[sobject].get("readonly"):
+            return self.error(
+                400, "INVALID_TYPE_FOR_OPERATION", f"entity type {sobject} does not support this"
+            )
+        with self.state.lock:
+            record = self.records(sobject).get(record_id)
+            if record is None:
+                return self.error(404, "NOT_FOUND", "The requested resource does not exist")
+            if record.get("IsDeleted"):
+                return self.error(404, "ENTITY_IS_DELETED", "entity is deleted", [])
+            _stamp(record, self.user_id, _now())
+            record["IsDeleted"] = True
+            self.state.save_records()
+        self.effect("deleted", sobject, record_id)
         return self.ok(None, 204)
 
     def upsert(self, version: str, sobject: str, key_field: str, key: str) -> Response:
@@ -852,7 +961,7 @@ class Salesforce(ProviderHandler):
                 f"Neither Id nor the external ID field {canonical} may be specified in the request body",
             )
         with self.state.lock:
-            matches = [r for r in self.records(sobject).values() if _matches(r.get(canonical), key)]
+            matches = [r for r in self.live(sobject).values() if _matches(r.get(canonical), key)]
             if len(matches) > 1:
                 urls = [f"/services/data/{version}/sobjects/{sobject}/{r['Id']}" for r in matches]
                 return self.ok(urls, 300)
@@ -889,7 +998,7 @@ class Salesforce(ProviderHandler):
         canonical = self._field(sobject, key_field)
         if canonical is None:
             return self.error(404, "NOT_FOUND", "The requested resource does not exist")
-        matches = [r for r in self.records(sobject).values() if _matches(r.get(canonical), key)]
+        matches = [r for r in self.live(sobject).values() if _matches(r.get(canonical), key)]
         if not matches:
             return self.error(404, "NOT_FOUND", "The requested resource does not exist")
         if len(matches) > 1:
@@ -904,7 +1013,8 @@ class Salesforce(ProviderHandler):
         found = re.search(r"batchSize=(\d+)", options)
         return max(1, int(found.group(1))) if found else QUERY_BATCH
 
-    def query(self, version: str) -> Response:
+    def query(self, version: str, all_rows: bool = False) -> Response:
+        """SOQL's subset; `all_rows` (queryAll) keeps the recycle bin's records in."""
         text = self.request.query_params.get("q")
         if not text:
             return self.error(400, "MALFORMED_QUERY", "A query string has to be specified")
@@ -932,7 +1042,8 @@ class Salesforce(ProviderHandler):
             rows = [
                 r
                 for r in self.records(sobject).values()
-                if not r.get("IsDeleted") and all(_condition(r.get(n), op, v) for n, op, v in conditions)
+                if (all_rows or not r.get("IsDeleted"))
+                and all(_condition(r.get(n), op, v) for n, op, v in conditions)
             ]
         if soql.order_by:
             key = names[-1]
@@ -970,3 +1081,72 @@ class Salesforce(ProviderHandler):
         if saved is None or not offset.isdigit():
             return self.error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         return self._page(version, saved["sobject"], saved["fields"], saved["ids"], int(offset), locator)
+
+
+# ---- a user merging records in Salesforce's UI (the sandbox's `POST /_salesforce/merge`) ------------
+
+MERGEABLE = ("Lead", "Contact")
+
+
+class MergeError(ValueError):
+    """A merge Salesforce would refuse; `field` names the request's field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def merge_records(state: SandboxState, request: Any) -> dict[str, Any]:
+    """`username` merges `merged_ids` (one or two) into `master_id`, leads or contacts, as in the
+    UI: the merged records go to the recycle bin with `MasterRecordId` (queryAll finds them), the
+    master stays; both were last modified by that user, and the merged records' activities are
+    the master's now. Nothing changes when the request is refused (MergeError)."""
+    if not isinstance(request, dict):
+        raise MergeError("body", "a JSON object with sobject, master_id, merged_ids and username")
+    named = request.get("sobject")
+    sobject = next((o for o in MERGEABLE if isinstance(named, str) and o.lower() == named.lower()), None)
+    if sobject is None:
+        raise MergeError("sobject", f"{named!r} is not one of {', '.join(MERGEABLE)}")
+    username = request.get("username")
+    master_id = request.get("master_id")
+    merged_ids = request.get("merged_ids")
+    with state.lock:
+        user_id = _active_user(state, username) if isinstance(username, str) else None
+        if user_id is None:
+            raise MergeError("username", f"no active Salesforce user {username!r}")
+        table = _records(state, sobject)
+        master = table.get(master_id) if isinstance(master_id, str) else None
+        if master is None or master.get("IsDeleted"):
+            raise MergeError("master_id", f"no {sobject} {master_id!r} outside the recycle bin")
+        if (
+            not isinstance(merged_ids, list)
+            or not merged_ids
+            or not all(isinstance(i, str) for i in merged_ids)
+        ):
+            raise MergeError("merged_ids", f"a list of 1 to {MERGE_MAX} {sobject} ids")
+        if len(merged_ids) > MERGE_MAX:
+            raise MergeError(
+                "merged_ids",
+                f"{len(merged_ids)} ids: Salesforce merges up to three records, the master and "
+                f"{MERGE_MAX} more",
+            )
+        if len(set(merged_ids)) != len(merged_ids) or master_id in merged_ids:
+            raise MergeError("merged_ids", "each id once, and not the master's")
+        for merged_id in merged_ids:
+            found = table.get(merged_id)
+            if found is None or found.get("IsDeleted"):
+                raise MergeError("merged_ids", f"no {sobject} {merged_id!r} outside the recycle bin")
+        now = _now()
+        for merged_id in merged_ids:
+            merged = table[merged_id]
+            _stamp(merged, user_id, now)
+            merged["IsDeleted"] = True
+            merged["MasterRecordId"] = master_id
+        _stamp(master, user_id, now)
+        for activity in ("Task", "Event"):
+            for record in _records(state, activity).values():
+                if record.get("WhoId") in merged_ids:
+                    record["WhoId"] = master_id
+                    record["SystemModstamp"] = now
+        state.save_records()
+    return {"master_id": master_id, "merged_ids": list(merged_ids)}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,6 +86,7 @@ def wanted_identities(events: list[IncomingEvent]) -> set[tuple[str, str]]:
             ("user", event.previous_id),
             ("anonymous", event.previous_id),
             *event.external_ids.items(),
+            *event.retired_ids,
         )
         if value is not None
     }
@@ -101,6 +102,7 @@ def changes_identity_or_profile(event: IncomingEvent) -> bool:
         or event.traits
         or event.consent
         or event.external_ids
+        or event.retired_ids
     )
 
 
@@ -194,6 +196,8 @@ class _Transaction:
                 lead_id = known
             elif known is None:
                 await self.link(kind, value, lead_id)
+        if event.retired_ids:
+            lead_id = await self.retire(event, lead_id)
         if not identified or lead_id is None:
             return lead_id
         if event.user_id:
@@ -208,6 +212,27 @@ class _Transaction:
             elif known_anonymous != lead_id and not await self.has_email(known_anonymous):
                 # A visitor known only by this browser turns out to be this lead.
                 await self.merge(known_anonymous, lead_id)
+        return lead_id
+
+    async def retire(self, event: IncomingEvent, lead_id: str | None) -> str | None:
+        """Records the platform merged away or deleted: the lead they were linked to is the event's
+        (a platform's merge of two records linked to two leads says they are one person: the
+        leads are merged too), the record left takes their place, and their links go."""
+        for kind, value in event.retired_ids:
+            known = await self.identity(kind, value)
+            if known is None:
+                continue
+            if lead_id is None:
+                lead_id = known
+            elif known != lead_id:
+                await self.merge(known, lead_id)
+        if lead_id is not None:
+            for kind, value in event.external_ids.items():
+                if await self.identity(kind, value) is None:
+                    await self.link(kind, value, lead_id)
+        for kind, value in event.retired_ids:
+            await self.session.execute(delete(Identity).where(Identity.kind == kind, Identity.value == value))
+            self.identities[(kind, value)] = None
         return lead_id
 
     async def has_email(self, lead_id: str) -> bool:
@@ -273,7 +298,11 @@ class _Transaction:
         await self.session.execute(update(Lead).where(Lead.lead_id == source).values(merged_into=target))
         for start in range(0, len(events), 100):
             chunk = events[start : start + 100]
-            self.outbox.append(signal_message(target, EVENTS_SIGNAL, {"events": chunk}, None, self.trace))
+            self.outbox.append(
+                signal_message(
+                    target, EVENTS_SIGNAL, {"events": chunk, "merged_from": source}, None, self.trace
+                )
+            )
         self.outbox.append(
             signal_message(
                 source,

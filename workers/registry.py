@@ -191,6 +191,7 @@ def engagement_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     changes = CrmChangeActivities(
         ingest,
         salesforce=ports.crm if isinstance(ports.crm, SalesforceClient) else None,
+        hubspot=ports.crm if isinstance(ports.crm, HubSpotClient) else None,
         person_object=deps.settings.salesforce_person_object,
         stats=deps.stats,
     )

@@ -143,6 +143,10 @@ class LeadWorkflow:
             if self._state.has_seen(event.event_id):
                 continue
             self._state.remember(event.event_id)
+            if recorded.merged_from is not None and event.submission_id:
+                # The merged lead synced its form to the CRM itself: syncing it again from here
+                # would make again the record a CRM merge took away.
+                event = event.model_copy(update={"submission_id": None})
             self._events.append(event)
 
     @workflow.signal(name=MERGED_SIGNAL)

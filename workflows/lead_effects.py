@@ -22,6 +22,8 @@ with workflow.unsafe.imports_passed_through():
         HANDOFF_CRM_ACCEPT_SIGNAL,
         HANDOFF_WORKFLOW_TYPE,
         CrmAcceptance,
+        CrmOwnerInput,
+        CrmOwnerRep,
         HandoffInput,
         handoff_workflow_id,
     )
@@ -48,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         Effect,
         Enroll,
         ExposeToExperiment,
+        FollowCrmOwner,
         InviteToMeeting,
         LogMeeting,
         PushProfile,
@@ -95,6 +98,7 @@ class LeadEffects:
             StartHandoff: self._start_handoff,
             CloseHandoff: self._close_handoff,
             TellHandoffCrmAccepted: self._tell_handoff_crm_accepted,
+            FollowCrmOwner: self._follow_crm_owner,
             LogMeeting: self._log_meeting,
             InviteToMeeting: self._invite_to_meeting,
             PushProfile: self._push_profile,
@@ -156,7 +160,7 @@ class LeadEffects:
             ),
         )
         if crm is not None:
-            state.crm_contact_id = crm.contact_id
+            state.crm_contact_id, state.crm_deleted = crm.contact_id, False
         if email is not None:
             state.email_profile_id = email.profile_id
             state.welcome_enrolled = state.welcome_enrolled or email.enrolled
@@ -207,6 +211,23 @@ class LeadEffects:
             )
         except Exception:
             workflow.logger.info("hand-off %s already closed", state.active_handoff)
+
+    async def _follow_crm_owner(self, follow: FollowCrmOwner) -> None:
+        """Someone reassigned the record in the CRM: the lead's owner is that rep from now on
+        (none when the new owner is not on the roster, or the record was left unassigned)."""
+        if follow.crm_owner_id is None:
+            self._state.owner = None
+            return
+        found = await call(
+            "handoff.rep_for_crm_owner",
+            CrmOwnerInput(crm_owner_id=follow.crm_owner_id),
+            CrmOwnerRep,
+            "Which rep the new CRM owner is",
+            policy=LOOKUP,
+            audit=self.audit,
+        )
+        if found is not None and self._state.owner_crm_id == follow.crm_owner_id:
+            self._state.owner = found.rep_id
 
     async def _log_meeting(self, meeting: LogMeeting) -> None:
         """The invite itself is the scheduler's (Calendly puts it in the host's calendar)."""

@@ -35,10 +35,15 @@ EXPOSURE_PATCH = "experiment-viewed-v1"
 # by the main loop (so settling never runs twice at once).
 EFFECTS_PATCH = "lead-effects-v1"
 
+# A deal lost in the CRM sends the lead back to marketing (recycled).
+RECYCLE_PATCH = "deal-lost-recycle-v1"
+
 # Decided at the start of every run, in this order (the order their markers are recorded in).
 AT_START = (MEMO_PATCH, QUALIFY_PATCH, CUSTOMER_PATCH, MEETING_CALENDAR_PATCH, EXPOSURE_PATCH)
 # Decided at the start since EFFECTS_PATCH; before it, where first needed.
 ONCE_LAZY = (HANDOFF_PATCH, SALES_PATCH, MEETING_PATCH, CRM_ACCEPT_PATCH, ABM_PATCH)
+# Decided at the start since they were added (every one after EFFECTS_PATCH), after ONCE_LAZY.
+SINCE_EFFECTS = (RECYCLE_PATCH,)
 # Patches whose old path no run can take any more: the marker is still recorded, the new path is
 # the only one (docs/writing-a-journey.md, "A patch's life"). An id moves here only when the
 # checks there say so; none has yet.
@@ -78,7 +83,7 @@ class LeadPatches:
         for patch in AT_START[1:]:
             self._patched(patch)
         if self.effects:
-            for patch in ONCE_LAZY:
+            for patch in (*ONCE_LAZY, *SINCE_EFFECTS):
                 self._patched(patch)
 
     @property
@@ -120,3 +125,8 @@ class LeadPatches:
     @property
     def abm(self) -> bool:
         return self._patched(ABM_PATCH)
+
+    @property
+    def deal_lost_recycles(self) -> bool:
+        # A run from before EFFECTS_PATCH decided nothing at its start: it does not recycle.
+        return self.effects and self._patched(RECYCLE_PATCH)

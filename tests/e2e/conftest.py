@@ -37,3 +37,13 @@ async def hooks(stack: DevStack, api: httpx.AsyncClient) -> AsyncIterator[httpx.
     key = (await api.post("/v1/admin/keys", json={"name": "webhooks", "scope": "ingest"})).json()["key"]
     async with httpx.AsyncClient(base_url=stack.settings.api_url, params={"key": key}, timeout=15) as client:
         yield client
+
+
+@pytest.fixture
+async def on_salesforce(stack: DevStack) -> AsyncIterator[None]:
+    """The worker runs on Salesforce for the test, then on the default CRM again."""
+    await stack.restart_worker(kill=False, extra_env={"JOURNEYS_CRM_PROVIDER": "salesforce"})
+    try:
+        yield
+    finally:
+        await stack.restart_worker(kill=False)

@@ -4,14 +4,12 @@ poll of its changes reads it); the lead is disqualified and its hand-off in flig
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from devstack.stack import DevStack
-from tests.helpers.e2e import get_until, lead_state, make_mql
+from tests.helpers.e2e import get_until, lead_state, make_mql, salesforce_session
 
 pytestmark = pytest.mark.e2e
 
@@ -48,15 +46,6 @@ async def test_a_rep_ruling_the_lead_out_in_hubspot_disqualifies_it(
     assert body["journey"]["stage_history"][-1]["reason"] == "hs_lead_status=UNQUALIFIED (hubspot)"
 
 
-@pytest.fixture
-async def on_salesforce(stack: DevStack) -> AsyncIterator[None]:
-    await stack.restart_worker(kill=False, extra_env={"JOURNEYS_CRM_PROVIDER": "salesforce"})
-    try:
-        yield
-    finally:
-        await stack.restart_worker(kill=False)
-
-
 async def test_a_rep_closing_the_lead_unconverted_in_salesforce_disqualifies_it(
     api: httpx.AsyncClient, sandbox: httpx.AsyncClient, on_salesforce: None
 ):
@@ -65,15 +54,7 @@ async def test_a_rep_closing_the_lead_unconverted_in_salesforce_disqualifies_it(
         api, lead.lead_id, lambda b: b["journey"]["active_handoff"] is not None, timeout=45
     )
     handoff_id = body["journey"]["active_handoff"]
-    granted = await sandbox.post(
-        "/salesforce/services/oauth2/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "ui:ada@journeys.example",
-            "client_secret": "ui",
-        },
-    )
-    rep = {"Authorization": f"Bearer {granted.json()['access_token']}"}
+    rep = await salesforce_session(sandbox, "ada@journeys.example")
     found = await sandbox.get(
         "/salesforce/services/data/v62.0/query",
         params={"q": f"SELECT Id FROM Lead WHERE Email = '{lead.email}'"},

@@ -24,30 +24,22 @@ import httpx
 import pytest
 
 from devstack.stack import DevStack
-from tests.helpers.e2e import get_until, lead_state, wait_for_calls
+from tests.helpers.e2e import (
+    HUBSPOT_REP,
+    SALESFORCE_DATA,
+    get_until,
+    hubspot_search,
+    lead_state,
+    salesforce_session,
+    soql,
+    wait_for_calls,
+)
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
-# A rep's own HubSpot session (not the engine's app token): its changes are the CRM UI's.
-REP = {"Authorization": "Bearer pat-chloe-in-the-hubspot-ui"}
 # The sandbox HubSpot's owner 71000003 is chloe.martin@example.com, the roster's `chloe`.
 CHLOE_OWNER_ID = "71000003"
-
-
-async def hubspot_search(
-    sandbox: httpx.AsyncClient, object_type: str, prop: str, value: str
-) -> list[dict[str, Any]]:
-    response = await sandbox.post(
-        f"/hubspot/crm/v3/objects/{object_type}/search",
-        headers=REP,
-        json={
-            "filterGroups": [{"filters": [{"propertyName": prop, "operator": "EQ", "value": value}]}],
-            "limit": 5,
-        },
-    )
-    assert response.status_code == 200, response.text
-    return list(response.json()["results"])
 
 
 def browsing(anonymous_id: str, now: datetime) -> list[dict[str, Any]]:
@@ -83,7 +75,7 @@ async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the
     anonymous_id = f"anon-{uuid.uuid4().hex[:12]}"
     company = await sandbox.post(
         "/hubspot/crm/v3/objects/companies",
-        headers=REP,
+        headers=HUBSPOT_REP,
         json={
             "properties": {
                 "name": "LoopCo Software, Inc.",
@@ -161,7 +153,7 @@ async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the
     [contact] = await hubspot_search(sandbox, "contacts", "email", email)
     taken = await sandbox.patch(
         f"/hubspot/crm/v3/objects/contacts/{contact['id']}",
-        headers=REP,
+        headers=HUBSPOT_REP,
         json={"properties": {"hs_lead_status": "IN_PROGRESS"}},
     )
     assert taken.status_code == 200, taken.text
@@ -174,7 +166,7 @@ async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the
     deal = await eventually(the_deal, timeout=30, what="the hand-off's deal in HubSpot")
     won = await sandbox.patch(
         f"/hubspot/crm/v3/objects/deals/{deal['id']}",
-        headers=REP,
+        headers=HUBSPOT_REP,
         json={"properties": {"dealstage": "closedwon"}},
     )
     assert won.status_code == 200, won.text
@@ -190,8 +182,7 @@ async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the
 
 # -- Salesforce and Kit ------------------------------------------------------------------------------
 
-SOQL = "/salesforce/services/data/v62.0/query"
-SOBJECTS = "/salesforce/services/data/v62.0/sobjects"
+SOBJECTS = f"{SALESFORCE_DATA}/sobjects"
 
 
 @pytest.fixture
@@ -203,22 +194,6 @@ async def on_salesforce_and_kit(stack: DevStack) -> AsyncIterator[None]:
         yield
     finally:
         await stack.restart_worker(kill=False)
-
-
-async def salesforce_session(sandbox: httpx.AsyncClient, username: str) -> dict[str, str]:
-    """A user's own session, as in Salesforce's UI (the sandbox's `ui:<username>` client)."""
-    granted = await sandbox.post(
-        "/salesforce/services/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": f"ui:{username}", "client_secret": "ui"},
-    )
-    assert granted.status_code == 200, granted.text
-    return {"Authorization": f"Bearer {granted.json()['access_token']}"}
-
-
-async def soql(sandbox: httpx.AsyncClient, session: dict[str, str], query: str) -> list[dict[str, Any]]:
-    answer = await sandbox.get(SOQL, params={"q": query}, headers=session)
-    assert answer.status_code == 200, answer.text
-    return list(answer.json()["records"])
 
 
 async def test_a_visitor_becomes_a_customer_on_salesforce_and_kit_with_nothing_injected(

@@ -202,3 +202,41 @@ async def next_send_refused(
         assert answer.status == "suppressed" and answer.reason == reason, answer
     finally:
         await engine.dispose()
+
+
+async def salesforce_session(sandbox: httpx.AsyncClient, username: str) -> dict[str, str]:
+    """A user's own session, as in Salesforce's UI (the sandbox's `ui:<username>` client)."""
+    granted = await sandbox.post(
+        "/salesforce/services/oauth2/token",
+        data={"grant_type": "client_credentials", "client_id": f"ui:{username}", "client_secret": "ui"},
+    )
+    assert granted.status_code == 200, granted.text
+    return {"Authorization": f"Bearer {granted.json()['access_token']}"}
+
+
+# A rep's own HubSpot session (not the engine's app token): its changes are the CRM UI's.
+HUBSPOT_REP = {"Authorization": "Bearer pat-chloe-in-the-hubspot-ui"}
+SALESFORCE_DATA = "/salesforce/services/data/v62.0"
+
+
+async def hubspot_search(
+    sandbox: httpx.AsyncClient, object_type: str, prop: str, value: str
+) -> list[dict[str, Any]]:
+    """The sandbox HubSpot's records whose `prop` is `value`, as a rep searches them."""
+    response = await sandbox.post(
+        f"/hubspot/crm/v3/objects/{object_type}/search",
+        headers=HUBSPOT_REP,
+        json={
+            "filterGroups": [{"filters": [{"propertyName": prop, "operator": "EQ", "value": value}]}],
+            "limit": 5,
+        },
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["results"])
+
+
+async def soql(sandbox: httpx.AsyncClient, session: dict[str, str], query: str) -> list[dict[str, Any]]:
+    """A SOQL query's records in the sandbox Salesforce, in `session`'s name."""
+    answer = await sandbox.get(f"{SALESFORCE_DATA}/query", params={"q": query}, headers=session)
+    assert answer.status_code == 200, answer.text
+    return list(answer.json()["records"])

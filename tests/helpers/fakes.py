@@ -33,7 +33,15 @@ from domain.customers import (
     load_customer_policy,
 )
 from domain.experiments import ExposureInput
-from domain.handoff import AssignInput, Assignment, HandoffPolicy, Milestone, RepNotifyInput
+from domain.handoff import (
+    AssignInput,
+    Assignment,
+    CrmOwnerInput,
+    CrmOwnerRep,
+    HandoffPolicy,
+    Milestone,
+    RepNotifyInput,
+)
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult, UpsertContactInput, UpsertContactResult
 from domain.qualify import (
     ENROLL_SIGNAL,
@@ -209,8 +217,16 @@ class RecordingPlatforms(CallLog):
         self.record(data)
         return WriteResult(provider="klaviyo", object_type="event", id=data.idempotency_key)
 
+    @activity.defn(name="handoff.rep_for_crm_owner")
+    async def rep_for_crm_owner(self, data: CrmOwnerInput) -> CrmOwnerRep:
+        """CRM owner `owner-<rep>` is that roster rep; any other owner is not on the roster."""
+        self.record(data)
+        rep = data.crm_owner_id.removeprefix("owner-")
+        return CrmOwnerRep(rep_id=rep if rep != data.crm_owner_id else None)
+
     def all(self) -> list[Any]:
         return [
+            self.rep_for_crm_owner,
             self.upsert_contact,
             self.enroll_welcome,
             self.scoring_config,

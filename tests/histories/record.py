@@ -41,8 +41,9 @@ from domain.accounts import (
 )
 from domain.connectors import ConnectorStepsInput, connector_steps_workflow_id
 from domain.customers import onboarding_workflow_id
-from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult
-from domain.lead import LeadState, LeadWorkflowInput, LifecycleStage
+from domain.events import EventType
+from domain.handoff import ACCEPT_UPDATE, AcceptRequest, AcceptResult, HandoffOutcome
+from domain.lead import EventsRecorded, LeadState, LeadWorkflowInput, LifecycleStage
 from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest
 from domain.reports import AttributionRunInput, AttributionRunResult, ReportsInput
 from tests.helpers.customer import stand_in, start_account
@@ -66,6 +67,9 @@ from tests.helpers.lead import (
     page,
     signal_with_start,
     state_of,
+)
+from tests.helpers.lead import (
+    event as lead_event,
 )
 from tests.helpers.temporal import time_skipping_server, workflow_worker
 from tests.helpers.waiting import eventually
@@ -183,6 +187,40 @@ async def lead_qualifies_then_is_recycled(env: WorkflowEnvironment, kept: Kept) 
         await nurture.signal(NurtureWorkflow.lead_context, lead_context(stage="customer"))
         await nurture.result()
         await keep(kept, "nurture_welcome_paused_resumed_exited", nurture)
+
+
+async def lead_accepted_then_deal_lost(env: WorkflowEnvironment, kept: Kept) -> None:
+    """An SQL whose record a manager gives to another rep in the CRM, then whose deal is lost
+    there: recycled (deal-lost-recycle-v1), its welcome nurture resumed."""
+    platforms = RecordingPlatforms()
+    platforms.sequences = [WELCOME]
+    async with workflow_worker(env.client, workflows=WORKFLOWS, activities=platforms.all()) as queue:
+        lead = str(uuid.uuid4())
+        now = await env.get_current_time()
+        handle = await signal_with_start(env.client, lead, [form_at(now), *engaged_lead_events(now)], queue)
+
+        async def handed_off() -> str:
+            state = await state_of(handle)
+            assert state.active_handoff is not None
+            return state.active_handoff
+
+        handoff_id = await eventually(handed_off, timeout=10)
+        await handle.signal(
+            LeadWorkflow.handoff_outcome,
+            HandoffOutcome(handoff_id=handoff_id, rep_id="ana", accepted_at=now, crm_owner_id="owner-ana"),
+        )
+        await eventually(lambda: stage_is(handle, LifecycleStage.SQL), timeout=10)
+        reassigned = lead_event(EventType.CRM_OWNER_CHANGED, now, 1, properties={"crm_owner_id": "owner-ben"})
+        lost = lead_event(
+            EventType.DEAL_STAGE_CHANGED, now, 2, name="closedlost", properties={"stage": "closedlost"}
+        )
+        await handle.signal(LeadWorkflow.events, EventsRecorded(events=[reassigned, lost]))
+        await eventually(lambda: stage_is(handle, LifecycleStage.RECYCLED), timeout=10)
+        await keep(kept, "lead_accepted_then_deal_lost", handle)
+
+
+async def stage_is(handle: WorkflowHandle, stage: LifecycleStage) -> bool:
+    return (await state_of(handle)).stage is stage
 
 
 async def lead_moved_by_updates(env: WorkflowEnvironment, kept: Kept) -> None:
@@ -330,6 +368,7 @@ SCENARIOS: list[Recordable] = [
         lead_qualifies_then_is_recycled,
     ),
     Scenario(("lead_moved_by_updates",), lead_moved_by_updates),
+    Scenario(("lead_accepted_then_deal_lost",), lead_accepted_then_deal_lost),
     Scenario(("account_targeted_then_engaged",), account_targeted_then_engaged),
     Scenario(("handoff_escalated_then_accepted", "handoff_accepted_by_its_stamped_click"), handoffs),
     Scenario(("onboarding_one_milestone_missed", "customer_first_month"), customer_first_month),

@@ -21,6 +21,7 @@ from domain.reactions import (
     CloseHandoff,
     Enroll,
     ExposeToExperiment,
+    FollowCrmOwner,
     InviteToMeeting,
     LogMeeting,
     PushProfile,
@@ -63,6 +64,7 @@ class Features:
     page_experiments: bool = True
     handoff: bool = True
     sales_outreach: bool = True
+    deal_lost_recycles: bool = True
 
 
 ALL = Features()
@@ -500,3 +502,101 @@ def test_a_customer_ruled_out_in_the_crm_stays_a_customer():
         state, event(EventType.SALES_DISQUALIFIED, 1, name="Status=Closed - Not Converted"), RULES, ALL, NOW
     )
     assert state.stage is LifecycleStage.CUSTOMER
+
+
+# --- The CRM record and the deal, changed in the CRM ---------------------------------------------
+
+
+def sql_with_handoff() -> LeadState:
+    state = lead()
+    engaged(state)
+    reactions.settle(state, RULES, ALL, NOW)
+    assert state.stage is LifecycleStage.MQL
+    state.active_handoff = "handoff-lead-1-1"
+    return state
+
+
+def lost(n: int = 40, stage: str = "closedlost") -> LeadEvent:
+    return event(EventType.DEAL_STAGE_CHANGED, n, name=stage, source="hubspot", properties={"stage": stage})
+
+
+@pytest.mark.parametrize("stage", ["closedlost", "closed_lost"])
+def test_a_lost_deal_recycles_the_lead_and_ends_its_hand_off(stage):
+    state = sql_with_handoff()
+    reactions.react_to_event(state, lost(stage=stage), RULES, ALL, NOW)
+    effects = reactions.settle(state, RULES, ALL, NOW).effects
+    assert state.stage is LifecycleStage.RECYCLED
+    assert state.stage_history[-1].reason == "deal lost (hubspot)"
+    assert state.score < 40, "the score starts over: it qualifies again on new behaviour only"
+    [close] = [e for e in effects if isinstance(e, CloseHandoff)]
+    assert "deal was lost" in close.reason
+    [told] = [e for e in effects if isinstance(e, TellNurtures)]
+    assert told.context_changed, "the nurtures held while sales had the lead hear it is back"
+    assert not any(isinstance(e, StartHandoff) for e in effects), "it does not re-qualify at once"
+
+
+def test_a_lost_deal_leaves_a_customer_a_customer_and_a_run_from_before_the_patch_as_it_was():
+    customer = lead()
+    reactions.react_to_event(
+        customer, event(EventType.PURCHASE, properties={"amount": 1200}), RULES, ALL, NOW
+    )
+    reactions.react_to_event(customer, lost(), RULES, ALL, NOW)
+    assert customer.stage is LifecycleStage.CUSTOMER
+    old = sql_with_handoff()
+    reactions.react_to_event(old, lost(), RULES, Features(deal_lost_recycles=False), NOW)
+    assert old.stage is LifecycleStage.MQL
+
+
+def owner_changed(owner: str | None, n: int = 50) -> LeadEvent:
+    return event(
+        EventType.CRM_OWNER_CHANGED, n, name="Owner", source="salesforce", properties={"crm_owner_id": owner}
+    )
+
+
+def test_an_owner_set_in_the_crm_is_looked_up_once_and_the_nurtures_hear_it():
+    state = lead()
+    reactions.react_to_event(state, owner_changed("71000003"), RULES, ALL, NOW)
+    effects = reactions.settle(state, RULES, ALL, NOW).effects
+    assert state.owner_crm_id == "71000003"
+    assert FollowCrmOwner(crm_owner_id="71000003") in effects
+    [told] = [e for e in effects if isinstance(e, TellNurtures)]
+    assert told.context_changed
+    assert reactions.lead_context(state, RULES).owner_crm_id == "71000003"
+    reactions.react_to_event(state, owner_changed("71000003", 51), RULES, ALL, NOW)
+    again = reactions.settle(state, RULES, ALL, NOW).effects
+    assert not any(isinstance(e, FollowCrmOwner) for e in again), "the same owner again changes nothing"
+    reactions.react_to_event(state, owner_changed(None, 52), RULES, ALL, NOW)
+    assert FollowCrmOwner(crm_owner_id=None) in reactions.settle(state, RULES, ALL, NOW).effects
+    assert state.owner_crm_id is None
+
+
+def test_a_merge_moves_the_lead_to_the_record_left_and_a_deletion_stops_the_crm_pushes():
+    state = lead()
+    merged = event(EventType.CRM_RECORD_MERGED, 60, properties={"contact_id": "c-9", "merged_ids": ["c-1"]})
+    reactions.react_to_event(state, merged, RULES, ALL, NOW)
+    assert state.crm_contact_id == "c-9"
+    gone = event(EventType.CRM_RECORD_DELETED, 61, properties={"contact_id": "c-1"})
+    reactions.react_to_event(state, gone, RULES, ALL, NOW)
+    assert state.crm_contact_id == "c-9", "a deletion of the record merged away leaves the one left"
+    deleted = event(EventType.CRM_RECORD_DELETED, 62, properties={"contact_id": "c-9"})
+    reactions.react_to_event(state, deleted, RULES, ALL, NOW)
+    assert state.crm_contact_id is None and state.crm_deleted
+    engaged(state)
+    effects = reactions.settle(state, RULES, ALL, NOW).effects
+    assert state.stage is LifecycleStage.MQL
+    [push] = [e for e in effects if isinstance(e, PushProfile)]
+    assert push.targets == ["email"], "a record a rep deleted is not made again by a push"
+    assert any(isinstance(e, StartHandoff) for e in effects), "the lead still goes to sales"
+
+
+def test_a_reps_logged_call_tells_the_hand_off_in_flight_and_nothing_without_one():
+    state = sql_with_handoff()
+    call = event(EventType.SALES_ACTIVITY, 70, name="call logged", source="salesforce")
+    reactions.react_to_event(state, call, RULES, ALL, NOW)
+    effects = reactions.settle(state, RULES, ALL, NOW).effects
+    assert TellHandoffCrmAccepted(detail="call logged (salesforce)") in effects
+    quiet = lead()
+    reactions.react_to_event(quiet, call, RULES, ALL, NOW)
+    assert not any(
+        isinstance(e, TellHandoffCrmAccepted) for e in reactions.settle(quiet, RULES, ALL, NOW).effects
+    )

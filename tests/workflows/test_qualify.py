@@ -340,3 +340,32 @@ async def test_a_contact_reports_intent_to_its_account_and_an_account_stop_ends_
 
 async def _reported(platforms: RecordingPlatforms) -> bool:
     return bool(platforms.account_reports)
+
+
+async def test_a_deal_lost_in_the_crm_recycles_the_sql_and_a_reassignment_follows_the_crm_owner(
+    env, lead_worker
+):
+    platforms, queue = lead_worker
+    platforms.sequences = [WELCOME, SEQUENCES["sales_outreach"]]
+    lead_id = str(uuid.uuid4())
+    now = await env.get_current_time()
+    handle = await signal_with_start(env.client, lead_id, [form_at(now), *engaged_lead_events(now)], queue)
+    await eventually(lambda: _has(handle, lambda s: s.active_handoff is not None))
+    handoff_id = (await state_of(handle)).active_handoff
+    await handle.signal(
+        LeadWorkflow.handoff_outcome,
+        HandoffOutcome(handoff_id=handoff_id, rep_id="ana", accepted_at=now, crm_owner_id="owner-ana"),
+    )
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.SQL))
+    # A manager gives the record to Ben in the CRM: the lead is Ben's from now on.
+    reassigned = event(EventType.CRM_OWNER_CHANGED, now, 1, properties={"crm_owner_id": "owner-ben"})
+    await handle.signal(LeadWorkflow.events, EventsRecorded(events=[reassigned]))
+    await eventually(lambda: _has(handle, lambda s: s.owner == "ben" and s.owner_crm_id == "owner-ben"))
+    lost = event(EventType.DEAL_STAGE_CHANGED, now, 2, name="closedlost", properties={"stage": "closedlost"})
+    await handle.signal(LeadWorkflow.events, EventsRecorded(events=[lost]))
+    await eventually(lambda: _has(handle, lambda s: s.stage is LifecycleStage.RECYCLED))
+    state = await state_of(handle)
+    assert state.stage_history[-1].reason == "deal lost (test)" and state.email_engagement == 0
+    welcome = next(e for e in state.enrollments if e.sequence_id == WELCOME.id)
+    # Back with marketing: the welcome nurture held while sales had the lead resumes.
+    await eventually(lambda: _nurture_status(env.client.get_workflow_handle(welcome.workflow_id), "active"))
