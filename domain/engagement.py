@@ -94,7 +94,7 @@ class EngagementPollStatus(BaseModel):
 
 
 class EngagementPollInput(BaseModel):
-    provider: Literal["klaviyo", "hubspot", "salesforce"]
+    provider: Literal["klaviyo", "hubspot", "salesforce", "hubspot-crm"]
     cursor: PollCursor | None = None
     status: EngagementPollStatus | None = None
     interval_seconds: float = Field(10.0, gt=0)

@@ -409,8 +409,8 @@ def _hubspot_record_change(
     item: dict[str, Any], index: int, received_at: datetime, new_id: NewId
 ) -> IncomingEvent | None:
     """What happened to the contact record itself: its owner changed, it was merged with
-    duplicates (`newObjectId` is the record left; the `mergedObjectIds` are gone), or deleted (for
-    a privacy request too)."""
+    duplicates (`newObjectId` is the record left; the primary's old id and the `mergedObjectIds`
+    are gone), or deleted (for a privacy request too)."""
     kind = hubspot_subscription(item)
     if kind == "contact.propertyChange" and item.get("propertyName") == "hubspot_owner_id":
         contact = _object_id(item.get("objectId"), f"[{index}].objectId")
@@ -425,7 +425,12 @@ def _hubspot_record_change(
         if not isinstance(merged, list) or not merged:
             raise PayloadError(f"[{index}].mergedObjectIds", "a merge names the records merged")
         gone = [_object_id(value, f"[{index}].mergedObjectIds.{n}") for n, value in enumerate(merged)]
-        gone = [g for g in gone if g != contact]
+        # A merge makes a new record (`newObjectId`): the primary's old id is gone too, and its
+        # lead, first, is the one the merged records' leads join.
+        old_primary = item.get("primaryObjectId")
+        if old_primary is not None:
+            gone.insert(0, _object_id(old_primary, f"[{index}].primaryObjectId"))
+        gone = list(dict.fromkeys(g for g in gone if g != contact))
         event_type, name = EventType.CRM_RECORD_MERGED, "contact.merge"
         properties = {"contact_id": contact, "merged_ids": gone}
         external, retired = {HUBSPOT_CONTACT: contact}, [(HUBSPOT_CONTACT, g) for g in gone]

@@ -132,11 +132,13 @@ class OutboxDispatcher:
         claimed = await self._claim()
         if not claimed:
             return 0
-        groups: dict[tuple[str, str], list[Claimed]] = defaultdict(list)
+        # Events moved by a merge travel apart from the lead's own (their signal says so).
+        groups: dict[tuple[str, str, str | None], list[Claimed]] = defaultdict(list)
         for row in claimed:
-            groups[(row.workflow_id, row.payload["signal"])].append(row)
+            merged_from = row.payload["argument"].get("merged_from")
+            groups[(row.workflow_id, row.payload["signal"], merged_from)].append(row)
         chunks: list[list[Claimed]] = []
-        for (_, signal), rows in groups.items():
+        for (_, signal, _), rows in groups.items():
             if signal == EVENTS_SIGNAL:
                 chunks += _chunks_of_events(rows)
             else:
@@ -172,6 +174,8 @@ class OutboxDispatcher:
         argument = first["argument"]
         if first["signal"] == EVENTS_SIGNAL:
             argument = {"events": [event for row in rows for event in row.payload["argument"]["events"]]}
+            if first["argument"].get("merged_from"):
+                argument["merged_from"] = first["argument"]["merged_from"]
         links = [
             Link(trace.get_current_span(context_from(r.payload.get("trace"))).get_span_context())
             for r in rows[1:]

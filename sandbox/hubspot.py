@@ -1,11 +1,15 @@
 """HubSpot as the sandbox answers it, on the real paths under `/hubspot`.
 
-Emulated: CRM v3 objects (contacts, companies, deals, tasks, notes, meetings): create, read, batch
+Emulated: CRM v3 objects (contacts, companies, deals, tasks, notes, meetings, calls): create, read,
+update, archive (DELETE: 204, gone from reads and searches, `?archived=true` still reads it), batch
 upsert by a unique-value property (contacts: `email`; companies: `journeys_company_key`; deals:
-`journeys_deal_key`), search (`filterGroups` with EQ, NEQ, CONTAINS_TOKEN, HAS_PROPERTY, IN, ...,
-`sorts`, `limit`, `after`); v4 associations (PUT with HUBSPOT_DEFINED type ids, GET); owners with
-`after` paging; lists v3 (create, read, memberships add/remove on MANUAL and SNAPSHOT lists); the
-marketing (`/marketing/v4/email/single-send`) and transactional (`/marketing/v3/transactional/
+`journeys_deal_key`), search (`filterGroups` with EQ, NEQ, LT..GTE, BETWEEN, CONTAINS_TOKEN,
+HAS_PROPERTY, IN, ..., `sorts`, `limit` up to 200, `after`; a datetime property compares as an
+instant, its stored ISO value against a filter's ISO or epoch-milliseconds value); contact merge
+(`POST /crm/v3/objects/contacts/merge`: into a new record with a new id, both old ids reading as
+it, as HubSpot merges contacts now); v4 associations (PUT with HUBSPOT_DEFINED type ids, GET);
+owners with `after` paging; lists v3 (create, read, memberships add/remove on MANUAL and SNAPSHOT
+lists); the marketing (`/marketing/v4/email/single-send`) and transactional (`/marketing/v3/transactional/
 single-email/send`) single-send with at most one email per `sendId`; communication preferences v3
 (definitions, status by email, unsubscribe); the legacy Email Events API (`GET /email/public/v1/
 events`, newest first, `startTimestamp`/`endTimestamp` in ms, `eventType`, `recipient`,
@@ -27,7 +31,8 @@ every answer but search carries `X-HubSpot-RateLimit-*` headers. Seeded: five ac
 archived; lists 101 (welcome) and 102, MANUAL, and 103, DYNAMIC; subscription types 1001 (marketing)
 and 1002 (one to one). Not emulated: the search index lag (the sandbox indexes at once), rate
 limits themselves (only injected as faults), the asynchronous processing of sends (the final
-`sendResult` is answered at once).
+`sendResult` is answered at once), restoring an archived record, merging companies or deals, the
+250-merges limit, and the `contact.deletion` events HubSpot may also send for merged-away records.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ OBJECT_TYPE_IDS = {
     "tasks": "0-27",
     "notes": "0-46",
     "meetings": "0-47",
+    "calls": "0-48",
 }
-ENGAGEMENTS = frozenset({"tasks", "notes", "meetings"})
+ENGAGEMENTS = frozenset({"tasks", "notes", "meetings", "calls"})
 SINGULAR = {
     "contacts": "contact",
     "companies": "company",
@@ -62,6 +68,7 @@ SINGULAR = {
     "tasks": "task",
     "notes": "note",
     "meetings": "meeting",
+    "calls": "call",
 }
 ID_STARTS = {
     "contacts": 1001,
@@ -70,6 +77,7 @@ ID_STARTS = {
     "tasks": 20001,
     "notes": 30001,
     "meetings": 40001,
+    "calls": 50001,
 }
 UNIQUE_PROPERTIES = {
     "contacts": frozenset({"email"}),
@@ -91,7 +99,58 @@ DEFAULT_PROPERTIES = {
     ],
 }
 ENGAGEMENT_DEFAULT_PROPERTIES = ["hs_createdate", "hs_lastmodifieddate", "hs_object_id"]
-NUMBER_PROPERTIES = frozenset({"amount", "numberofemployees", "journeys_lead_score"})
+NUMBER_PROPERTIES = frozenset({"amount", "numberofemployees", "journeys_lead_score", "hs_call_duration"})
+# Datetime properties: HubSpot shows them as ISO 8601 and takes either that or milliseconds since the
+# epoch, in a write or a search filter, and compares them as instants.
+DATETIME_PROPERTIES = frozenset(
+    {
+        "createdate",
+        "lastmodifieddate",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+        "hs_timestamp",
+        "closedate",
+        "hs_task_completion_date",
+        "hs_meeting_start_time",
+        "hs_meeting_end_time",
+    }
+)
+# Enumeration properties whose value must be one of their options (else INVALID_OPTION).
+ENUM_OPTIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("tasks", "hs_task_status"): frozenset(
+        {"NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"}
+    ),
+    ("calls", "hs_call_status"): frozenset(
+        {
+            "BUSY",
+            "CALLING_CRM_USER",
+            "CANCELED",
+            "COMPLETED",
+            "CONNECTING",
+            "FAILED",
+            "IN_PROGRESS",
+            "MISSED",
+            "NO_ANSWER",
+            "QUEUED",
+            "RINGING",
+        }
+    ),
+    ("calls", "hs_call_direction"): frozenset({"INBOUND", "OUTBOUND"}),
+}
+# The call outcomes every account has (`hs_call_disposition` holds the GUID).
+CALL_DISPOSITIONS = {
+    "Busy": "9d9162e7-6cf3-4944-bf63-4dff82258764",
+    "Connected": "f240bbac-87c9-4f6e-bf70-924b57d47db7",
+    "Left live message": "a4c4c377-d246-4b32-a13b-75a56a4cd0ff",
+    "Left voicemail": "b2cf5968-551e-4856-9783-52b3da59a7d0",
+    "No answer": "73a0d17f-1163-4015-bdd5-ec830791da20",
+    "Wrong number": "17b47fee-58de-441e-a44c-c6300d46f273",
+}
+# What a merge keeps besides the primary's values: the secondary's emails as additional emails, and
+# the lifecycle stage furthest down the funnel.
+MERGED_IDS = "hs_merged_object_ids"
+ADDITIONAL_EMAILS = "hs_additional_emails"
+MERGEABLE = "contacts"
 LIFECYCLE_ORDER = [
     "subscriber",
     "lead",
@@ -120,6 +179,7 @@ REQUIRED_ON_CREATE = {
     "tasks": ("hs_timestamp",),
     "notes": ("hs_timestamp",),
     "meetings": ("hs_timestamp",),
+    "calls": ("hs_timestamp",),
 }
 # HUBSPOT_DEFINED association types: (type id, from, to, the inverse type id).
 ASSOCIATION_PAIRS = [
@@ -137,6 +197,9 @@ ASSOCIATION_PAIRS = [
     (212, "meetings", "deals", 211),
     (214, "notes", "deals", 213),
     (216, "tasks", "deals", 215),
+    (194, "calls", "contacts", 193),
+    (182, "calls", "companies", 181),
+    (206, "calls", "deals", 205),
 ]
 ASSOCIATION_TYPES: dict[int, tuple[str, str]] = {}
 for _forward, _from, _to, _inverse in ASSOCIATION_PAIRS:
@@ -146,6 +209,7 @@ INVERSE_TYPES = {f: i for f, _, _, i in ASSOCIATION_PAIRS} | {i: f for f, _, _, 
 
 SEARCH_OPERATORS = frozenset(
     {
+        "BETWEEN",
         "EQ",
         "NEQ",
         "LT",
@@ -218,9 +282,11 @@ _TYPES = "|".join(OBJECT_TYPE_IDS)
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/batch/upsert"), "batch_upsert"),
     ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/search"), "search"),
+    ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{MERGEABLE})/merge"), "merge"),
     ("POST", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})"), "create"),
     ("GET", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/(?P<key>[^/]+)"), "read"),
     ("PATCH", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/(?P<key>[^/]+)"), "update"),
+    ("DELETE", re.compile(rf"/crm/v3/objects/(?P<object_type>{_TYPES})/(?P<key>[^/]+)"), "archive"),
     ("GET", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/settings"), "webhook_settings"),
     ("PUT", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/settings"), "configure_webhooks"),
     ("GET", re.compile(r"/webhooks/v3/(?P<app_id>\d+)/subscriptions"), "webhook_subscriptions"),
@@ -315,8 +381,38 @@ def _as_number(value: Any) -> float | None:
         return None
 
 
-def _compare(left: Any, right: Any) -> int:
-    a, b = _as_number(left), _as_number(right)
+_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _instant(value: Any) -> float | None:
+    """A datetime value as milliseconds since the epoch: ISO 8601 (a bare date is midnight UTC),
+    or already milliseconds, as HubSpot takes either."""
+    if value in (None, ""):
+        return None
+    number = _as_number(value)
+    if number is not None:
+        return number
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() * 1000
+
+
+def _is_datetime(name: str, *values: Any) -> bool:
+    return name in DATETIME_PROPERTIES or any(
+        isinstance(v, str) and _DATE_START.match(v.strip()) for v in values
+    )
+
+
+def _compare(left: Any, right: Any, instants: bool = False) -> int:
+    """Orders two values: as instants for a datetime property (an ISO value against epoch
+    milliseconds, say), as numbers when both are numbers, else as text."""
+    a, b = (_instant(left), _instant(right)) if instants else (None, None)
+    if a is None or b is None:
+        a, b = _as_number(left), _as_number(right)
     if a is not None and b is not None:
         return (a > b) - (a < b)
     x, y = str(left).lower(), str(right).lower()
@@ -327,6 +423,7 @@ def _matches(properties: dict[str, Any], flt: dict[str, Any]) -> bool:
     name, operator = flt["propertyName"], flt["operator"]
     present = properties.get(name) not in (None, "")
     value = properties.get(name)
+    instants = _is_datetime(name, value, flt.get("value"))
     if operator == "HAS_PROPERTY":
         return present
     if operator == "NOT_HAS_PROPERTY":
@@ -346,10 +443,13 @@ def _matches(properties: dict[str, Any], flt: dict[str, Any]) -> bool:
             found = bool(wanted_tokens) and all(token in tokens for token in wanted_tokens)
         return found if operator == "CONTAINS_TOKEN" else not found
     if operator == "NEQ":
-        return not present or _compare(value, needle) != 0
+        return not present or _compare(value, needle, instants) != 0
     if not present:
         return False
-    order = _compare(value, needle)
+    if operator == "BETWEEN":
+        high = flt.get("highValue")
+        return _compare(value, needle, instants) >= 0 and _compare(value, high, instants) <= 0
+    order = _compare(value, needle, instants)
     return {
         "EQ": order == 0,
         "LT": order < 0,
@@ -442,8 +542,9 @@ class HubSpot(ProviderHandler):
 
     @property
     def changes(self) -> list[dict[str, Any]]:
-        """What this call changed in the CRM (creations, properties set to new values): the
-        webhooks' raw material."""
+        """What this call changed in the CRM (creations, properties set to new values, deletions,
+        merges), each with its `action` as a subscription's event type names it: the webhooks' raw
+        material."""
         if not hasattr(self, "_changes"):
             self._changes: list[dict[str, Any]] = []
         return self._changes
@@ -505,15 +606,30 @@ class HubSpot(ProviderHandler):
             if candidate not in table:
                 return candidate
 
+    def merged_into(self, object_type: str) -> dict[str, str]:
+        """The ids records were merged away from, each to the id of the record the merge made."""
+        return self.state.table(f"hubspot_merged_{object_type}")
+
+    def archived(self, object_type: str) -> dict[str, Any]:
+        return self.state.table(f"hubspot_archived_{object_type}")
+
     def _find(self, object_type: str, prop: str, value: str) -> dict[str, Any] | None:
         table = self.objects(object_type)
         if prop in ("hs_object_id", "id"):
-            found: dict[str, Any] | None = table.get(value)
+            # An id merged away still answers, with the record the merge made (under its own id).
+            key = self.merged_into(object_type).get(value, value)
+            found: dict[str, Any] | None = table.get(key)
             return found
         wanted = value.strip().lower()
         for record in table.values():
             if str(record["properties"].get(prop, "")).strip().lower() == wanted:
                 return record
+        if object_type == "contacts" and prop == "email":
+            # A merged-away contact's email is the merged contact's additional email, and still its.
+            for record in table.values():
+                extra = str(record["properties"].get(ADDITIONAL_EMAILS) or "").lower().split(";")
+                if wanted in extra:
+                    return record
         return None
 
     def _validate(
@@ -569,6 +685,16 @@ class HubSpot(ProviderHandler):
                         "INVALID_OPTION",
                     )
                 )
+        for (kind, name), options in ENUM_OPTIONS.items():
+            chosen = properties.get(name)
+            if kind == object_type and chosen not in (None, "") and chosen not in options:
+                errors.append(
+                    _property_error(
+                        name,
+                        f"{chosen} was not one of the allowed options: {', '.join(sorted(options))}",
+                        "INVALID_OPTION",
+                    )
+                )
         for name in NUMBER_PROPERTIES & properties.keys():
             if properties[name] not in (None, "") and _as_number(properties[name]) is None:
                 errors.append(
@@ -606,15 +732,30 @@ class HubSpot(ProviderHandler):
             if LIFECYCLE_ORDER.index(stage) < LIFECYCLE_ORDER.index(current["lifecyclestage"]):
                 # HubSpot keeps the later stage: moving backwards needs the value cleared first.
                 clean["lifecyclestage"] = current["lifecyclestage"]
+        if object_type == "tasks" and "hs_task_status" in clean:
+            # HubSpot stamps when a task was completed, and clears it when it is reopened.
+            if clean["hs_task_status"] == "COMPLETED" and current.get("hs_task_status") != "COMPLETED":
+                clean["hs_task_completion_date"] = now
+            elif clean["hs_task_status"] != "COMPLETED" and current.get("hs_task_completion_date"):
+                clean["hs_task_completion_date"] = ""
         if effect == "unchanged" and any(current.get(k, "") != v for k, v in clean.items()):
             effect = "updated"
         if object_type in webhooks.SINGULAR:
             kind = webhooks.SINGULAR[object_type]
             if effect == "created":
-                self.changes.append({"kind": kind, "object_id": existing["id"], "created": True})
+                self.changes.append(
+                    {"kind": kind, "action": "creation", "object_id": existing["id"], "created": True}
+                )
             else:
                 self.changes.extend(
-                    {"kind": kind, "object_id": existing["id"], "created": False, "property": k, "value": v}
+                    {
+                        "kind": kind,
+                        "action": "propertyChange",
+                        "object_id": existing["id"],
+                        "created": False,
+                        "property": k,
+                        "value": v,
+                    }
                     for k, v in clean.items()
                     if current.get(k, "") != v
                 )
@@ -629,13 +770,16 @@ class HubSpot(ProviderHandler):
         props = record["properties"]
         if properties is not None:
             props = {name: props.get(name) for name in properties}
-        return {
+        public = {
             "id": record["id"],
             "properties": dict(props),
             "createdAt": record["createdAt"],
             "updatedAt": record.get("updatedAt", record["createdAt"]),
             "archived": record.get("archived", False),
         }
+        if record.get("archivedAt"):
+            public["archivedAt"] = record["archivedAt"]
+        return public
 
     def _body(self) -> dict[str, Any]:
         if not isinstance(self.body, dict):
@@ -768,8 +912,22 @@ class HubSpot(ProviderHandler):
         return links
 
     def read(self, object_type: str, key: str) -> Response:
-        prop = self.request.query_params.get("idProperty", "hs_object_id")
-        record = self._find(object_type, prop, key)
+        params = self.request.query_params
+        prop = params.get("idProperty", "hs_object_id")
+        if params.get("archived", "false").lower() == "true":
+            # Only an archived record answers, as `archived=true` asks.
+            wanted = key.strip().lower()
+            by_id = prop in ("hs_object_id", "id")
+            record = next(
+                (
+                    r
+                    for r in self.archived(object_type).values()
+                    if (r["id"] if by_id else str(r["properties"].get(prop, "")).lower()) == wanted
+                ),
+                None,
+            )
+        else:
+            record = self._find(object_type, prop, key)
         if record is None:
             raise _not_found("Object not found.  objectId are usually numeric.")
         return self.ok(self._public(record))
@@ -791,6 +949,187 @@ class HubSpot(ProviderHandler):
             self.state.save_records()
         self.effect(effect, SINGULAR[object_type], record["id"])
         return self.ok(self._public(record))
+
+    def archive(self, object_type: str, key: str) -> Response:
+        """`DELETE /crm/v3/objects/{type}/{id}`: the record is archived (HubSpot's delete, restorable
+        for 90 days there): reads and searches no longer find it, `?archived=true` reads it, it leaves
+        the lists it was on. 204, also for an id that names no record."""
+        with self.state.lock:
+            record = self._find(object_type, "hs_object_id", key)
+            if record is None:
+                self.effect("unchanged", SINGULAR[object_type], key)
+                return Response(status_code=204, headers=_hubspot_rate_headers())
+            object_id = record["id"]
+            now = now_iso()
+            del self.objects(object_type)[object_id]
+            record.update(archived=True, archivedAt=now, updatedAt=now)
+            self.archived(object_type)[object_id] = record
+            type_id = OBJECT_TYPE_IDS[object_type]
+            for listed in self.lists_table().values():
+                if listed["objectTypeId"] == type_id and object_id in listed["members"]:
+                    listed["members"].remove(object_id)
+                    listed["updatedAt"] = now
+            if object_type in webhooks.SINGULAR:
+                self.changes.append(
+                    {
+                        "kind": webhooks.SINGULAR[object_type],
+                        "action": "deletion",
+                        "object_id": object_id,
+                        "created": False,
+                    }
+                )
+            self.state.save_records()
+        self.effect("deleted", SINGULAR[object_type], object_id)
+        return Response(status_code=204, headers=_hubspot_rate_headers())
+
+    def merge(self, object_type: str) -> Response:
+        """`POST /crm/v3/objects/contacts/merge`, as HubSpot merges contacts now: the two records
+        become one new record with a new id. Its values are the primary's, the secondary's where
+        the primary has none; the secondary's email becomes an additional email; the lifecycle
+        stage is the one further down the funnel; `hs_merged_object_ids` names both ids. Both ids
+        then read as the new record; associations and list memberships of both move to it."""
+        body = self._body()
+        fields = ("primaryObjectId", "objectIdToMerge")
+        noun = SINGULAR[object_type]
+        problems: list[dict[str, Any]] = []
+
+        def problem(field: str, message: str, code: str) -> None:
+            problems.append({"message": message, "code": code, "in": field})
+
+        def refuse() -> HubSpotError:
+            return _invalid(f"Invalid merge input: {'; '.join(p['message'] for p in problems)}", problems)
+
+        given: dict[str, str] = {}
+        for field in fields:
+            raw = body.get(field)
+            if raw is None or raw == "":
+                problem(field, f"{field} is required", "REQUIRED")
+            elif isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).strip().isdigit():
+                problem(field, f"{field} {raw!r} is not a {noun} id", "INVALID_ID")
+            else:
+                given[field] = str(raw).strip()
+        if problems:
+            raise refuse()
+        with self.state.lock:
+            table = self.objects(object_type)
+            aliases = self.merged_into(object_type)
+            current = {field: aliases.get(value, value) for field, value in given.items()}
+            for field in fields:
+                if current[field] not in table:
+                    problem(field, f"{field} {given[field]}: no such {noun}", "OBJECT_NOT_FOUND")
+            if not problems and current["primaryObjectId"] == current["objectIdToMerge"]:
+                problem(
+                    "objectIdToMerge",
+                    f"objectIdToMerge {given['objectIdToMerge']} is the same {noun} as primaryObjectId "
+                    f"{given['primaryObjectId']}: a {noun} cannot be merged into itself",
+                    "SAME_OBJECT",
+                )
+            if problems:
+                raise refuse()
+            primary_id, secondary_id = current["primaryObjectId"], current["objectIdToMerge"]
+            primary, secondary = table.pop(primary_id), table.pop(secondary_id)
+            record, moved = self._merged(object_type, primary, secondary)
+            table[record["id"]] = record
+            self._repoint(object_type, (primary_id, secondary_id), record["id"])
+            if object_type in webhooks.SINGULAR:
+                self.changes.append(
+                    {
+                        "kind": webhooks.SINGULAR[object_type],
+                        "action": "merge",
+                        "object_id": primary_id,
+                        "created": False,
+                        "primary_object_id": primary_id,
+                        "merged_object_ids": [secondary_id],
+                        "new_object_id": record["id"],
+                        "properties_moved": moved,
+                    }
+                )
+            self.state.save_records()
+        self.effect("created", noun, record["id"])
+        return self.ok(self._public(record))
+
+    def _merged(
+        self, object_type: str, primary: dict[str, Any], secondary: dict[str, Any]
+    ) -> tuple[dict[str, Any], int]:
+        """The record two records merge into, and how many of the secondary's values it took."""
+        now = now_iso()
+        new_id = self._new_id(f"hubspot_{object_type}", ID_STARTS[object_type])
+        first, second = primary["properties"], secondary["properties"]
+        own = {
+            "hs_object_id",
+            "createdate",
+            "lastmodifieddate",
+            "hs_lastmodifieddate",
+            MERGED_IDS,
+            ADDITIONAL_EMAILS,
+        }
+        taken = {k: v for k, v in second.items() if v not in (None, "") and first.get(k) in (None, "")}
+        moved = len(taken.keys() - own)
+        properties = {**taken, **{k: v for k, v in first.items() if v not in (None, "")}}
+        stages = [
+            p.get("lifecyclestage") for p in (first, second) if p.get("lifecyclestage") in LIFECYCLE_ORDER
+        ]
+        if stages:
+            properties["lifecyclestage"] = max(stages, key=LIFECYCLE_ORDER.index)
+        emails: list[str] = []
+        for props in (first, second):
+            for email in [props.get("email"), *str(props.get(ADDITIONAL_EMAILS) or "").split(";")]:
+                if email and email != properties.get("email") and email not in emails:
+                    emails.append(email)
+        if emails:
+            properties[ADDITIONAL_EMAILS] = ";".join(emails)
+        merged_ids = {primary["id"], secondary["id"]}
+        for props in (first, second):
+            merged_ids.update(i for i in str(props.get(MERGED_IDS) or "").split(";") if i)
+        properties[MERGED_IDS] = ";".join(sorted(merged_ids, key=int))
+        created = min((primary, secondary), key=lambda r: _instant(r["createdAt"]) or 0.0)
+        modified_key = "lastmodifieddate" if object_type == "contacts" else "hs_lastmodifieddate"
+        properties.update({"hs_object_id": new_id, modified_key: now})
+        properties["createdate"] = created["properties"].get("createdate") or created["createdAt"]
+        record = {
+            "id": new_id,
+            "properties": properties,
+            "createdAt": created["createdAt"],
+            "updatedAt": now,
+            "archived": False,
+        }
+        return record, moved
+
+    def _repoint(self, object_type: str, old_ids: tuple[str, ...], new_id: str) -> None:
+        """Whatever named the merged records names the record they became: their ids (and ids
+        merged into them before), their associations, their list memberships. Lock held."""
+        aliases = self.merged_into(object_type)
+        for alias, target in list(aliases.items()):
+            if target in old_ids:
+                aliases[alias] = new_id
+        aliases.update(dict.fromkeys(old_ids, new_id))
+        links = self.state.table("hubspot_associations")
+
+        def end(kind: str, object_id: str) -> str:
+            return new_id if kind == object_type and object_id in old_ids else object_id
+
+        for key, link in list(links.items()):
+            ends = {
+                "fromId": end(link["fromType"], link["fromId"]),
+                "toId": end(link["toType"], link["toId"]),
+            }
+            if (ends["fromId"], ends["toId"]) == (link["fromId"], link["toId"]):
+                continue
+            del links[key]
+            if link["fromType"] == link["toType"] and ends["fromId"] == ends["toId"]:
+                continue  # the two merged records were associated with each other
+            moved = {**link, **ends, "types": []}
+            target = links.setdefault(
+                f"{link['fromType']}/{ends['fromId']}/{link['toType']}/{ends['toId']}", moved
+            )
+            target["types"].extend(t for t in link["types"] if t not in target["types"])
+        type_id = OBJECT_TYPE_IDS[object_type]
+        for listed in self.lists_table().values():
+            members: list[str] = listed["members"]
+            if listed["objectTypeId"] == type_id and any(m in old_ids for m in members):
+                kept = [m for m in members if m not in old_ids]
+                listed["members"] = [*kept, new_id]
+                listed["updatedAt"] = now_iso()
 
     # -- the Webhooks API v3 (an app's settings and subscriptions) -------------------------------
 
@@ -893,6 +1232,8 @@ class HubSpot(ProviderHandler):
                 needs_value = flt["operator"] not in ("HAS_PROPERTY", "NOT_HAS_PROPERTY", "IN", "NOT_IN")
                 if needs_value and flt.get("value") is None:
                     raise _invalid(f"Filter on {flt['propertyName']} with {flt['operator']} needs a `value`")
+                if flt["operator"] == "BETWEEN" and flt.get("highValue") is None:
+                    raise _invalid(f"Filter on {flt['propertyName']} with BETWEEN needs a `highValue`")
         limit = body.get("limit", 10)
         if not isinstance(limit, int) or not 0 < limit <= SEARCH_MAX_LIMIT:
             raise _invalid(f"`limit` must be between 1 and {SEARCH_MAX_LIMIT}")
@@ -979,14 +1320,17 @@ class HubSpot(ProviderHandler):
         )
 
     def read_associations(self, from_type: str, from_id: str, to_type: str) -> Response:
-        if from_id not in self.objects(from_type):
+        record = self._find(from_type, "hs_object_id", from_id)
+        if record is None:
             raise _not_found(f"{from_type} {from_id} does not exist")
+        from_id = record["id"]
         found: dict[str, set[int]] = {}
         for record in self.state.table("hubspot_associations").values():
             if (record["fromType"], record["fromId"], record["toType"]) == (from_type, from_id, to_type):
                 found.setdefault(record["toId"], set()).update(record["types"])
             elif (record["toType"], record["toId"], record["fromType"]) == (from_type, from_id, to_type):
                 found.setdefault(record["fromId"], set()).update(INVERSE_TYPES[t] for t in record["types"])
+        live = self.objects(to_type)
         results = [
             {
                 "toObjectId": int(object_id) if object_id.isdigit() else object_id,
@@ -995,6 +1339,8 @@ class HubSpot(ProviderHandler):
                 ],
             }
             for object_id, types in sorted(found.items())
+            # An archived record's associations are kept (for a restore) but not listed.
+            if object_id in live
         ]
         return self.ok({"results": results})
 
@@ -1420,6 +1766,9 @@ class _SortKey:
 
     def __init__(self, value: Any) -> None:
         number = _as_number(value)
+        if number is None and isinstance(value, str) and _DATE_START.match(value.strip()):
+            # A datetime sorts by its instant, whether it is held as ISO or as milliseconds.
+            number = _instant(value)
         self.rank = (
             (0, number, "") if number is not None else ((1, 0.0, str(value)) if value else (2, 0.0, ""))
         )

@@ -1,9 +1,14 @@
 """HubSpot's webhooks as the sandbox sends them: an app's settings (`targetUrl`) and subscriptions
 made through the Webhooks API v3 (`/webhooks/v3/{appId}/settings`, `/webhooks/v3/{appId}/
 subscriptions`), and, for every change a call to the CRM API makes (a creation, a property set to a
-new value), the events of the active subscriptions it matches, POSTed to the target URL in batches
-of up to 100, signed v3 with the app's client secret (`X-HubSpot-Signature-v3`: base64 HMAC-SHA256
-of method + URI + body + timestamp; `X-HubSpot-Request-Timestamp` in ms).
+new value, a deletion, a merge), the events of the active subscriptions it matches, POSTed to the
+target URL in batches of up to 100, signed v3 with the app's client secret (`X-HubSpot-Signature-v3`:
+base64 HMAC-SHA256 of method + URI + body + timestamp; `X-HubSpot-Request-Timestamp` in ms).
+
+A `*.deletion` event names the archived record in `objectId`. A `*.merge` event carries HubSpot's
+merge fields: `primaryObjectId` (the record merged into), `mergedObjectIds` (the records merged
+into it, a list), `newObjectId` (the record the merge made, with its own id) and
+`numberOfPropertiesMoved`; its `objectId` is the primary's id.
 
 A change the app made itself through the API carries `changeSource` INTEGRATION and the app's id as
 `sourceId`, as HubSpot reports it back; any other token is a user in HubSpot's UI (`CRM_UI`,
@@ -53,6 +58,31 @@ def sign_v3(secret: str, method: str, uri: str, body: bytes, timestamp_ms: int) 
     return base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
 
 
+def _action(change: dict[str, Any]) -> str:
+    """What a change is, as the second half of a subscription's event type says it."""
+    if change.get("action"):
+        return str(change["action"])
+    return "creation" if change["created"] else "propertyChange"
+
+
+def _fields(action: str, change: dict[str, Any], subscription: dict[str, Any]) -> dict[str, Any] | None:
+    """The fields an event of this action adds to the common ones; None when the subscription
+    does not take the change."""
+    if action == "propertyChange":
+        # A record's creation is its own event; its properties' first values are not changes.
+        if change.get("property") != subscription.get("propertyName"):
+            return None
+        return {"propertyName": change["property"], "propertyValue": change["value"]}
+    if action == "merge":
+        return {
+            "primaryObjectId": int(change["primary_object_id"]),
+            "mergedObjectIds": [int(i) for i in change["merged_object_ids"]],
+            "newObjectId": int(change["new_object_id"]),
+            "numberOfPropertiesMoved": int(change["properties_moved"]),
+        }
+    return {}
+
+
 def events_for(
     state: SandboxState, changes: list[dict[str, Any]], actor_app: str | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -65,18 +95,10 @@ def events_for(
         app_id = subscription["appId"]
         kind, _, action = subscription["eventType"].partition(".")
         for change in changes:
-            if change["kind"] != kind:
+            if change["kind"] != kind or _action(change) != action:
                 continue
-            if action == "creation" and change["created"]:
-                extra: dict[str, Any] = {}
-            elif (
-                action == "propertyChange"
-                and not change["created"]
-                and change.get("property") == subscription.get("propertyName")
-            ):
-                # A record's creation is its own event; its properties' first values are not changes.
-                extra = {"propertyName": change["property"], "propertyValue": change["value"]}
-            else:
+            extra = _fields(action, change, subscription)
+            if extra is None:
                 continue
             ours = actor_app is not None
             by_app.setdefault(str(app_id), []).append(

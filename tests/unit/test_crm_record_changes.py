@@ -80,15 +80,24 @@ def test_hubspot_owner_set_by_the_engines_own_app_is_left_out():
     assert hubspot_events([ours], T0, new_id, own_app_id="1160452") == []
 
 
-def test_hubspot_merge_keeps_the_record_left_and_retires_the_ones_merged_away():
+@pytest.mark.parametrize(
+    ("new", "retired"),
+    [
+        # HubSpot's merge today: a new record, both old ids gone (the primary's first).
+        (1005, ["1001", "1002"]),
+        # As it merged before: the primary's id kept.
+        (1001, ["1002"]),
+    ],
+)
+def test_hubspot_merge_keeps_the_record_left_and_retires_the_ones_merged_away(new, retired):
     [merged] = hubspot_events(
         [
             hubspot(
                 "contact.merge",
                 objectId=1001,
                 primaryObjectId=1001,
-                mergedObjectIds=[1001, 1002],
-                newObjectId=1001,
+                mergedObjectIds=[1002],
+                newObjectId=new,
                 numberOfPropertiesMoved=3,
             )
         ],
@@ -96,9 +105,9 @@ def test_hubspot_merge_keeps_the_record_left_and_retires_the_ones_merged_away():
         new_id,
     )
     assert merged.lead_event.type is EventType.CRM_RECORD_MERGED
-    assert merged.external_ids == {"hubspot_contact": "1001"}
-    assert merged.retired_ids == [("hubspot_contact", "1002")]
-    assert merged.lead_event.properties["merged_ids"] == ["1002"]
+    assert merged.external_ids == {"hubspot_contact": str(new)}
+    assert merged.retired_ids == [("hubspot_contact", r) for r in retired]
+    assert merged.lead_event.properties["merged_ids"] == retired
 
 
 @pytest.mark.parametrize(

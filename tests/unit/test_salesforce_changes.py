@@ -19,7 +19,7 @@ from domain.crm_changes import salesforce_changes, stage_key
 from domain.engagement import PollCursor
 from domain.events import EventType, IncomingEvent
 from domain.webhooks import PayloadError
-from platforms.ports import Deal, Person
+from platforms.ports import Deal, Note, Person
 from platforms.salesforce import SalesforceClient
 from sandbox.app import create_app
 from sandbox.salesforce import parse_soql
@@ -84,7 +84,7 @@ def test_a_rep_working_the_lead_is_an_acceptance_keyed_by_the_history_row():
     assert accepted.message_id == "LeadHistory:017000000000001AAA"
     assert accepted.external_ids == {"salesforce_contact": "00Q000000000001AAA"}
     assert accepted.lead_event.occurred_at == T0
-    assert mapped(row("Status", "Open - Not Contacted")) == [] and mapped(row("OwnerId", REP_USER)) == []
+    assert mapped(row("Status", "Open - Not Contacted")) == [] and mapped(row("Owner", "Chloe Martin")) == []
 
 
 def test_a_rep_closing_the_lead_unconverted_disqualifies_it():
@@ -227,3 +227,56 @@ async def test_a_page_filled_holds_the_cursor_at_its_last_record(http):
     polls = CrmChangeActivities(RecordingIngest(), salesforce=sf, page=2)  # type: ignore[arg-type]
     result = await ActivityEnvironment().run(polls.poll_salesforce, PollCursor(since=start))
     assert result.more is True
+
+
+async def test_the_poll_reads_owners_calls_merges_and_deletions_once_and_not_the_engines_notes(http):
+    sf = engine_client(http)
+    start = datetime.now(UTC) - timedelta(seconds=2)
+    people = [
+        await sf.upsert_person(
+            Person(email=f"p{n}@acme.com", lead_id=f"lead-{n}", company="Acme"), idempotency_key=f"k{n}"
+        )
+        for n in range(3)
+    ]
+    # The engine's own note is a Task created closed: its own, not a rep's work.
+    await sf.add_note(Note(person_id=people[0].id, body="MQL", occurred_at=start), idempotency_key="n1")
+    chloe = await as_rep(http, "chloe.martin@example.com")
+    [user] = (
+        await http.get(
+            f"{DATA}/query",
+            params={"q": "SELECT Id FROM User WHERE Username = 'chloe.martin@example.com'"},
+            headers=chloe,
+        )
+    ).json()["records"]
+    await http.patch(f"{DATA}/sobjects/Lead/{people[0].id}", headers=chloe, json={"OwnerId": user["Id"]})
+    logged = await http.post(
+        f"{DATA}/sobjects/Task",
+        headers=chloe,
+        json={"WhoId": people[0].id, "Subject": "Call", "TaskSubtype": "Call", "Status": "Completed"},
+    )
+    assert logged.status_code == 201, logged.text
+    merged = await http.post(
+        "/_salesforce/merge",
+        json={
+            "sobject": "Lead",
+            "master_id": people[0].id,
+            "merged_ids": [people[1].id],
+            "username": "chloe.martin@example.com",
+        },
+    )
+    assert merged.status_code == 200, merged.text
+    assert (await http.delete(f"{DATA}/sobjects/Lead/{people[2].id}", headers=chloe)).status_code == 204
+    ingest = RecordingIngest()
+    polls = CrmChangeActivities(ingest, salesforce=sf)  # type: ignore[arg-type]
+    env = ActivityEnvironment()
+    first = await env.run(polls.poll_salesforce, PollCursor(since=start))
+    kinds = sorted(e.lead_event.type.value for e in ingest.recorded)
+    assert kinds == ["crm_owner_changed", "crm_record_deleted", "crm_record_merged", "sales_activity"], kinds
+    by_type = {e.lead_event.type: e for e in ingest.recorded}
+    assert by_type[EventType.CRM_OWNER_CHANGED].lead_event.properties["crm_owner_id"] == user["Id"]
+    assert by_type[EventType.CRM_RECORD_MERGED].retired_ids == [("salesforce_contact", people[1].id)]
+    assert by_type[EventType.CRM_RECORD_MERGED].external_ids == {"salesforce_contact": people[0].id}
+    assert by_type[EventType.CRM_RECORD_DELETED].retired_ids == [("salesforce_contact", people[2].id)]
+    assert by_type[EventType.SALES_ACTIVITY].lead_event.name == "call logged"
+    again = await env.run(polls.poll_salesforce, first.cursor)
+    assert again.recorded == 0 and len(ingest.recorded) == 4, "the overlap's re-read is known"
