@@ -225,14 +225,13 @@ async def test_a_merge_salesforce_would_refuse_names_the_field_and_changes_nothi
     if isinstance(change, dict):
         request.update(change)
     else:
-        request.update(
-            {
-                "too many": {"merged_ids": [a, b, c]},
-                "master merged": {"merged_ids": [master]},
-                "deleted master": {"master_id": gone},
-                "contact id as a lead": {"merged_ids": [contact]},
-            }[change]
-        )
+        named: dict[str, dict[str, Any]] = {
+            "too many": {"merged_ids": [a, b, c]},
+            "master merged": {"merged_ids": [master]},
+            "deleted master": {"master_id": gone},
+            "contact id as a lead": {"merged_ids": [contact]},
+        }
+        request.update(named[str(change)])
     await user_id(http, engine, REP)  # the seeded users are there before
     before = copy.deepcopy(sandbox.state.sandbox.records)
 
