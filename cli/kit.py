@@ -29,7 +29,8 @@ async def connect_kit_webhooks(
     """Registers the engine at `public_url` with the configured Kit account (`JOURNEYS_KIT_*`)."""
     endpoint_url, link_click_url = receiver_urls(public_url, ingest_key)
     async with httpx.AsyncClient(timeout=30.0) as http:
-        kit = KitClient(http, base_url=settings.kit_url, api_key=settings.kit_api_key.get_secret_value())
+        key, token = settings.kit_credentials()
+        kit = KitClient(http, base_url=settings.kit_url, api_key=key, access_token=token)
         return await kit.connect_webhooks(
             endpoint_url=endpoint_url, link_click_url=link_click_url, links=links
         )

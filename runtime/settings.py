@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     salesforce_person_object: Literal["Lead", "Contact"] = "Lead"
     kit_base_url: str | None = None
     kit_api_key: SecretStr = SecretStr("kit_sandbox_key")
+    # An installed Kit app's OAuth access token: when set, used instead of the API key (Kit's signed
+    # webhook endpoints are an app's).
+    kit_access_token: SecretStr | None = None
+
+    def kit_credentials(self) -> tuple[str | None, str | None]:
+        """The Kit client's (api_key, access_token): the app's token if there is one, else the key."""
+        if self.kit_access_token is not None and self.kit_access_token.get_secret_value():
+            return None, self.kit_access_token.get_secret_value()
+        return self.kit_api_key.get_secret_value(), None
+
     # The tag a consented lead gets on a form: its Kit automation sends the welcome sequence.
     kit_welcome_tag_id: str = "5001"
     # A static list (ILS list id) for the welcome flow when HubSpot is the email platform.

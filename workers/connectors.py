@@ -81,10 +81,12 @@ def build_connectors(
     if settings.email_provider == "hubspot":
         email = hubspot
     elif settings.email_provider == "kit":
+        kit_key, kit_token = settings.kit_credentials()
         email = KitClient(
             http,
             base_url=settings.kit_url,
-            api_key=settings.kit_api_key.get_secret_value(),
+            api_key=kit_key,
+            access_token=kit_token,
             templates=templates.kit,
             throttle=throttle,
             observer=observer,

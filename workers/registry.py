@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -40,7 +41,7 @@ from store.ingest import IngestStore
 from store.repository import LeadStore
 from store.rosters import RosterSource
 from store.sends import SentEmails
-from workers.connectors import build_connectors
+from workers.connectors import Connectors, build_connectors
 from workflows.account import AccountJourneyWorkflow
 from workflows.connector_steps import ConnectorStepsWorkflow
 from workflows.customer import CustomerJourneyWorkflow
@@ -66,12 +67,18 @@ class Dependencies:
     stats: ConnectorStatsRecorder | None = None
     ledger: WriteLedger | None = None
 
+    @cached_property
+    def ports(self) -> Connectors:
+        """The platform clients, built once for every activity that calls out: one token, one
+        owner cache and one rate-limit share per platform, however many activity groups use it."""
+        return build_connectors(
+            self.settings, self.http, throttle=self.throttle, observer=self.stats, ledger=self.ledger
+        )
+
 
 def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """Every port's activities, each over the provider the settings chose."""
-    ports = build_connectors(
-        deps.settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
-    )
+    ports = deps.ports
     groups: list[Any] = [
         CrmActivities(ports.crm, deps.store, deps.stats),
         EmailActivities(
@@ -97,9 +104,7 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """Scoring rules, sequences, lead facts and the send ledger (frequency cap, suppression)."""
     settings = deps.settings
     window = timedelta(days=settings.email_cap_window_days)
-    ports = build_connectors(
-        settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
-    )
+    ports = deps.ports
     free_mail = tuple(load_scoring(settings.scoring_file).domains.free_mail)
     qualify = QualifyActivities(
         deps.store.sessions,
@@ -118,9 +123,7 @@ def qualify_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 def handoff_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """The hand-off: the roster, assignment, the SLA log, and the notes to reps."""
     settings = deps.settings
-    ports = build_connectors(
-        settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
-    )
+    ports = deps.ports
     handoff = HandoffActivities(
         deps.store.sessions,
         deps.store,
@@ -149,9 +152,7 @@ def account_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 def customer_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """Customer journeys: the policy, the account's CSM, and leads' customer news to their account."""
     settings = deps.settings
-    ports = build_connectors(
-        settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
-    )
+    ports = deps.ports
     customers = CustomerActivities(
         deps.store.sessions,
         deps.store,
@@ -177,9 +178,7 @@ def report_activities(deps: Dependencies) -> list[Callable[..., Any]]:
 
 def engagement_activities(deps: Dependencies) -> list[Callable[..., Any]]:
     """The engagement polls: the email platform's events read and recorded as ingestion does."""
-    ports = build_connectors(
-        deps.settings, deps.http, throttle=deps.throttle, observer=deps.stats, ledger=deps.ledger
-    )
+    ports = deps.ports
     ingest = IngestStore(deps.store.sessions, deps.settings.effective_database_url, fast_path_connections=2)
     engagement = EngagementActivities(
         ingest,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ from devstack.stack import DevStack
 from tests.helpers.e2e import (
     HUBSPOT_REP,
     SALESFORCE_DATA,
+    browse_with_segment,
     get_until,
     hubspot_search,
     lead_state,
@@ -40,31 +41,6 @@ pytestmark = pytest.mark.e2e
 
 # The sandbox HubSpot's owner 71000003 is chloe.martin@example.com, the roster's `chloe`.
 CHLOE_OWNER_ID = "71000003"
-
-
-def browsing(anonymous_id: str, now: datetime) -> list[dict[str, Any]]:
-    """What the site's Segment library sends: five visits hours apart, three guides downloaded."""
-    pages = [
-        {
-            "type": "page",
-            "anonymousId": anonymous_id,
-            "name": "Pricing" if h == 1 else "Blog",
-            "properties": {"path": "/pricing" if h == 1 else f"/blog/post-{h}"},
-            "timestamp": (now - timedelta(hours=h)).isoformat(),
-        }
-        for h in range(1, 6)
-    ]
-    downloads = [
-        {
-            "type": "track",
-            "anonymousId": anonymous_id,
-            "event": "Content Downloaded",
-            "properties": {"content_id": f"guide-{n}", "topic": "security"},
-            "timestamp": (now - timedelta(minutes=30 - n)).isoformat(),
-        }
-        for n in range(3)
-    ]
-    return [*pages, *downloads]
 
 
 async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the_browser_send(
@@ -90,9 +66,7 @@ async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the
     assert company.status_code == 201, company.text
 
     # The visitor browses anonymously, then fills in the demo form on the same browser.
-    assert (
-        await api.post("/v1/batch", json={"batch": browsing(anonymous_id, datetime.now(UTC))})
-    ).status_code == 200
+    await browse_with_segment(api, anonymous_id, datetime.now(UTC))
     form = {
         "email": email,
         "company": "LoopCo",
@@ -220,9 +194,7 @@ async def test_a_visitor_becomes_a_customer_on_salesforce_and_kit_with_nothing_i
     )
     assert account.status_code == 201, account.text
 
-    assert (
-        await api.post("/v1/batch", json={"batch": browsing(anonymous_id, datetime.now(UTC))})
-    ).status_code == 200
+    await browse_with_segment(api, anonymous_id, datetime.now(UTC))
     form = {
         "email": email,
         "company": "SF Loop",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from segment.analytics import Client as SegmentClient
 
 from domain.connectors import SendReservationInput
 from domain.ids import lead_id_for_email
@@ -240,3 +242,39 @@ async def soql(sandbox: httpx.AsyncClient, session: dict[str, str], query: str) 
     answer = await sandbox.get(f"{SALESFORCE_DATA}/query", params={"q": query}, headers=session)
     assert answer.status_code == 200, answer.text
     return list(answer.json()["records"])
+
+
+async def browse_with_segment(api: httpx.AsyncClient, anonymous_id: str, now: datetime) -> None:
+    """What a site's Segment library sends for a visitor who reads on: five visits hours apart
+    (the pricing page among them) and three guides downloaded, through the unmodified official
+    Python library pointed at the API, on an ingest key of its own."""
+    answer = await api.post("/v1/admin/keys", json={"name": f"site-{anonymous_id}", "scope": "ingest"})
+    assert answer.status_code in (200, 201), answer.text
+    errors: list[Exception] = []
+    client = SegmentClient(
+        write_key=answer.json()["key"],
+        host=str(api.base_url).rstrip("/"),
+        sync_mode=True,
+        max_retries=1,
+        on_error=lambda error, _batch: errors.append(error),
+    )
+
+    def send() -> None:
+        for h in range(1, 6):
+            client.page(
+                anonymous_id=anonymous_id,
+                name="Pricing" if h == 1 else "Blog",
+                properties={"path": "/pricing" if h == 1 else f"/blog/post-{h}"},
+                timestamp=now - timedelta(hours=h),
+            )
+        for n in range(3):
+            client.track(
+                anonymous_id=anonymous_id,
+                event="Content Downloaded",
+                properties={"content_id": f"guide-{n}", "topic": "security"},
+                timestamp=now - timedelta(minutes=30 - n),
+            )
+        client.flush()
+
+    await asyncio.to_thread(send)
+    assert errors == [], errors
