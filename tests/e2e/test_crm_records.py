@@ -40,7 +40,7 @@ def journey_of(body: dict[str, Any]) -> dict[str, Any]:
 
 def settled_in_the_crm(identity: str) -> Callable[[dict[str, Any]], bool]:
     """The lead has its CRM record and the CRM has its latest score. (A push still in flight
-    when a rep merges the record away makes it again: the engine hears of the merge at its next
+    when a rep merges or deletes the record makes it again: the engine hears of it at its next
     poll or webhook, after the push; see docs/operations.md.)"""
 
     def settled(body: dict[str, Any]) -> bool:
@@ -121,7 +121,14 @@ async def test_what_reps_do_in_salesforce_reaches_the_lead(
     assert merged.status_code == 200, merged.text
     gone = await get_until(api, f"/v1/leads/{twin.lead_id}", lambda b: b["merged_into"] == lead.lead_id, 30)
     assert gone["merged_into"] == lead.lead_id
-    body = await lead_state(api, lead.lead_id, lambda b: twin.email in str(b["identities"].get("email")), 30)
+    body = await lead_state(
+        api,
+        lead.lead_id,
+        lambda b: (
+            twin.email in str(b["identities"].get("email")) and settled_in_the_crm("salesforce_contact")(b)
+        ),
+        30,
+    )
     assert body["identities"]["salesforce_contact"] == [person["Id"]], "the record merged away is unlinked"
 
     # Chloe deletes the record: the engine does not make it again.
@@ -193,7 +200,12 @@ async def test_what_reps_do_in_hubspot_reaches_the_lead(api: httpx.AsyncClient, 
     kept = str(merged.json()["id"])
     gone = await get_until(api, f"/v1/leads/{twin.lead_id}", lambda b: b["merged_into"] == lead.lead_id, 30)
     assert gone["merged_into"] == lead.lead_id
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["crm_contact_id"] == kept, 30)
+    body = await lead_state(
+        api,
+        lead.lead_id,
+        lambda b: journey_of(b)["crm_contact_id"] == kept and settled_in_the_crm("hubspot_contact")(b),
+        30,
+    )
     assert body["identities"]["hubspot_contact"] == [kept], "the record merged away is unlinked"
 
     # The contact is deleted: the engine does not make it again.
