@@ -12,17 +12,18 @@ from activities.errors import connector_step
 from domain.connectors import (
     ListMembershipInput,
     SendEmailInput,
+    SendReservationInput,
     SuppressInput,
     SyncPersonInput,
     WriteResult,
 )
-from domain.errors import NO_CONSENT
+from domain.errors import NO_CONSENT, SEND_REFUSED
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult
 from platforms.ports import EmailMessage, EmailPort
 from store.flows import FlowRecorder
 from store.health import ConnectorStatsRecorder
 from store.repository import LeadStore
-from store.sends import SentEmails
+from store.sends import SendLedger, SentEmails
 
 
 class EmailActivities:
@@ -40,6 +41,7 @@ class EmailActivities:
         self._stats = stats
         self._flows = FlowRecorder(store.sessions)
         self._sent = SentEmails(store.sessions)
+        self._gate = SendLedger(store.sessions)
 
     @activity.defn(name="email.enroll_welcome")
     async def enroll_welcome(self, data: EnrollWelcomeInput) -> EnrollWelcomeResult:
@@ -107,8 +109,29 @@ class EmailActivities:
     @activity.defn(name="email.send")
     async def send(self, data: SendEmailInput) -> WriteResult:
         """One sequence email, at most once per idempotency key (see each platform's mechanism);
-        recorded as sent, so the engagement the platform reports is attributed to its step."""
+        recorded as sent, so the engagement the platform reports is attributed to its step.
+
+        Every send passes the send gate here, whichever journey asks (a nurture has reserved its
+        send already: the same key is granted again; any other caller is gated now): a refusal
+        (no consent for the purpose, unsubscribed, bounced, over the cap) is recorded on the lead
+        and raised, not retried, and the platform is never called."""
         lead, email = await lead_with_email(self._store, data.lead_id)
+        gate = await self._gate.reserve(
+            SendReservationInput(
+                lead_id=lead.lead_id,
+                idempotency_key=data.idempotency_key,
+                journey=data.journey or data.sequence_id or "email",
+                marketing=(data.purpose or "marketing") == "marketing",
+                purpose=data.purpose or "marketing",
+            )
+        )
+        if gate.status != "granted":
+            # A direct send has no later turn to wait for: over the cap, it is refused as well.
+            raise ApplicationError(
+                f"send refused ({data.purpose or 'marketing'}): {gate.reason}",
+                type=SEND_REFUSED,
+                non_retryable=True,
+            )
         message = EmailMessage(
             to=email,
             template_id=data.template_id,

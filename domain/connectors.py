@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from domain.send_gate import SendPurpose
+
 SuppressionReason = Literal["unsubscribed", "bounced", "spam_complaint", "manual"]
 
 
@@ -101,6 +103,11 @@ class SendEmailInput(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     sequence_id: str | None = None
     step_id: str | None = None
+    # What the email is for: the send gate (domain.send_gate) checks it before the platform is
+    # called. Unset: marketing, the strictest.
+    purpose: SendPurpose | None = None
+    # The journey asking (for the gate's record); unset: the sequence, else "email".
+    journey: str | None = None
 
 
 class SuppressInput(BaseModel):
@@ -230,6 +237,13 @@ class SendReservationInput(BaseModel):
     marketing: bool = True
     max_sends: int = Field(3, ge=1)
     per_seconds: int = Field(7 * 86400, ge=60)
+    # What the email is for (domain.send_gate); unset: marketing, or sales for a sequence that is
+    # not marketing (a reservation from before purposes).
+    purpose: SendPurpose | None = None
+
+    @property
+    def effective_purpose(self) -> SendPurpose:
+        return self.purpose or ("marketing" if self.marketing else "sales")
 
 
 class SendReservation(BaseModel):

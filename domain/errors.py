@@ -18,6 +18,8 @@ PLATFORM_UNAVAILABLE = "PlatformUnavailable"
 NOT_FOUND = "NotFound"
 # The person has not consented to this message: never retried, never sent.
 NO_CONSENT = "NoConsent"
+# The send gate refused an email (no consent for its purpose, suppressed, over the cap).
+SEND_REFUSED = "SendRefused"
 # The configuration the activity reads is invalid: retrying reads the same bad file.
 INVALID_CONFIG = "InvalidConfig"
 

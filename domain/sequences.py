@@ -30,6 +30,7 @@ from pydantic import (
 
 from domain.events import EventType
 from domain.hours import WeeklyHours
+from domain.send_gate import SendPurpose
 from domain.stages import LifecycleStage
 
 EXIT = "exit"
@@ -419,7 +420,14 @@ class SequenceDefinition(_Config):
     send_window: SendWindow = Field(default_factory=SendWindow)
     goal: EventMatch | None = None
     marketing: bool = True
+    # What its emails are for, at the send gate (domain.send_gate); unset: marketing when
+    # `marketing`, else sales (one-to-one).
+    purpose: SendPurpose | None = None
     steps: list[Step]
+
+    @property
+    def send_purpose(self) -> SendPurpose:
+        return self.purpose or ("marketing" if self.marketing else "sales")
 
     @field_validator("id")
     @classmethod

@@ -322,6 +322,11 @@ class _Transaction:
             values["traits"] = Lead.traits.op("||")(event.traits)
         if event.consent:
             values["consent"] = True
+            # Where and when: an unsubscribe after it withdraws it (domain.send_gate).
+            values["consent_at"] = event.lead_event.occurred_at
+            values["consent_source"] = (
+                f"{event.source}:{event.lead_event.name or event.lead_event.type.value}"[:255]
+            )
         if event.group_id:
             values["account_id"] = event.group_id
         if len(values) > 1:

@@ -38,6 +38,9 @@ class Lead(Base):
     phone: Mapped[str | None] = mapped_column(String(32))
     lead_source: Mapped[str | None] = mapped_column(String(255))
     consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where and when marketing consent was last given (a form's consent box).
+    consent_source: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    consent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     traits: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     account_id: Mapped[str | None] = mapped_column(String(255))
@@ -161,6 +164,19 @@ class ConnectorStat(Base):
     unavailable: Mapped[int] = mapped_column(Integer, default=0)
     total_ms: Mapped[float] = mapped_column(Float, default=0.0)
     max_ms: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SendRefusal(Base):
+    """A send the gate refused (domain.send_gate), once per send's key, with the reason."""
+
+    __tablename__ = "send_refusals"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.lead_id", ondelete="CASCADE"))
+    journey: Mapped[str] = mapped_column(String(128))
+    purpose: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(300))
+    refused_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class EmailSend(Base):

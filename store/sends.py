@@ -1,4 +1,5 @@
-"""The send ledger: the frequency cap across all journeys, and email suppression, in one place.
+"""The send ledger: the one send gate's facts and records (consent by purpose, suppression, the
+frequency cap across all journeys; domain.send_gate decides).
 
 A reservation locks the lead's row, so two journeys asking at once are served one after the
 other: the second sees the first's send. Suppression is read from the lead's recorded events
@@ -9,6 +10,7 @@ whichever journey asks).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -16,8 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from domain.connectors import SUPPRESSING_EVENTS, SendReservation, SendReservationInput
 from domain.events import EMAIL_ENGAGEMENT, IncomingEvent
 from domain.ids import lead_id_for_email
+from domain.send_gate import GateFacts, decide
 from store.db import SessionFactory
-from store.models import EmailSend, Event, Identity, Lead
+from store.models import EmailSend, Event, Identity, Lead, SendRefusal
 
 
 class SendLedger:
@@ -25,66 +28,107 @@ class SendLedger:
         self._sessions = sessions
 
     async def reserve(self, request: SendReservationInput, *, now: datetime | None = None) -> SendReservation:
+        """The gate (domain.send_gate) on the lead's facts; a grant is the reservation the cap
+        counts, a refusal is recorded with its reason (and answered `suppressed`)."""
         now = now or datetime.now(UTC)
+        purpose = request.effective_purpose
         async with self._sessions() as session, session.begin():
             lead = (
                 await session.execute(
-                    select(Lead.lead_id).where(Lead.lead_id == request.lead_id).with_for_update()
+                    select(Lead.lead_id, Lead.consent, Lead.consent_at)
+                    .where(Lead.lead_id == request.lead_id)
+                    .with_for_update()
                 )
-            ).scalar_one_or_none()
+            ).one_or_none()
             if lead is None:
                 return SendReservation(status="suppressed", reason="lead not found (erased?)")
             if await session.get(EmailSend, request.idempotency_key) is not None:
                 return SendReservation(status="granted", reason="already reserved")
-            suppressed = (
-                await session.execute(
-                    select(Event.type)
-                    .where(Event.lead_id == request.lead_id, Event.type.in_(SUPPRESSING_EVENTS))
-                    .order_by(Event.occurred_at.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
-            if suppressed is not None:
-                return SendReservation(status="suppressed", reason=suppressed)
-            if request.marketing:
-                since = now - timedelta(seconds=request.per_seconds)
-                recent = (
+            stopped = {
+                kind: at
+                for kind, at in (
+                    await session.execute(
+                        select(Event.type, func.max(Event.occurred_at))
+                        .where(Event.lead_id == request.lead_id, Event.type.in_(SUPPRESSING_EVENTS))
+                        .group_by(Event.type)
+                    )
+                ).all()
+            }
+            recent: list[datetime] = []
+            if purpose == "marketing":
+                recent = list(
                     (
                         await session.execute(
-                            select(EmailSend.reserved_at)
-                            .where(
+                            select(EmailSend.reserved_at).where(
                                 EmailSend.lead_id == request.lead_id,
                                 EmailSend.marketing.is_(True),
-                                EmailSend.reserved_at > since,
+                                EmailSend.reserved_at > now - timedelta(seconds=request.per_seconds),
                             )
-                            .order_by(EmailSend.reserved_at)
                         )
                     )
                     .scalars()
                     .all()
                 )
-                if len(recent) >= request.max_sends:
-                    # The oldest send that counts leaves the window first.
-                    retry_at = recent[len(recent) - request.max_sends] + timedelta(
-                        seconds=request.per_seconds
+            facts = GateFacts(
+                consent=bool(lead.consent),
+                consent_at=lead.consent_at,
+                stopped=stopped,
+                recent_marketing=recent,
+            )
+            decision = decide(
+                purpose,
+                facts,
+                max_sends=request.max_sends,
+                per=timedelta(seconds=request.per_seconds),
+                now=now,
+            )
+            if decision.status == "refused":
+                await session.execute(
+                    insert(SendRefusal)
+                    .values(
+                        key=request.idempotency_key,
+                        lead_id=request.lead_id,
+                        journey=request.journey,
+                        purpose=purpose,
+                        reason=(decision.reason or "refused")[:300],
+                        refused_at=now,
                     )
-                    return SendReservation(
-                        status="deferred",
-                        retry_at=retry_at,
-                        reason=f"{len(recent)} marketing emails in the last {request.per_seconds} s",
-                    )
+                    .on_conflict_do_nothing()
+                )
+                return SendReservation(status="suppressed", reason=decision.reason)
+            if decision.status == "deferred":
+                return SendReservation(status="deferred", retry_at=decision.retry_at, reason=decision.reason)
             await session.execute(
                 insert(EmailSend)
                 .values(
                     key=request.idempotency_key,
                     lead_id=request.lead_id,
                     journey=request.journey,
-                    marketing=request.marketing,
+                    marketing=purpose == "marketing",
                     reserved_at=now,
                 )
                 .on_conflict_do_nothing()
             )
         return SendReservation(status="granted")
+
+    async def refusals(self, lead_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The lead's latest refused sends, newest first."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(SendRefusal)
+                .where(SendRefusal.lead_id == lead_id)
+                .order_by(SendRefusal.refused_at.desc())
+                .limit(limit)
+            )
+            return [
+                {
+                    "journey": r.journey,
+                    "purpose": r.purpose,
+                    "reason": r.reason,
+                    "refused_at": r.refused_at.isoformat(),
+                }
+                for r in rows.scalars()
+            ]
 
     async def count(self, lead_id: str) -> int:
         async with self._sessions() as session:

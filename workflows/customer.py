@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import idempotency_key, lead_workflow_id
     from domain.qualify import ENROLL_SIGNAL, EnrollRequest
     from domain.search_attributes import ACCOUNT_ID, JOURNEY
+    from domain.send_gate import SendPurpose
     from workflows import metrics
     from workflows.calls import PLATFORM_WRITE, CallPolicy, call
     from workflows.policies import PLATFORM_RETRY
@@ -365,6 +366,8 @@ class CustomerJourneyWorkflow:
                 policy.surveys.referral_template,
                 ("referral", event.lead_id),
                 {"referral_code": event.lead_id, "score": score},
+                # Asking for a referral promotes: it needs marketing consent.
+                purpose="marketing",
             )
         elif kind == "detractor":
             await asyncio.gather(
@@ -531,7 +534,12 @@ class CustomerJourneyWorkflow:
                 self._state.log(workflow.now(), f"lead {lead} not found to enroll in {sequence_id}")
 
     async def _email(
-        self, lead_id: str, template: str, step: tuple[str, ...], variables: dict[str, object]
+        self,
+        lead_id: str,
+        template: str,
+        step: tuple[str, ...],
+        variables: dict[str, object],
+        purpose: SendPurpose = "service",
     ) -> None:
         await call(
             "email.send",
@@ -540,6 +548,9 @@ class CustomerJourneyWorkflow:
                 idempotency_key=idempotency_key(workflow.info().workflow_id, "email", template, *step),
                 template_id=template,
                 variables={"account_id": self._state.account_id, **variables},
+                # Renewal, surveys, the customer's own account: service, not marketing.
+                purpose=purpose,
+                journey="customer",
             ),
             WriteResult,
             f"Email: {template}",

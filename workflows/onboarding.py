@@ -115,6 +115,9 @@ class OnboardingWorkflow:
                 idempotency_key=idempotency_key(workflow.info().workflow_id, "nudge", rule.id),
                 template_id=rule.nudge_template,
                 variables={"milestone": rule.name, "due_at": progress.due_at.isoformat()},
+                # About the customer's own onboarding: no marketing consent needed.
+                purpose="service",
+                journey="onboarding",
             ),
             WriteResult,
             f"Nudge: {rule.name}",

@@ -16,6 +16,7 @@ from domain.ids import lead_workflow_id
 from domain.lead import LEAD_STATE_QUERY, LeadState
 from domain.qualify import CHANGE_STAGE_UPDATE, StageChangeRequest, StageChangeResult
 from store.models import Lead
+from store.sends import SendLedger
 
 router = APIRouter(tags=["leads"])
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -28,10 +29,20 @@ LEAD_EXAMPLE = {
         "first_name": "Ada",
         "company": "Example Corp",
         "consent": True,
+        "consent_source": "form:demo:Request a demo",
+        "consent_at": "2026-11-02T09:14:03+00:00",
     },
     "identities": {"email": ["ada@example-corp.com"], "anonymous": ["a-5b1c9e"], "user": ["u-1024"]},
     "account": {"account_id": "acct-77", "traits": {"industry": "Software", "employees": 420}},
     "events": {"page": 6, "form_submitted": 1},
+    "sends_refused": [
+        {
+            "journey": "win_back",
+            "purpose": "marketing",
+            "reason": "unsubscribed at 2026-11-20T16:02:11+00:00",
+            "refused_at": "2026-11-27T10:00:00+00:00",
+        }
+    ],
     "journey": {"stage": "lead", "activity": {"page_views": 6, "sessions": 2}},
     "journey_error": None,
 }
@@ -66,6 +77,8 @@ async def _view(ctx: AppContext, request: Request, lead: Lead) -> dict[str, Any]
             "phone": lead.phone,
             "lead_source": lead.lead_source,
             "consent": lead.consent,
+            "consent_source": lead.consent_source,
+            "consent_at": lead.consent_at.isoformat() if lead.consent_at else None,
             "traits": lead.traits,
             "custom_fields": lead.custom_fields,
             "created_at": lead.created_at.isoformat(),
@@ -75,6 +88,8 @@ async def _view(ctx: AppContext, request: Request, lead: Lead) -> dict[str, Any]
         "account": {"account_id": lead.account_id, "traits": account} if lead.account_id else None,
         "submissions": await ctx.leads.count_submissions(lead.lead_id),
         "events": await ctx.leads.count_events(lead.lead_id),
+        # The emails the send gate refused this lead, newest first, with why.
+        "sends_refused": await SendLedger(ctx.sessions).refusals(lead.lead_id),
         "journey": journey,
         "journey_error": journey_error,
     }

@@ -7,13 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
+from activities.email import EmailActivities
 from devstack.stack import DevStack
-from domain.connectors import SendReservationInput
+from domain.connectors import SendEmailInput, SendReservationInput, WriteResult
+from domain.errors import SEND_REFUSED
 from domain.ids import lead_id_for_email
+from platforms.ports import EmailMessage
 from store.db import create_engine, session_factory
+from store.repository import LeadStore
 from store.sends import SendLedger
-from tests.helpers.e2e import demo_form, lead_state, new_email
+from tests.helpers.e2e import demo_form, get_until, lead_state, new_email
 
 pytestmark = pytest.mark.e2e
 
@@ -74,8 +80,70 @@ async def test_an_unsubscribe_recorded_by_ingestion_suppresses_every_later_send(
     try:
         ledger = SendLedger(session_factory(engine))
         answer = await ledger.reserve(ask(lead_id, "after-unsubscribe"))
-        assert answer.status == "suppressed" and answer.reason == "email_unsubscribed"
+        assert answer.status == "suppressed" and (answer.reason or "").startswith("unsubscribed at ")
         gone = await ledger.reserve(ask(str(uuid.uuid4()), "no-lead"))
         assert gone.status == "suppressed" and "not found" in (gone.reason or "")
+    finally:
+        await engine.dispose()
+
+
+class RecordingEmail:
+    """An email platform that records what it was asked to send (the gate must stop it first)."""
+
+    provider = "klaviyo"
+
+    def __init__(self) -> None:
+        self.sent: list[EmailMessage] = []
+
+    async def send_email(self, message: EmailMessage, *, idempotency_key: str) -> WriteResult:
+        self.sent.append(message)
+        return WriteResult(provider="klaviyo", object_type="event", id=idempotency_key)
+
+
+async def test_every_send_passes_the_gate_by_purpose_and_a_refusal_is_on_the_lead(
+    stack: DevStack, api: httpx.AsyncClient
+):
+    unconsented = new_email()
+    answer = await api.post("/v1/forms/demo/submissions", json=demo_form(unconsented, consent=False))
+    assert answer.status_code == 202
+    lead_id = lead_id_for_email(unconsented)
+    body = await lead_state(api, lead_id, lambda s: s["journey"] is not None)
+    assert body["profile"]["consent"] is False and body["profile"]["consent_at"] is None
+    consented = await lead_state(
+        api,
+        (await api.post("/v1/forms/demo/submissions", json=demo_form(new_email()))).json()["lead_id"],
+        lambda s: s["journey"] is not None,
+    )
+    assert consented["profile"]["consent_source"] == "form:demo:Request a demo"
+    assert consented["profile"]["consent_at"] is not None
+    engine = create_engine(stack.database_url, pool_size=2)
+    try:
+        store = LeadStore(session_factory(engine))
+        platform = RecordingEmail()
+        activities = EmailActivities(platform, store, default_welcome_list="WELCOME")  # type: ignore[arg-type]
+        env = ActivityEnvironment()
+
+        def send(key: str, purpose: str | None, journey: str = "win_back") -> SendEmailInput:
+            return SendEmailInput(
+                lead_id=lead_id, idempotency_key=key, template_id="t", purpose=purpose, journey=journey
+            )
+
+        # A marketing email (also one that names no purpose: the strictest) is refused, the
+        # platform never asked; a service email to the same person goes.
+        for key, purpose in (("m1", "marketing"), ("m2", None)):
+            with pytest.raises(ApplicationError) as refused:
+                await env.run(activities.send, send(key, purpose))
+            assert refused.value.type == SEND_REFUSED and "no marketing consent" in str(refused.value)
+            assert refused.value.non_retryable
+        await env.run(activities.send, send("s1", "service", "onboarding"))
+        assert [m.template_id for m in platform.sent] == ["t"]
+        body = await get_until(api, f"/v1/leads/{lead_id}", lambda b: len(b["sends_refused"]) == 2)
+        assert {r["reason"] for r in body["sends_refused"]} == {"no marketing consent"}
+        assert {r["journey"] for r in body["sends_refused"]} == {"win_back"}
+        # A retry of a refused send is refused again, and recorded once.
+        with pytest.raises(ApplicationError):
+            await env.run(activities.send, send("m1", "marketing"))
+        body = (await api.get(f"/v1/leads/{lead_id}")).json()
+        assert len(body["sends_refused"]) == 2
     finally:
         await engine.dispose()
