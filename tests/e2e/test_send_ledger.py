@@ -137,7 +137,11 @@ async def test_every_send_passes_the_gate_by_purpose_and_a_refusal_is_on_the_lea
             assert refused.value.non_retryable
         await env.run(activities.send, send("s1", "service", "onboarding"))
         assert [m.template_id for m in platform.sent] == ["t"]
+        # One-to-one sales mail needs no marketing consent either.
+        await env.run(activities.send, send("o1", "sales", "sales_outreach"))
+        assert len(platform.sent) == 2
         body = await get_until(api, f"/v1/leads/{lead_id}", lambda b: len(b["sends_refused"]) == 2)
+        assert {r["purpose"] for r in body["sends_refused"]} == {"marketing"}
         assert {r["reason"] for r in body["sends_refused"]} == {"no marketing consent"}
         assert {r["journey"] for r in body["sends_refused"]} == {"win_back"}
         # A retry of a refused send is refused again, and recorded once.
