@@ -86,7 +86,7 @@ async def test_what_reps_do_in_salesforce_reaches_the_lead(
     )
     assert logged.status_code == 201, logged.text
     await accepted_in_the_crm(api, handoff_id, "call logged (salesforce)")
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "sql", timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "sql", timeout=60)
 
     # A manager gives the lead to Chloe: the lead is hers.
     manager = await salesforce_session(sandbox, "ada@journeys.example")
@@ -94,7 +94,7 @@ async def test_what_reps_do_in_salesforce_reaches_the_lead(
         f"{SOBJECTS}/Lead/{person['Id']}", headers=manager, json={"OwnerId": chloe_user["Id"]}
     )
     assert moved.status_code == 204, moved.text
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["owner"] == "chloe", timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["owner"] == "chloe", timeout=60)
     assert journey_of(body)["owner_crm_id"] == chloe_user["Id"]
 
     # The deal is lost: the lead goes back to marketing, its score started over.
@@ -103,11 +103,11 @@ async def test_what_reps_do_in_salesforce_reaches_the_lead(
         f"{SOBJECTS}/Opportunity/{deal_id}", headers=chloe, json={"StageName": "Closed Lost"}
     )
     assert lost.status_code == 204, lost.text
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "recycled", timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "recycled", timeout=60)
     assert journey_of(body)["stage_history"][-1]["reason"] == "deal lost (salesforce)"
 
     # The same person came in again under another address; Chloe merges the duplicate into hers.
-    twin = await submit_form(api, until=settled_in_the_crm("salesforce_contact"), timeout=30)
+    twin = await submit_form(api, until=settled_in_the_crm("salesforce_contact"), timeout=60)
     [duplicate] = await soql(sandbox, chloe, f"SELECT Id FROM Lead WHERE Email = '{twin.email}'")
     merged = await sandbox.post(
         "/_salesforce/merge",
@@ -119,7 +119,7 @@ async def test_what_reps_do_in_salesforce_reaches_the_lead(
         },
     )
     assert merged.status_code == 200, merged.text
-    gone = await get_until(api, f"/v1/leads/{twin.lead_id}", lambda b: b["merged_into"] == lead.lead_id, 30)
+    gone = await get_until(api, f"/v1/leads/{twin.lead_id}", lambda b: b["merged_into"] == lead.lead_id, 60)
     assert gone["merged_into"] == lead.lead_id
     body = await lead_state(
         api,
@@ -134,7 +134,7 @@ async def test_what_reps_do_in_salesforce_reaches_the_lead(
     # Chloe deletes the record: the engine does not make it again.
     deleted = await sandbox.delete(f"{SOBJECTS}/Lead/{person['Id']}", headers=chloe)
     assert deleted.status_code == 204, deleted.text
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["crm_deleted"], timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["crm_deleted"], timeout=60)
     assert journey_of(body)["crm_contact_id"] is None
     assert "salesforce_contact" not in body["identities"]
 
@@ -167,7 +167,7 @@ async def test_what_reps_do_in_hubspot_reaches_the_lead(api: httpx.AsyncClient, 
     )
     assert logged.status_code == 201, logged.text
     await accepted_in_the_crm(api, handoff_id, "call logged (hubspot)")
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "sql", timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "sql", timeout=60)
 
     # The contact is given to Chloe in HubSpot (its webhook tells the engine).
     moved = await sandbox.patch(
@@ -176,7 +176,7 @@ async def test_what_reps_do_in_hubspot_reaches_the_lead(api: httpx.AsyncClient, 
         json={"properties": {"hubspot_owner_id": CHLOE_HUBSPOT_OWNER}},
     )
     assert moved.status_code == 200, moved.text
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["owner"] == "chloe", timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["owner"] == "chloe", timeout=60)
     assert journey_of(body)["owner_crm_id"] == CHLOE_HUBSPOT_OWNER
 
     # The deal is lost.
@@ -185,11 +185,11 @@ async def test_what_reps_do_in_hubspot_reaches_the_lead(api: httpx.AsyncClient, 
         f"{HUBSPOT}/deals/{deal_id}", headers=HUBSPOT_REP, json={"properties": {"dealstage": "closedlost"}}
     )
     assert lost.status_code == 200, lost.text
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "recycled", timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["stage"] == "recycled", timeout=60)
     assert journey_of(body)["stage_history"][-1]["reason"] == "deal lost (hubspot)"
 
     # A duplicate merged into the contact: two leads are one.
-    twin = await submit_form(api, until=settled_in_the_crm("hubspot_contact"), timeout=30)
+    twin = await submit_form(api, until=settled_in_the_crm("hubspot_contact"), timeout=60)
     [duplicate] = await hubspot_search(sandbox, "contacts", "email", twin.email)
     merged = await sandbox.post(
         f"{HUBSPOT}/contacts/merge",
@@ -198,7 +198,7 @@ async def test_what_reps_do_in_hubspot_reaches_the_lead(api: httpx.AsyncClient, 
     )
     assert merged.status_code == 200, merged.text
     kept = str(merged.json()["id"])
-    gone = await get_until(api, f"/v1/leads/{twin.lead_id}", lambda b: b["merged_into"] == lead.lead_id, 30)
+    gone = await get_until(api, f"/v1/leads/{twin.lead_id}", lambda b: b["merged_into"] == lead.lead_id, 60)
     assert gone["merged_into"] == lead.lead_id
     body = await lead_state(
         api,
@@ -211,5 +211,5 @@ async def test_what_reps_do_in_hubspot_reaches_the_lead(api: httpx.AsyncClient, 
     # The contact is deleted: the engine does not make it again.
     deleted = await sandbox.delete(f"{HUBSPOT}/contacts/{kept}", headers=HUBSPOT_REP)
     assert deleted.status_code == 204, deleted.text
-    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["crm_deleted"], timeout=30)
+    body = await lead_state(api, lead.lead_id, lambda b: journey_of(b)["crm_deleted"], timeout=60)
     assert "hubspot_contact" not in body["identities"]
