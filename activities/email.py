@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from temporalio import activity
@@ -17,6 +18,7 @@ from domain.connectors import (
     SyncPersonInput,
     WriteResult,
 )
+from domain.consent import CONFIRMATION_TEMPLATE, ConsentRequestInput, confirmation_token
 from domain.errors import NO_CONSENT, SEND_REFUSED
 from domain.lead import EnrollWelcomeInput, EnrollWelcomeResult
 from platforms.ports import EmailMessage, EmailPort
@@ -34,6 +36,8 @@ class EmailActivities:
         *,
         default_welcome_list: str,
         stats: ConnectorStatsRecorder | None = None,
+        consent_secret: str = "",
+        public_url: str = "",
     ) -> None:
         self._email = email
         self._store = store
@@ -42,6 +46,8 @@ class EmailActivities:
         self._flows = FlowRecorder(store.sessions)
         self._sent = SentEmails(store.sessions)
         self._gate = SendLedger(store.sessions)
+        self._consent_secret = consent_secret
+        self._public_url = public_url.rstrip("/")
 
     @activity.defn(name="email.enroll_welcome")
     async def enroll_welcome(self, data: EnrollWelcomeInput) -> EnrollWelcomeResult:
@@ -108,6 +114,24 @@ class EmailActivities:
 
     @activity.defn(name="email.send")
     async def send(self, data: SendEmailInput) -> WriteResult:
+        return await self._deliver(data)
+
+    @activity.defn(name="email.ask_for_consent")
+    async def ask_for_consent(self, data: ConsentRequestInput) -> WriteResult:
+        """Double opt-in's confirmation email: its link confirms this submission's consent."""
+        token = confirmation_token(self._consent_secret, data.submission_id, int(time.time()))
+        return await self._deliver(
+            SendEmailInput(
+                lead_id=data.lead_id,
+                idempotency_key=data.idempotency_key,
+                template_id=CONFIRMATION_TEMPLATE,
+                variables={"confirm_url": f"{self._public_url}/v1/consent/confirm?token={token}"},
+                purpose="service",
+                journey="double_opt_in",
+            )
+        )
+
+    async def _deliver(self, data: SendEmailInput) -> WriteResult:
         """One sequence email, at most once per idempotency key (see each platform's mechanism);
         recorded as sent, so the engagement the platform reports is attributed to its step.
 
@@ -160,4 +184,11 @@ class EmailActivities:
             return await self._email.suppress(email, data.reason, idempotency_key=data.idempotency_key)
 
     def all(self) -> list[object]:
-        return [self.enroll_welcome, self.sync_profile, self.set_list_membership, self.send, self.suppress]
+        return [
+            self.enroll_welcome,
+            self.sync_profile,
+            self.set_list_membership,
+            self.send,
+            self.ask_for_consent,
+            self.suppress,
+        ]

@@ -45,6 +45,8 @@ class EventType(StrEnum):
     CRM_RECORD_DELETED = "crm_record_deleted"
     # A rep worked the person in the CRM: a call logged, a task completed.
     SALES_ACTIVITY = "sales_activity"
+    # The person confirmed the marketing consent a double opt-in form asked for.
+    CONSENT_CONFIRMED = "consent_confirmed"
 
 
 EMAIL_ENGAGEMENT = frozenset(

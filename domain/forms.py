@@ -41,6 +41,8 @@ class FormDefinition(BaseModel):
     required: list[str] = Field(default_factory=lambda: ["email", "lead_source"])
     default_phone_region: str = "US"
     welcome_list: str | None = None
+    # Consent counts only once the person confirms it from the email the engine sends them.
+    double_opt_in: bool = False
 
 
 class FieldError(BaseModel):

@@ -106,6 +106,20 @@ class SyncForm(BaseModel):
     welcome_list: str | None = None
 
 
+class AskForConsent(BaseModel):
+    """A double opt-in form: the person is asked by email to confirm the consent they gave."""
+
+    submission_id: str
+    form_id: str | None = None
+
+
+class EnrollConfirmed(BaseModel):
+    """The person confirmed a double opt-in consent: now the welcome flow subscribes them."""
+
+    submission_id: str
+    welcome_list: str | None = None
+
+
 class FetchFacts(BaseModel):
     """Firmographic fit and time zone must be read (then `apply_facts`)."""
 
@@ -202,6 +216,8 @@ Effect = (
     UpdateSearchAttributes
     | UpdateScoreAttribute
     | SyncForm
+    | AskForConsent
+    | EnrollConfirmed
     | FetchFacts
     | StartHandoff
     | CloseHandoff
@@ -273,6 +289,10 @@ def react_to_event(
                 submission_id=event.submission_id, form_id=event.form_id, welcome_list=event.welcome_list
             )
         )
+        if event.properties.get("consent_requested") is True:
+            effects.append(AskForConsent(submission_id=event.submission_id, form_id=event.form_id))
+    if event.type is EventType.CONSENT_CONFIRMED and event.submission_id:
+        effects.append(EnrollConfirmed(submission_id=event.submission_id, welcome_list=event.welcome_list))
     return effects
 
 

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     accept_wait_seconds: float = Field(default=10.0, gt=0, le=60)
     # The URL platforms call us at, when a proxy stands in front (HubSpot signs the full URI).
     public_base_url: str | None = None
+    # Signs the double opt-in confirmation links (domain.consent).
+    consent_link_secret: SecretStr = SecretStr("sandbox-consent-link-secret")
 
     forms_file: Path = Field(default=PROJECT_ROOT / "config" / "forms.toml")
     scoring_file: Path = Field(default=PROJECT_ROOT / "config" / "scoring.toml")

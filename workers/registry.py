@@ -86,6 +86,8 @@ def connector_activities(deps: Dependencies) -> list[Callable[..., Any]]:
             deps.store,
             default_welcome_list=deps.settings.welcome_list_id,
             stats=deps.stats,
+            consent_secret=deps.settings.consent_link_secret.get_secret_value(),
+            public_url=deps.settings.public_base_url or deps.settings.api_url,
         ),
         NotifyActivities(ports.chat, deps.store, deps.stats),
         CalendarActivities(

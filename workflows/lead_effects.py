@@ -17,6 +17,7 @@ from temporalio.common import WorkflowIDReusePolicy
 
 with workflow.unsafe.imports_passed_through():
     from domain.connectors import CalendarEventInput, CrmMeetingInput, FlowMark, SyncPersonInput, WriteResult
+    from domain.consent import ConsentRequestInput
     from domain.handoff import (
         HANDOFF_CLOSE_SIGNAL,
         HANDOFF_CRM_ACCEPT_SIGNAL,
@@ -46,9 +47,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.qualify import Enrollable
     from domain.reactions import (
         CRM_TARGET,
+        AskForConsent,
         CloseHandoff,
         Effect,
         Enroll,
+        EnrollConfirmed,
         ExposeToExperiment,
         FollowCrmOwner,
         InviteToMeeting,
@@ -95,6 +98,8 @@ class LeadEffects:
             UpdateSearchAttributes: self._search_attributes,
             UpdateScoreAttribute: self._score_attribute,
             SyncForm: self._sync_form,
+            AskForConsent: self._ask_for_consent,
+            EnrollConfirmed: self._enroll_confirmed,
             StartHandoff: self._start_handoff,
             CloseHandoff: self._close_handoff,
             TellHandoffCrmAccepted: self._tell_handoff_crm_accepted,
@@ -165,6 +170,42 @@ class LeadEffects:
             state.email_profile_id = email.profile_id
             state.welcome_enrolled = state.welcome_enrolled or email.enrolled
             state.welcome_skipped_reason = email.skipped_reason
+
+    async def _ask_for_consent(self, ask: AskForConsent) -> None:
+        """Double opt-in: the confirmation email (a service message: asking needs no consent)."""
+        await call(
+            "email.ask_for_consent",
+            ConsentRequestInput(
+                lead_id=self._state.lead_id,
+                submission_id=ask.submission_id,
+                idempotency_key=idempotency_key(self._workflow_id, "form", ask.submission_id, "confirm"),
+            ),
+            WriteResult,
+            "Ask the person to confirm their consent",
+            audit=self.audit,
+        )
+
+    async def _enroll_confirmed(self, confirmed: EnrollConfirmed) -> None:
+        """The consent confirmed: the welcome flow subscribes the person now."""
+        state = self._state
+        enrolled = await call(
+            "email.enroll_welcome",
+            EnrollWelcomeInput(
+                lead_id=state.lead_id,
+                submission_id=confirmed.submission_id,
+                list_id=confirmed.welcome_list,
+                idempotency_key=idempotency_key(
+                    self._workflow_id, "form", confirmed.submission_id, "welcome-confirmed"
+                ),
+            ),
+            EnrollWelcomeResult,
+            "Enroll in the welcome flow, consent confirmed",
+            audit=self.audit,
+        )
+        if enrolled is not None:
+            state.email_profile_id = enrolled.profile_id
+            state.welcome_enrolled = state.welcome_enrolled or enrolled.enrolled
+            state.welcome_skipped_reason = enrolled.skipped_reason
 
     async def _start_handoff(self, start: StartHandoff) -> None:
         """The lead is an MQL: sales gets it now (the hand-off runs on its own, with its SLA)."""

@@ -8,18 +8,21 @@ post were accepted, and nothing is recorded. The field-level 422 holds for every
 
 from __future__ import annotations
 
+import html
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import Counter
 
 from api.auth import Principal
 from api.context import AppContext, context
+from domain.consent import CONFIRMED_SOURCE, TokenError, confirmed_submission
 from domain.events import EventType, IncomingEvent, LeadEvent, Touch
 from domain.forms import (
     PROFILE_FIELDS,
@@ -233,6 +236,7 @@ async def submit_form(
     if submission is None:
         return _field_errors(errors)
     submission_id = str(uuid.uuid4())
+    pending = form.double_opt_in and submission.consent
     fields_json = submission.model_dump(mode="json")
     event = _form_event(
         form,
@@ -240,14 +244,20 @@ async def submit_form(
         submission,
         event_id=submission_id,
         idempotency_key=idempotency_key,
-        properties={"form_id": form_id, "lead_source": submission.lead_source, **submission.custom_fields},
+        properties={
+            "form_id": form_id,
+            "lead_source": submission.lead_source,
+            **submission.custom_fields,
+            # Double opt-in: the consent is asked for by email and counts once confirmed.
+            **({"consent_requested": True} if pending else {}),
+        },
         profile_fields=PROFILE_FIELDS,
         payload=fields_json,
         submission_id=submission_id,
-        consent=submission.consent,
+        consent=submission.consent and not pending,
         welcome_list=form.welcome_list,
     )
-    event.consent = submission.consent
+    event.consent = submission.consent and not pending
     event.submission = {
         "submission_id": submission_id,
         "form_id": form_id,
@@ -339,3 +349,66 @@ async def forms_script() -> Response:
         media_type="text/javascript; charset=utf-8",
         headers={"Cache-Control": "public, max-age=300"},
     )
+
+
+CONFIRMED_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>{title}</title>"
+    "<body style='font-family:system-ui;max-width:32rem;margin:4rem auto'><h1>{title}</h1><p>{text}</p>"
+)
+
+
+@router.get(
+    "/v1/consent/confirm",
+    summary="Double opt-in: the person confirms the consent a form asked for (the link in their email)",
+    responses={
+        200: {"content": {"text/html": {}}, "description": "confirmed (again: still confirmed)"},
+        400: {"description": "not a confirmation link, altered, or expired"},
+        404: {"description": "the submission is gone (the person was erased)"},
+    },
+)
+async def confirm_consent(
+    token: Annotated[str, Query(max_length=200)],
+    ctx: AppContext = Depends(context),
+) -> HTMLResponse:
+    """No key: the person clicks it from their mailbox. The token is the engine's own (an HMAC
+    under `JOURNEYS_CONSENT_LINK_SECRET`), so the link confirms only the submission it was sent for."""
+    secret = ctx.settings.consent_link_secret.get_secret_value()
+    try:
+        submission_id = confirmed_submission(secret, token, int(time.time()))
+    except TokenError as exc:
+        page = CONFIRMED_PAGE.format(title="This link does not work", text=html.escape(str(exc)))
+        return HTMLResponse(page, status_code=400)
+    found = await ctx.leads.get_submission(submission_id)
+    if found is None or found[0].email is None:
+        page = CONFIRMED_PAGE.format(title="Nothing to confirm", text="This sign-up is no longer on record.")
+        return HTMLResponse(page, status_code=404)
+    lead, submission = found
+    address = str(lead.email)
+    form = ctx.forms.get(submission.form_id)
+    now = datetime.now(UTC)
+    event = IncomingEvent(
+        source=f"consent:{CONFIRMED_SOURCE}",
+        # One confirmation per submission: a second click is the same event.
+        message_id=submission_id,
+        lead_event=LeadEvent(
+            event_id=str(uuid.uuid4()),
+            type=EventType.CONSENT_CONFIRMED,
+            source=CONFIRMED_SOURCE,
+            occurred_at=now,
+            name=form.name if form else submission.form_id,
+            form_id=submission.form_id,
+            submission_id=submission_id,
+            consent=True,
+            welcome_list=form.welcome_list if form else None,
+            email_hash=email_hash(address),
+        ),
+        received_at=now,
+        payload={"submission_id": submission_id},
+        email=address,
+        consent=True,
+    )
+    await ctx.ingest([event])
+    page = CONFIRMED_PAGE.format(
+        title="You are subscribed", text="Thank you: your subscription is confirmed."
+    )
+    return HTMLResponse(page)

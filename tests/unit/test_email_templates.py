@@ -9,6 +9,7 @@ from pathlib import Path
 import pydantic
 import pytest
 
+from domain.consent import CONFIRMATION_TEMPLATE
 from domain.email_templates import load_email_templates
 from runtime.settings import PROJECT_ROOT
 
@@ -19,7 +20,7 @@ def templates_the_journeys_send() -> set[str]:
     names: set[str] = set()
     for path in [*sorted((CONFIG / "sequences").glob("*.toml")), CONFIG / "customer.toml"]:
         names |= set(re.findall(r'^\s*(?:nudge_)?template = "([a-z0-9_]+)"', path.read_text(), re.M))
-    return names | {"rep_mql_alert"}
+    return names | {"rep_mql_alert", CONFIRMATION_TEMPLATE}
 
 
 def test_every_template_a_journey_sends_has_its_kit_sequence_or_tag():

@@ -600,3 +600,21 @@ def test_a_reps_logged_call_tells_the_hand_off_in_flight_and_nothing_without_one
     assert not any(
         isinstance(e, TellHandoffCrmAccepted) for e in reactions.settle(quiet, RULES, ALL, NOW).effects
     )
+
+
+def test_a_double_opt_in_form_asks_for_consent_and_its_confirmation_enrolls_the_welcome():
+    state = LeadState(lead_id="lead-2")
+    asked = form(7).model_copy(update={"properties": {"form_id": "newsletter", "consent_requested": True}})
+    effects = reactions.react_to_event(state, asked, RULES, ALL, NOW)
+    assert [type(e).__name__ for e in effects if not isinstance(e, UpdateSearchAttributes)] == [
+        "SyncForm",
+        "AskForConsent",
+    ]
+    confirmed = event(EventType.CONSENT_CONFIRMED, 8, submission_id="s7", welcome_list="NEWS")
+    effects = reactions.react_to_event(state, confirmed, RULES, ALL, NOW)
+    [enroll] = [e for e in effects if type(e).__name__ == "EnrollConfirmed"]
+    assert enroll.model_dump() == {"submission_id": "s7", "welcome_list": "NEWS"}
+    plain = reactions.react_to_event(LeadState(lead_id="lead-3"), form(9), RULES, ALL, NOW)
+    assert not any(type(e).__name__ == "AskForConsent" for e in plain), (
+        "a form without double opt-in asks nothing"
+    )
