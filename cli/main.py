@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from runtime.production import refuse_unsafe_defaults
 from runtime.settings import Settings
 
 
@@ -88,6 +89,7 @@ def cmd_dev(settings: Settings) -> int:
 def cmd_worker(settings: Settings) -> int:
     from workers.main import main
 
+    refuse_unsafe_defaults(settings, "worker")
     main(settings)
     return 0
 
@@ -96,6 +98,7 @@ def cmd_router(settings: Settings) -> int:
     from routing.dispatcher import run_router
     from runtime.telemetry import setup_tracing
 
+    refuse_unsafe_defaults(settings, "router")
     provider = setup_tracing("journeys-router", settings)
 
     async def run() -> None:
@@ -117,6 +120,7 @@ def cmd_api(settings: Settings) -> int:
     from api.app import create_app
     from devstack.stack import resolve_api_key
 
+    refuse_unsafe_defaults(settings, "api")
     api_key = resolve_api_key(settings)
     if settings.api_key is None:
         print(f"journeys api: JOURNEYS_API_KEY unset; using {api_key}", flush=True)

@@ -18,6 +18,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOURNEYS_", extra="ignore")
 
+    # `dev`: the embedded defaults (sandbox platforms, dev secrets) are fine. Anything else (e.g.
+    # `production`): the API, router and worker refuse to start on them (runtime/production.py).
+    environment: str = "dev"
+    # Optional platforms this deployment does without: `google_calendar`, `ga4`, `enrichment`.
+    platforms_off: set[Literal["google_calendar", "ga4", "enrichment"]] = Field(default_factory=set)
     data_dir: Path = Path(".journeys")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -20,6 +20,7 @@ from platforms.google_calendar import GoogleCalendarClient
 from platforms.hubspot import HubSpotClient
 from platforms.kit import KitClient
 from platforms.klaviyo import KlaviyoClient
+from platforms.off import AnalyticsOff, CalendarOff, EnrichmentOff
 from platforms.outbound_webhook import OutboundWebhookClient
 from platforms.ports import (
     AnalyticsPort,
@@ -114,33 +115,45 @@ def build_connectors(
             observer=observer,
             ledger=ledger,
         )
-    calendar = GoogleCalendarClient(
-        http,
-        base_url=settings.google_calendar_url,
-        token_url=settings.google_oauth_token_url,
-        client_id=settings.google_client_id.get_secret_value(),
-        client_secret=settings.google_client_secret.get_secret_value(),
-        refresh_token=settings.google_refresh_token.get_secret_value(),
-        throttle=throttle,
-        observer=observer,
+    calendar: CalendarPort = (
+        CalendarOff()
+        if "google_calendar" in settings.platforms_off
+        else GoogleCalendarClient(
+            http,
+            base_url=settings.google_calendar_url,
+            token_url=settings.google_oauth_token_url,
+            client_id=settings.google_client_id.get_secret_value(),
+            client_secret=settings.google_client_secret.get_secret_value(),
+            refresh_token=settings.google_refresh_token.get_secret_value(),
+            throttle=throttle,
+            observer=observer,
+        )
     )
-    analytics = GA4Client(
-        http,
-        base_url=settings.ga4_url,
-        measurement_id=settings.ga4_measurement_id,
-        api_secret=settings.ga4_api_secret.get_secret_value(),
-        throttle=throttle,
-        observer=observer,
+    analytics: AnalyticsPort = (
+        AnalyticsOff()
+        if "ga4" in settings.platforms_off
+        else GA4Client(
+            http,
+            base_url=settings.ga4_url,
+            measurement_id=settings.ga4_measurement_id,
+            api_secret=settings.ga4_api_secret.get_secret_value(),
+            throttle=throttle,
+            observer=observer,
+        )
     )
     webhooks = OutboundWebhookClient(
         http, secret=settings.outbound_webhook_secret.get_secret_value(), throttle=throttle, observer=observer
     )
-    enrichment = CompanyEnrichmentClient(
-        http,
-        base_url=settings.enrichment_url,
-        api_key=settings.enrichment_api_key.get_secret_value(),
-        throttle=throttle,
-        observer=observer,
+    enrichment: EnrichmentPort = (
+        EnrichmentOff()
+        if "enrichment" in settings.platforms_off
+        else CompanyEnrichmentClient(
+            http,
+            base_url=settings.enrichment_url,
+            api_key=settings.enrichment_api_key.get_secret_value(),
+            throttle=throttle,
+            observer=observer,
+        )
     )
     return Connectors(
         crm=crm,
