@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from runtime.production import refuse_unsafe_defaults, unsafe_settings
 from runtime.settings import PROJECT_ROOT, Settings
 
-REAL = {
+REAL: dict[str, Any] = {
     "environment": "production",
     "codec_keys": "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
     "database_url": "postgresql+asyncpg://journeys:pw@db:5432/journeys",
