@@ -4,12 +4,14 @@ platform needs, at the last moment so no PII enters a workflow history."""
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
 from domain.connectors import SyncPersonInput
 from domain.errors import NOT_FOUND
+from domain.text_safety import header_safe
 from platforms.ports import Person
 from store.models import FormSubmission, Lead
 from store.repository import LeadStore
@@ -78,18 +80,25 @@ class _Blank(dict[str, str]):
         return ""
 
 
-def personalize(text: str, lead: Lead | None) -> str:
-    """Fills `{first_name}`, `{company}` and friends from the profile; unknown names become blank."""
+def personalize(text: str, lead: Lead | None, escape: Callable[[str], str] = header_safe) -> str:
+    """Fills `{first_name}`, `{company}` and friends from the profile; unknown names become blank.
+    Each value passes `escape` first: what the person typed is made safe for where it goes (one
+    line, by default; `slack_escape` for a chat message)."""
     if lead is None or "{" not in text:
         return text
     name = " ".join(p for p in (lead.first_name, lead.last_name) if p)
     values = _Blank(
-        first_name=lead.first_name or "",
-        last_name=lead.last_name or "",
-        name=name or (lead.email or ""),
-        company=lead.company or "",
-        job_title=lead.job_title or "",
-        email=lead.email or "",
-        lead_id=lead.lead_id,
+        {
+            key: escape(value)
+            for key, value in {
+                "first_name": lead.first_name or "",
+                "last_name": lead.last_name or "",
+                "name": name or (lead.email or ""),
+                "company": lead.company or "",
+                "job_title": lead.job_title or "",
+                "email": lead.email or "",
+                "lead_id": lead.lead_id,
+            }.items()
+        }
     )
     return string.Formatter().vformat(text, (), values)

@@ -25,6 +25,7 @@ from domain.handoff import (
     RepNotifyInput,
 )
 from domain.roster import LeadRouting, Roster
+from domain.text_safety import slack_escape
 from platforms.ports import ChatMessage, ChatPort, CrmPort, EmailMessage, EmailPort
 from store.assignments import AssignmentStore
 from store.db import SessionFactory
@@ -165,7 +166,10 @@ class HandoffActivities:
         link = f"{self._public_url}/v1/leads/{data.lead_id}"
         accept = f"POST {self._public_url}/v1/handoffs/{data.handoff_id}/accept"
         why = "; ".join(data.reasons) or "MQL"
-        text = personalize(HEADLINES[data.kind], lead)
+        # The lead's name in Slack is escaped (no mentions or links of its making); in the
+        # email's subject it is one line.
+        text = personalize(HEADLINES[data.kind], lead, slack_escape)
+        subject = personalize(HEADLINES[data.kind], lead)
         waiting = f" Waiting {data.minutes_waiting:g} min." if data.minutes_waiting >= 0.1 else ""
         score = f"Score {data.score} ({data.score_band})"
         body = "\n".join((text, f"{score}. Why: {why}.{waiting}", f"Lead: {link}", f"Accept: {accept}"))
@@ -190,7 +194,7 @@ class HandoffActivities:
                     EmailMessage(
                         to=rep.email,
                         template_id="rep_mql_alert",
-                        subject=text,
+                        subject=subject,
                         variables={"lead_url": link, "accept": accept, "score": data.score, "why": why},
                     ),
                     idempotency_key=f"{data.idempotency_key}:email",

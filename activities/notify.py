@@ -9,6 +9,7 @@ from temporalio import activity
 from activities.contacts import personalize
 from activities.errors import connector_step
 from domain.connectors import ChatNotifyInput, WriteResult
+from domain.text_safety import slack_escape
 from platforms.ports import ChatMessage, ChatPort
 from store.flows import FlowRecorder
 from store.health import ConnectorStatsRecorder
@@ -18,7 +19,7 @@ from store.repository import LeadStore
 
 def _personalize_blocks(value: Any, lead: Lead | None) -> Any:
     if isinstance(value, str):
-        return personalize(value, lead)
+        return personalize(value, lead, slack_escape)
     if isinstance(value, list):
         return [_personalize_blocks(v, lead) for v in value]
     if isinstance(value, dict):
@@ -39,7 +40,7 @@ class NotifyActivities:
         blocks = _personalize_blocks(data.blocks, lead) if data.blocks else None
         message = ChatMessage(
             channel=data.channel,
-            text=personalize(data.text, lead),
+            text=personalize(data.text, lead, slack_escape),
             blocks=blocks,
         )
         async with connector_step(self._stats, self._chat.provider, "notify.post_message"):
