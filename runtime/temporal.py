@@ -7,7 +7,7 @@ import dataclasses
 from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from domain import search_attributes
@@ -25,11 +25,17 @@ def search_attribute_flags() -> list[str]:
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """Pydantic models as JSON, encrypted when codec keys are configured."""
-    if settings.codec_keys is None:
+    """Pydantic models as JSON, encrypted when codec keys are configured: payloads, and failures'
+    messages and stack traces too (a platform's error text often carries an address), which the
+    failure converter moves into an encoded payload the codec encrypts."""
+    if settings.codec_keys is None or not settings.codec_keys.get_secret_value():
         return pydantic_data_converter
     codec = EncryptionCodec(parse_keys(settings.codec_keys.get_secret_value()))
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=codec,
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
 
 
 def metrics_runtime(port: int, host: str = "127.0.0.1") -> Runtime:
