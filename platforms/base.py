@@ -94,6 +94,7 @@ class PlatformClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         accept: Callable[[httpx.Response], bool] = _success,
+        extensions: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """One request to `base_url + path` (or to `path` when it is absolute).
 
@@ -113,6 +114,7 @@ class PlatformClient:
             params=params,
             content=content,
             headers={**self._auth_headers(), **(headers or {})},
+            extensions=extensions,
         )
         started = time.perf_counter()
         outcome = "ok"

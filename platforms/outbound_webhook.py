@@ -14,12 +14,17 @@ Auth is that signature: nothing else is sent. `base_url` only serves relative de
 
 Answers, per the spec's guidance: 2xx is delivered. A 3xx is a failure, never followed (the spec:
 update the URL instead; this client refuses an httpx client set to follow redirects) ->
-`PermanentPlatformError` naming the `Location`. 410 Gone means the receiver wants no more webhooks
+`PermanentPlatformError`. 410 Gone means the receiver wants no more webhooks
 -> `PermanentPlatformError` saying to disable the endpoint. 429 -> `RateLimitedError` with its
 `Retry-After` (1 s without one); a 5xx that carries `Retry-After` (e.g. 503) -> `RateLimitedError`
 with that delay; other 5xx, 408, timeouts and connection failures -> `TransientPlatformError`;
-any other 4xx -> `PermanentPlatformError` with the receiver's body. The spec recommends a 15-30 s
-request timeout: that is the shared httpx client's (the worker's is 20 s).
+any other 4xx -> `PermanentPlatformError` with the status (never the receiver's body or
+`Location`: a target's answer is not read back through the engine). Targets are public
+addresses only, checked at connect time: the host is resolved once, every address checked
+(loopback, link-local, private, carrier-grade NAT and reserved ranges refused), and the connection
+made to the checked address, so DNS rebinding cannot swap one in (`allow_private` for dev).
+The spec recommends a 15-30 s request timeout: that is the shared httpx client's (the worker's
+is 20 s).
 
 Rate limits: set by each receiver, not by us; calls are throttled per receiving host under the key
 `webhook:<host>` (configure `webhook:*`).
@@ -33,10 +38,13 @@ sandbox's sink answers; the spec defines no such signal, so for other receivers 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
+import ipaddress
 import json
 import re
+import socket
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -44,10 +52,17 @@ from typing import Any, ClassVar
 
 import httpx
 
+from domain.network import refused_address
 from domain.ratelimits import Throttle
 from domain.signatures import SignatureError, sign_standard_webhook
 from platforms.base import CallObserver, PlatformClient
-from platforms.errors import PermanentPlatformError, PlatformError, RateLimitedError, parse_retry_after
+from platforms.errors import (
+    PermanentPlatformError,
+    PlatformError,
+    RateLimitedError,
+    TransientPlatformError,
+    parse_retry_after,
+)
 from platforms.ports import WebhookDelivery, WriteResult
 
 SAFE_MESSAGE_ID = re.compile(r"[A-Za-z0-9_:\-]{1,200}")
@@ -78,8 +93,12 @@ class OutboundWebhookClient(PlatformClient):
         base_url: str = "",
         throttle: Throttle | None = None,
         observer: CallObserver | None = None,
+        allow_private: bool = False,
     ) -> None:
+        """`allow_private`: targets on this machine or a private network are allowed (the dev
+        stack's sink is on loopback); never outside dev."""
         super().__init__(http, base_url=base_url, throttle=throttle, observer=observer)
+        self._allow_private = allow_private
         if http.follow_redirects:
             raise ValueError(
                 "webhooks must not follow redirects: pass an httpx client with follow_redirects=False"
@@ -118,9 +137,14 @@ class OutboundWebhookClient(PlatformClient):
             "webhook-timestamp": str(timestamp),
             "webhook-signature": self.sign(message_id, timestamp, body),
         }
+        pinned, extensions = await self._pinned(url)
+        if pinned is not url:
+            headers["host"] = url.netloc.decode()
         token = _delivery_host.set(url.host)
         try:
-            response = await self._call("deliver", "POST", str(url), content=body, headers=headers)
+            response = await self._call(
+                "deliver", "POST", str(pinned), content=body, headers=headers, extensions=extensions
+            )
         finally:
             _delivery_host.reset(token)
         return WriteResult(
@@ -139,19 +163,51 @@ class OutboundWebhookClient(PlatformClient):
             raise PermanentPlatformError(self.provider, f"webhooks go to an http(s) URL, not {raw!r}")
         return url
 
+    async def _pinned(self, url: httpx.URL) -> tuple[httpx.URL, dict[str, Any]]:
+        """The URL to connect to: the target's host resolved once, every address it resolves to
+        checked, and the connection made to the checked address (with the name kept for TLS and
+        the Host header), so a second lookup cannot swap in another (DNS rebinding)."""
+        if self._allow_private:
+            return url, {}
+        try:
+            literal: str | None = str(ipaddress.ip_address(url.host))
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    url.host, url.port or (443 if url.scheme == "https" else 80), type=socket.SOCK_STREAM
+                )
+            except OSError as exc:
+                raise TransientPlatformError(self.provider, f"{url.host} does not resolve now") from exc
+            addresses = [str(info[4][0]) for info in found]
+        for address in addresses:
+            why = refused_address(address)
+            if why is not None:
+                raise PermanentPlatformError(
+                    self.provider, f"webhooks go to public addresses; {url.host} is {why}"
+                )
+        if literal is not None:
+            return url, {}
+        ip = ipaddress.ip_address(addresses[0])
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
+        return url.copy_with(host=host), {"sni_hostname": url.host}
+
     def _throttle_key(self, operation: str) -> str:
         host = _delivery_host.get()
         return f"{self.provider}:{host}" if host else self.provider
 
     def _error_message(self, response: httpx.Response) -> str:
+        """The status only: what the target answered is never repeated (an endpoint aimed at an
+        internal service must not read it back through the engine's errors)."""
         status = response.status_code
-        text = response.text[:300]
         if 300 <= status < 400:
-            location = response.headers.get("Location", "?")
-            return f"{status} redirect to {location} not followed: point the webhook at the final URL"
+            return f"{status} redirect not followed: point the webhook at the final URL"
         if status == 410:
-            return f"410 Gone: the receiver wants no more webhooks; disable this endpoint ({text})".strip()
-        return f"{status} {text}".strip()
+            return "410 Gone: the receiver wants no more webhooks; disable this endpoint"
+        return f"{status} from the receiver"
 
     def _error(self, response: httpx.Response) -> PlatformError:
         retry_after = response.headers.get("Retry-After")

@@ -142,7 +142,12 @@ def build_connectors(
         )
     )
     webhooks = OutboundWebhookClient(
-        http, secret=settings.outbound_webhook_secret.get_secret_value(), throttle=throttle, observer=observer
+        http,
+        secret=settings.outbound_webhook_secret.get_secret_value(),
+        throttle=throttle,
+        observer=observer,
+        # The dev stack's receivers are on this machine; nowhere else may a webhook go there.
+        allow_private=settings.environment == "dev",
     )
     enrichment: EnrichmentPort = (
         EnrichmentOff()

@@ -387,7 +387,8 @@ async def facebook_verify(
     request: Request,
     mode: str = Query("", alias="hub.mode", examples=["subscribe"]),
     token: str = Query("", alias="hub.verify_token", examples=["<JOURNEYS_FACEBOOK_VERIFY_TOKEN>"]),
-    challenge: str = Query("", alias="hub.challenge", max_length=200, examples=["1158201444"]),
+    # Meta's challenges are numbers: echoed only then.
+    challenge: str = Query("", alias="hub.challenge", pattern=r"^\d{1,32}$", examples=["1158201444"]),
     ctx: AppContext = Depends(context),
 ) -> PlainTextResponse:
     await ctx.auth.require(request, "ingest")
@@ -463,6 +464,9 @@ async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict
     )
 
 
+LINKEDIN_CHALLENGE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
 @router.get(
     "/v1/webhooks/linkedin",
     summary="LinkedIn's webhook validation: answers the challenge with its HMAC",
@@ -478,8 +482,13 @@ async def facebook(request: Request, ctx: AppContext = Depends(context)) -> dict
 )
 async def linkedin_validate(
     request: Request,
+    # LinkedIn's challenge codes are UUIDs: anything else would make this an HMAC oracle under the
+    # client secret that signs LinkedIn's deliveries (a forged body's signature for the asking).
     challenge_code: str = Query(
-        ..., alias="challengeCode", max_length=200, examples=["890e4665-4dfe-4ab1-b689-ed553bceeed1"]
+        ...,
+        alias="challengeCode",
+        pattern=LINKEDIN_CHALLENGE,
+        examples=["890e4665-4dfe-4ab1-b689-ed553bceeed1"],
     ),
     ctx: AppContext = Depends(context),
 ) -> dict[str, str]:

@@ -267,6 +267,17 @@ async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(
         },
     )
     assert verify.status_code == 200 and verify.text == "42"
+    script = await hooks.get(
+        "/v1/webhooks/facebook",
+        params={
+            **hooks.params,
+            "hub.mode": "subscribe",
+            "hub.verify_token": "dev-facebook-verify-token",
+            "hub.challenge": "<script>alert(1)</script>",
+        },
+    )
+    # Not a number Meta would send: refused, never echoed back as the answer.
+    assert script.status_code == 422 and script.headers["content-type"].startswith("application/json")
     wrong = await hooks.get(
         "/v1/webhooks/facebook", params={**hooks.params, "hub.mode": "subscribe", "hub.verify_token": "x"}
     )
@@ -305,12 +316,17 @@ async def test_a_facebook_lead_ad_is_read_from_the_graph_api_and_becomes_a_lead(
 
 async def test_a_linkedin_lead_gen_form_is_read_from_the_api_and_becomes_a_lead(api, hooks, sandbox):
     secret = DEV_WEBHOOK_SECRETS["JOURNEYS_LINKEDIN_CLIENT_SECRET"]
-    challenge = await hooks.get("/v1/webhooks/linkedin", params={**hooks.params, "challengeCode": "c-123"})
+    code = str(uuid.uuid4())
+    challenge = await hooks.get("/v1/webhooks/linkedin", params={**hooks.params, "challengeCode": code})
     assert challenge.status_code == 200
     assert challenge.json() == {
-        "challengeCode": "c-123",
-        "challengeResponse": linkedin_challenge_response("c-123", secret),
+        "challengeCode": code,
+        "challengeResponse": linkedin_challenge_response(code, secret),
     }
+    # Not a challenge of LinkedIn's shape (a body to be signed): refused, nothing signed.
+    forged = '{"type": "LEAD_ACTION", "leadGenFormResponse": "urn:li:leadGenFormResponse:1"}'
+    refused = await hooks.get("/v1/webhooks/linkedin", params={**hooks.params, "challengeCode": forged})
+    assert refused.status_code == 422 and "challengeResponse" not in refused.text
 
     email = f"li.{uuid.uuid4().hex[:8]}@example-corp.com"
     answers = {

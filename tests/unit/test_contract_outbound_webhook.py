@@ -1,8 +1,10 @@
 """Outbound webhooks signed per Standard Webhooks: the exact request, the spec's status handling,
 and the sandbox sink as a conforming receiver (signature check, dedupe on webhook-id)."""
 
+import asyncio
 import base64
 import json
+import socket
 import time
 
 import httpx
@@ -24,6 +26,9 @@ KEY = "lead-5f1c:handoff:webhook"
 
 
 def hook(http: httpx.AsyncClient, **kwargs) -> OutboundWebhookClient:
+    """A client whose targets are not resolved (the requests here go to a mock transport or the
+    sandbox on this machine); the address guard has its own tests below."""
+    kwargs.setdefault("allow_private", True)
     return OutboundWebhookClient(http, base_url="", secret=kwargs.pop("secret", SECRET), **kwargs)
 
 
@@ -150,7 +155,7 @@ async def test_410_gone_is_permanent_and_says_to_disable(http):
     with pytest.raises(PermanentPlatformError) as caught:
         await hook(http).deliver(delivery(), idempotency_key=KEY)
     assert caught.value.status == 410
-    assert "disable this endpoint" in str(caught.value) and "endpoint removed" in str(caught.value)
+    assert "disable this endpoint" in str(caught.value) and "endpoint removed" not in str(caught.value)
 
 
 @respx.mock
@@ -167,7 +172,7 @@ async def test_503_with_retry_after_is_retried_after_that_delay(http):
     with pytest.raises(RateLimitedError) as caught:
         await hook(http).deliver(delivery(), idempotency_key=KEY)
     assert caught.value.retry_after == 30 and caught.value.status == 503
-    assert "maintenance" in str(caught.value)
+    assert "maintenance" not in str(caught.value), "the receiver's answer is not repeated"
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
@@ -188,17 +193,18 @@ async def test_redirects_are_not_followed(http):
     elsewhere = respx.post("https://elsewhere.example.com/in").mock(return_value=httpx.Response(200))
     with pytest.raises(PermanentPlatformError) as caught:
         await hook(http).deliver(delivery(), idempotency_key=KEY)
-    assert caught.value.status == 301 and "elsewhere.example.com" in str(caught.value)
+    assert caught.value.status == 301 and "not followed" in str(caught.value)
+    assert "elsewhere.example.com" not in str(caught.value), "nor where it points"
     assert not elsewhere.called
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 @respx.mock
-async def test_other_client_errors_are_permanent_with_the_receiver_message(http, status):
+async def test_other_client_errors_are_permanent_and_the_receivers_answer_is_kept_out(http, status):
     respx.post(URL).mock(return_value=httpx.Response(status, json={"error": "bad signature or payload"}))
     with pytest.raises(PermanentPlatformError) as caught:
         await hook(http).deliver(delivery(), idempotency_key=KEY)
-    assert caught.value.status == status and "bad signature or payload" in str(caught.value)
+    assert caught.value.status == status and "bad signature or payload" not in str(caught.value)
 
 
 @respx.mock
@@ -257,7 +263,7 @@ async def test_sandbox_refuses_a_bad_signature_with_401(sandbox_http, sandbox):
     await configure(sandbox_http, OLD_SECRET)
     with pytest.raises(PermanentPlatformError) as caught:
         await hook(sandbox_http).deliver(delivery(SINK), idempotency_key=KEY)
-    assert caught.value.status == 401 and "no v1 signature" in str(caught.value)
+    assert caught.value.status == 401 and "no v1 signature" not in str(caught.value)
     assert "webhook_messages" not in sandbox.state.sandbox.records
     # A rotation that still signs with the configured (older) secret passes.
     await hook(sandbox_http, previous_secrets=[OLD_SECRET]).deliver(delivery(SINK), idempotency_key=KEY)
@@ -270,7 +276,7 @@ async def test_sandbox_refuses_unsigned_and_stale_deliveries_when_it_knows_a_sec
     assert unsigned.status_code == 401 and "required" in unsigned.json()["detail"]
     body = b'{"type":"x"}'
     stale = int(time.time()) - 3600
-    signer = OutboundWebhookClient(sandbox_http, secret=SECRET)
+    signer = OutboundWebhookClient(sandbox_http, secret=SECRET, allow_private=True)
     answer = await sandbox_http.post(
         "/webhook/acme/leads",
         content=body,
@@ -367,3 +373,65 @@ async def test_a_retry_after_an_unheard_answer_is_processed_once(sandbox_http, s
     effects = [c.get("effect") for c in webhook_calls(sandbox) if c["method"] == "POST"]
     assert effects == ["created", "duplicate"]
     assert len(sandbox.state.sandbox.records["webhook_messages"]) == 1
+
+
+# --- where a webhook may go ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("http://127.0.0.1:8000/v1/admin/keys", "loopback"),
+        ("http://[::1]/x", "loopback"),
+        ("http://[::ffff:127.0.0.1]/x", "loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://10.0.0.7/internal", "private"),
+        ("http://192.168.1.1/", "private"),
+        ("http://100.64.12.1/", "carrier-grade NAT"),
+        ("http://0.0.0.0/", "private or reserved"),
+    ],
+)
+async def test_a_webhook_to_this_machine_or_a_private_network_is_refused_before_any_connection(target, why):
+    sent: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+    async with httpx.AsyncClient(transport=transport) as http:
+        client = OutboundWebhookClient(http, secret=SECRET)
+        with pytest.raises(PermanentPlatformError, match=why):
+            await client.deliver(delivery(target), idempotency_key=KEY)
+    assert sent == []
+
+
+async def test_a_name_is_resolved_once_checked_and_connected_to_as_checked(monkeypatch):
+    """A name that resolves to a private address is refused; a public one is connected to by the
+    address checked, with the name kept for TLS and the Host header (no second lookup to rebind)."""
+    answers = {"rebind.example.com": "10.1.2.3", "hooks.example.com": "93.184.215.14"}
+
+    async def getaddrinfo(host, port, **_):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = OutboundWebhookClient(http, secret=SECRET)
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+        with pytest.raises(PermanentPlatformError, match="private"):
+            await client.deliver(delivery("https://rebind.example.com/in"), idempotency_key=KEY)
+        assert sent == []
+        await client.deliver(delivery("https://hooks.example.com/journeys/in"), idempotency_key=KEY)
+    [request] = sent
+    assert request.url.host == "93.184.215.14" and request.url.path == "/journeys/in"
+    assert request.headers["host"] == "hooks.example.com"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+
+
+async def test_what_the_target_answered_is_never_repeated():
+    body = "root:x:0:0:root:/root:/bin/bash"
+    transport = httpx.MockTransport(lambda request: httpx.Response(400, text=body))
+    async with httpx.AsyncClient(transport=transport) as http:
+        with pytest.raises(PermanentPlatformError) as refused:
+            await hook(http).deliver(delivery(), idempotency_key=KEY)
+    assert "root:" not in str(refused.value) and "400" in str(refused.value)
