@@ -393,7 +393,12 @@ async def test_a_retry_after_an_unheard_answer_is_processed_once(sandbox_http, s
 )
 async def test_a_webhook_to_this_machine_or_a_private_network_is_refused_before_any_connection(target, why):
     sent: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(answer)
     async with httpx.AsyncClient(transport=transport) as http:
         client = OutboundWebhookClient(http, secret=SECRET)
         with pytest.raises(PermanentPlatformError, match=why):
