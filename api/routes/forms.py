@@ -361,7 +361,10 @@ CONFIRMED_PAGE = (
     "/v1/consent/confirm",
     summary="Double opt-in: the person confirms the consent a form asked for (the link in their email)",
     responses={
-        200: {"content": {"text/html": {}}, "description": "confirmed (again: still confirmed)"},
+        200: {
+            "content": {"text/html": {"example": "<!doctype html>...<h1>You are subscribed</h1>..."}},
+            "description": "confirmed (again: still confirmed)",
+        },
         400: {"description": "not a confirmation link, altered, or expired"},
         404: {"description": "the submission is gone (the person was erased)"},
     },
