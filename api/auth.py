@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import math
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -99,8 +100,15 @@ class TokenBucket:
         return self.tokens + (now - self.updated) * self.rate >= self.capacity
 
 
+# Where a key may come in the query string: platforms calling webhooks (they cannot set our
+# header) and a browser's `sendBeacon` of an abandoned form (it cannot set headers at all).
+# Anywhere else a key in a URL would land in proxies' and servers' access logs, so it is ignored.
+QUERY_KEY_PATHS = re.compile(r"^/v1/webhooks/|^/v1/forms/[^/]+/abandonments$")
+
+
 def credentials_from(request: Request) -> str | None:
-    """`Authorization: Bearer <key>`, or Segment's `Basic base64(<write key>:)`, or `?key=` for webhooks."""
+    """`Authorization: Bearer <key>`, or Segment's `Basic base64(<write key>:)`, or `?key=` on the
+    paths that cannot send a header (`QUERY_KEY_PATHS`)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
@@ -112,7 +120,9 @@ def credentials_from(request: Request) -> str | None:
             return None
         user, _, _password = decoded.partition(":")
         return user or None
-    return request.query_params.get("key") or None
+    if QUERY_KEY_PATHS.match(request.url.path):
+        return request.query_params.get("key") or None
+    return None
 
 
 def client_ip(request: Request) -> str:
