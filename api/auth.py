@@ -283,6 +283,8 @@ OPEN_PATHS = (
     "/redoc",
     "/dashboard",
     "/codec/",
+    # A person's own click from their mailbox: the link carries its signed token, not a key.
+    "/v1/consent/confirm",
     "/js/",
     "/v1/projects/",
 )
