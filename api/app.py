@@ -214,7 +214,7 @@ def create_app(settings: Settings, *, api_key: str) -> FastAPI:
         },
     )
     async def metrics(request: Request) -> Response:
-        await request.app.state.ctx.auth.require(request, "admin")
+        await request.app.state.ctx.auth.require(request, "metrics:read")
         await count_journeys(request.app.state.temporal)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
 from domain.browser import normalize_origin
-from store.keys import KeyRecord, KeyStore, hash_key
+from store.keys import SCOPES, KeyRecord, KeyStore, hash_key
 
 # How old the key table may be: a revoke takes effect within this on every API process.
 CACHE_SECONDS = 5.0
@@ -43,6 +43,9 @@ UNKEYED_RATE_PER_IP = 20.0
 MAX_BUCKETS = 50_000
 # Each scope may do what the ones before it may.
 _RANK = {"browser": 0, "ingest": 1, "admin": 2}
+# Narrow scopes for one job each (a BI tool's reports, a scraper's metrics, the DPO's export and
+# erasure, an HR system's roster): such a key may do that and nothing else; admin may do all.
+FINE_SCOPES = frozenset(SCOPES) - set(_RANK)
 KEY_TABLE_LOADS = Counter(
     "journeys_api_key_table_loads", "Reads of the key table by this API process (unknown keys cost none)"
 )
@@ -62,6 +65,8 @@ class Principal:
     rate_per_ip: float | None = None
 
     def allows(self, scope: str) -> bool:
+        if scope in FINE_SCOPES:
+            return self.scope in ("admin", scope)
         return _RANK.get(self.scope, -1) >= _RANK[scope]
 
     @property
@@ -319,10 +324,26 @@ def is_browser_path(path: str) -> bool:
     return path in BODY_KEY_PATHS or path.startswith((FORMS_PREFIX, PROJECTS_PREFIX))
 
 
-def scope_for(path: str) -> str:
+# The paths a narrow scope opens, by method.
+_FINE_PATHS: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("GET", re.compile(r"^/v1/reports/"), "reports:read"),
+    ("GET", re.compile(r"^/metrics$"), "metrics:read"),
+    ("GET", re.compile(r"^/v1/leads/[^/]+/export$"), "pii:export"),
+    ("DELETE", re.compile(r"^/v1/leads/[^/]+$"), "pii:erase"),
+    ("PUT", re.compile(r"^/v1/roster$"), "roster:write"),
+    ("DELETE", re.compile(r"^/v1/roster$"), "roster:write"),
+)
+
+
+def scope_for(path: str, method: str = "GET") -> str:
     if is_browser_path(path):
         return "browser"
-    return "ingest" if path.startswith(WEBHOOKS_PREFIX) else "admin"
+    if path.startswith(WEBHOOKS_PREFIX):
+        return "ingest"
+    for verb, pattern, scope in _FINE_PATHS:
+        if method == verb and pattern.match(path):
+            return scope
+    return "admin"
 
 
 async def _answer(scope: Any, receive: Any, send: Any, exc: HTTPException) -> None:
@@ -363,7 +384,7 @@ class KeyGate:
                 # A key store that cannot answer (PostgreSQL down): the route answers 503.
                 await self.app(scope, receive, send)
                 return
-            needed = scope_for(path)
+            needed = scope_for(path, scope.get("method", "GET"))
             try:
                 if principal is None:
                     raise HTTPException(

@@ -15,6 +15,7 @@ from typing import Any
 
 from runtime.production import refuse_unsafe_defaults
 from runtime.settings import Settings
+from store.keys import SCOPES
 
 
 def _logging(settings: Settings) -> None:
@@ -529,9 +530,10 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--name", required=True)
     create.add_argument(
         "--scope",
-        choices=["browser", "ingest", "admin"],
+        choices=list(SCOPES),
         default="ingest",
-        help="browser: a public key for web pages, bound to --origin; ingest: a server's; admin: all",
+        help="browser: a public key for web pages, bound to --origin; ingest: a server's; admin: all; "
+        "reports:read, metrics:read, pii:export, pii:erase, roster:write: that one job only",
     )
     create.add_argument(
         "--rate", type=float, help="requests per second allowed (default 100; browser keys 1,000)"

@@ -18,7 +18,17 @@ from sqlalchemy import ARRAY, DateTime, Float, String, column, func, insert, sel
 
 from store.db import SessionFactory
 
-SCOPES = ("browser", "ingest", "admin")
+# Ranked (each may do what those before it may), then the narrow ones for one job each.
+SCOPES = (
+    "browser",
+    "ingest",
+    "admin",
+    "reports:read",
+    "metrics:read",
+    "pii:export",
+    "pii:erase",
+    "roster:write",
+)
 
 _keys = table(
     "api_keys",

@@ -14,11 +14,22 @@ router = APIRouter(tags=["admin"])
 
 class NewKey(BaseModel):
     name: str = Field(min_length=1, max_length=255, examples=["website tracking"])
-    scope: Literal["browser", "ingest", "admin"] = Field(
+    scope: Literal[
+        "browser",
+        "ingest",
+        "admin",
+        "reports:read",
+        "metrics:read",
+        "pii:export",
+        "pii:erase",
+        "roster:write",
+    ] = Field(
         "ingest",
         description="`browser`: a public key for web pages (page views, identify, the site's own "
         "events, forms), bound to `origins`; `ingest`: a server's key for every event and webhook; "
-        "`admin`: everything",
+        "`admin`: everything. One job each, nothing else: `reports:read` (GET /v1/reports/...), "
+        "`metrics:read` (GET /metrics), `pii:export` (a lead's export), `pii:erase` (a lead's "
+        "erasure), `roster:write` (PUT and DELETE /v1/roster)",
     )
     rate_per_second: float | None = Field(
         None,

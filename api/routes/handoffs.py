@@ -175,7 +175,7 @@ async def sla_report(
     sla_seconds: int = Query(300, gt=0, le=30 * 86_400, description="the SLA to count breaches against"),
     ctx: AppContext = Depends(context),
 ) -> dict[str, Any]:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "reports:read")
     return await HandoffLog(ctx.sessions).report(
         window=timedelta(hours=window_hours), sla=timedelta(seconds=sla_seconds)
     )

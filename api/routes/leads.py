@@ -215,7 +215,7 @@ async def lead_events(
     },
 )
 async def erase_lead(lead_id: str, request: Request, ctx: AppContext = Depends(context)) -> dict[str, Any]:
-    principal = await ctx.auth.require(request, "admin")
+    principal = await ctx.auth.require(request, "pii:erase")
     counts = await ctx.leads.erase(lead_id, requested_by=principal.key_id)
     if counts is None:
         raise HTTPException(status_code=404, detail=f"no lead {lead_id!r}")
@@ -256,7 +256,7 @@ async def erase_lead(lead_id: str, request: Request, ctx: AppContext = Depends(c
     },
 )
 async def export_lead(lead_id: str, request: Request, ctx: AppContext = Depends(context)) -> JSONResponse:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "pii:export")
     exported = await ctx.leads.export(lead_id)
     if exported is None:
         raise HTTPException(status_code=404, detail=f"no lead {lead_id!r}")

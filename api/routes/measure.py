@@ -91,7 +91,7 @@ async def attribution(
     by: Literal["channel", "campaign"] = "channel",
     half_life_days: float = Query(7.0, gt=0, le=365, description="time decay only"),
 ) -> dict[str, Any]:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "reports:read")
     first, after = _range(start, end)
     store = AttributionStore(ctx.sessions)
     plan = load_spend(ctx.settings.spend_file)
@@ -159,7 +159,7 @@ async def funnel_report(
     start: date | None = None,
     end: date | None = None,
 ) -> dict[str, Any]:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "reports:read")
     first, after = _range(start, end)
     store = AttributionStore(ctx.sessions)
     # The cohort's later steps count too: read up to now.
@@ -205,7 +205,7 @@ async def integrations_daily(
     start: date | None = None,
     end: date | None = None,
 ) -> dict[str, Any]:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "reports:read")
     first, after = _range(start, end, default_days=14)
     return {
         "start": first.isoformat(),
@@ -246,7 +246,7 @@ async def flows(
     ctx: AppContext = Depends(context),
     window_hours: float = Query(24, gt=0, le=24 * 90),
 ) -> dict[str, Any]:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "reports:read")
     return {
         "window_hours": window_hours,
         "flows": await flow_report(ctx.sessions, timedelta(hours=window_hours)),

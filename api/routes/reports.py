@@ -60,5 +60,5 @@ async def integrations(
     window_hours: float = Query(24, gt=0, le=24 * 90, description="how far back to look"),
     ctx: AppContext = Depends(context),
 ) -> dict[str, Any]:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "reports:read")
     return await integration_report(ctx.sessions, window=timedelta(hours=window_hours))

@@ -76,7 +76,7 @@ async def put_roster(
     ),
     ctx: AppContext = Depends(context),
 ) -> dict[str, Any]:
-    principal = await ctx.auth.require(request, "admin")
+    principal = await ctx.auth.require(request, "roster:write")
     try:
         roster = await _source(ctx).replace(body, updated_by=f"key {principal.key_id}")
     except ValueError as exc:
@@ -91,5 +91,5 @@ async def put_roster(
     responses={401: {"content": {"application/json": {"example": {"detail": "missing or unknown API key"}}}}},
 )
 async def delete_roster(request: Request, ctx: AppContext = Depends(context)) -> None:
-    await ctx.auth.require(request, "admin")
+    await ctx.auth.require(request, "roster:write")
     await _source(ctx).reset()

@@ -12,7 +12,7 @@ import pytest
 
 from devstack.stack import DevStack
 from domain.ids import email_hash, lead_id_for_email, lead_id_for_user
-from tests.helpers.e2e import get_until, journey
+from tests.helpers.e2e import demo_form, get_until, journey
 from tests.helpers.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +56,38 @@ async def test_keys_are_scoped_and_checked(stack: DevStack, api, ingest_key, tra
     assert mine and "key" not in mine[0], "the clear key is never listed"
     assert (await api.delete(f"/v1/admin/keys/{mine[0]['key_id']}")).status_code == 204
     assert (await tracker.post("/v1/track", json={"userId": "u", "event": "x"})).status_code == 401
+
+
+async def test_a_narrow_key_does_its_one_job(stack: DevStack, api):
+    """A BI tool's `reports:read` key reads reports and nothing else; the DPO's `pii:erase` key
+    erases and cannot read the person; neither can ingest."""
+
+    async def key(scope: str) -> dict[str, str]:
+        made = await api.post("/v1/admin/keys", json={"name": f"narrow {scope}", "scope": scope})
+        assert made.status_code == 201, made.text
+        return {"Authorization": f"Bearer {made.json()['key']}"}
+
+    async with httpx.AsyncClient(base_url=stack.settings.api_url, timeout=15) as client:
+        reports, erase = await key("reports:read"), await key("pii:erase")
+        assert (await client.get("/v1/reports/funnel", headers=reports)).status_code == 200
+        for method, path in (
+            ("GET", "/v1/leads?email=a@b.com"),
+            ("POST", "/v1/reports/runs"),
+            ("GET", "/v1/roster"),
+        ):
+            refused = await client.request(method, path, headers=reports, json={})
+            assert refused.status_code == 403 and "reports:read" in refused.json()["detail"], (
+                path,
+                refused.text,
+            )
+        assert (
+            await client.post("/v1/track", json={"userId": "u", "event": "x"}, headers=erase)
+        ).status_code == 403
+        email = f"erase.{uuid.uuid4().hex[:8]}@example-corp.com"
+        submitted = await api.post("/v1/forms/demo/submissions", json=demo_form(email))
+        lead_id = submitted.json()["lead_id"]
+        assert (await client.get(f"/v1/leads/{lead_id}", headers=erase)).status_code == 403
+        assert (await client.delete(f"/v1/leads/{lead_id}", headers=erase)).status_code == 200
 
 
 async def test_a_key_over_its_rate_gets_429_with_retry_after(stack: DevStack, api):
