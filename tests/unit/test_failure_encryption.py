@@ -3,6 +3,9 @@ error text often names the address it refused); the worker and the codec endpoin
 
 from __future__ import annotations
 
+import os
+
+import pytest
 from pydantic import SecretStr
 from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -13,6 +16,13 @@ from runtime.settings import Settings
 from runtime.temporal import data_converter
 
 SECRET = "ada.lovelace@example-corp.com"
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the machine's environment sets (a newcomer's JOURNEYS_API_KEY) is not this test's."""
+    for name in [n for n in os.environ if n.startswith("JOURNEYS_")]:
+        monkeypatch.delenv(name)
 
 
 async def test_a_failures_message_and_trace_are_encrypted_and_read_back():

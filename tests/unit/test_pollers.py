@@ -4,11 +4,20 @@ workflow input is valid as the worker builds it."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from domain.engagement import POLL_ACTIVITIES, EngagementPollInput
 from runtime.pollers import wanted_pollers
 from runtime.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the machine's environment sets (a newcomer's JOURNEYS_API_KEY) is not this test's."""
+    for name in [n for n in os.environ if n.startswith("JOURNEYS_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize(

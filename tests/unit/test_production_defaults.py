@@ -38,6 +38,13 @@ REAL: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the machine's environment sets (a newcomer's JOURNEYS_API_KEY) is not this test's."""
+    for name in [n for n in os.environ if n.startswith("JOURNEYS_")]:
+        monkeypatch.delenv(name)
+
+
 def named(problems: list[str]) -> set[str]:
     return {p.split(" ", 1)[0] for p in problems}
 
