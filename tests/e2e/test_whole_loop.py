@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -27,7 +26,7 @@ from devstack.stack import DevStack
 from tests.helpers.e2e import (
     HUBSPOT_REP,
     SALESFORCE_DATA,
-    browse_with_segment,
+    browse_then_fill_in,
     get_until,
     hubspot_search,
     lead_state,
@@ -66,19 +65,7 @@ async def test_a_visitor_becomes_a_customer_with_only_what_the_platforms_and_the
     assert company.status_code == 201, company.text
 
     # The visitor browses anonymously, then fills in the demo form on the same browser.
-    await browse_with_segment(api, anonymous_id, datetime.now(UTC))
-    form = {
-        "email": email,
-        "company": "LoopCo",
-        "job_title": "VP Engineering",
-        "lead_source": "website",
-        "consent": True,
-        "anonymous_id": anonymous_id,
-    }
-    submitted = await api.post("/v1/forms/demo/submissions", json=form)
-    assert submitted.status_code == 202, submitted.text
-    lead_id = submitted.json()["lead_id"]
-    await lead_state(api, lead_id, lambda b: bool(b["journey"].get("enrollments")), timeout=40)
+    lead_id = await browse_then_fill_in(api, anonymous_id, email, "LoopCo")
     await wait_for_calls(
         sandbox,
         email,
@@ -194,19 +181,7 @@ async def test_a_visitor_becomes_a_customer_on_salesforce_and_kit_with_nothing_i
     )
     assert account.status_code == 201, account.text
 
-    await browse_with_segment(api, anonymous_id, datetime.now(UTC))
-    form = {
-        "email": email,
-        "company": "SF Loop",
-        "job_title": "VP Engineering",
-        "lead_source": "website",
-        "consent": True,
-        "anonymous_id": anonymous_id,
-    }
-    submitted = await api.post("/v1/forms/demo/submissions", json=form)
-    assert submitted.status_code == 202, submitted.text
-    lead_id = submitted.json()["lead_id"]
-    await lead_state(api, lead_id, lambda b: bool(b["journey"].get("enrollments")), timeout=40)
+    lead_id = await browse_then_fill_in(api, anonymous_id, email, "SF Loop")
     await wait_for_calls(
         sandbox,
         email,

@@ -280,3 +280,22 @@ async def browse_with_segment(api: httpx.AsyncClient, anonymous_id: str, now: da
 
     await asyncio.to_thread(send)
     assert errors == [], errors
+
+
+async def browse_then_fill_in(api: httpx.AsyncClient, anonymous_id: str, email: str, company: str) -> str:
+    """A visitor reads on through the site's Segment library, then fills in the demo form with the
+    seed's required fields only, on the same browser; their lead id once they are enrolled."""
+    await browse_with_segment(api, anonymous_id, datetime.now(UTC))
+    form = {
+        "email": email,
+        "company": company,
+        "job_title": "VP Engineering",
+        "lead_source": "website",
+        "consent": True,
+        "anonymous_id": anonymous_id,
+    }
+    submitted = await api.post("/v1/forms/demo/submissions", json=form)
+    assert submitted.status_code == 202, submitted.text
+    lead_id = str(submitted.json()["lead_id"])
+    await lead_state(api, lead_id, lambda b: bool(b["journey"].get("enrollments")), timeout=40)
+    return lead_id

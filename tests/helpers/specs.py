@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema_rs
+
+from sandbox.app import create_app
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -91,3 +95,15 @@ class Exchanges:
     async def record(self, response: httpx.Response) -> None:
         await response.aread()
         self.seen.append(response)
+
+
+@asynccontextmanager
+async def recorded_sandbox(seed: int) -> AsyncIterator[tuple[httpx.AsyncClient, Exchanges]]:
+    """An HTTP client to the sandbox in process (at http://sandbox), every exchange recorded for
+    the checks against the published definitions."""
+    recorded = Exchanges()
+    transport = httpx.ASGITransport(app=create_app(seed=seed))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sandbox", event_hooks={"response": [recorded.record]}
+    ) as http:
+        yield http, recorded

@@ -21,10 +21,9 @@ from domain.signatures import verify_hubspot_v3
 from domain.webhooks import hubspot_events
 from platforms.hubspot import WEBHOOK_SUBSCRIPTIONS, HubSpotClient
 from platforms.ports import Deal, Person
-from sandbox.app import create_app
 from sandbox.hubspot_webhooks import SEED_APPS
 from tests.helpers.receiver import Receiver, receiver
-from tests.helpers.specs import Exchanges, PublishedApi
+from tests.helpers.specs import Exchanges, PublishedApi, recorded_sandbox
 from tests.helpers.waiting import eventually
 
 APP_ID = "1160452"
@@ -45,12 +44,8 @@ def engine() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[tuple[httpx.AsyncClient, Exchanges]]:
-    recorded = Exchanges()
-    transport = httpx.ASGITransport(app=create_app(seed=31))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://sandbox", event_hooks={"response": [recorded.record]}
-    ) as http:
-        yield http, recorded
+    async with recorded_sandbox(seed=31) as exchanged:
+        yield exchanged
 
 
 def client(http: httpx.AsyncClient, token: str = "sandbox-hubspot-token") -> HubSpotClient:

@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.app import create_app
 from sandbox.hubspot import CALL_DISPOSITIONS
 from sandbox.hubspot_webhooks import UI_USER
 from tests.helpers.receiver import Receiver, receiver
-from tests.helpers.specs import Exchanges, PublishedApi
+from tests.helpers.specs import Exchanges, PublishedApi, recorded_sandbox
 from tests.helpers.waiting import eventually
 
 APP_ID = "1160452"
@@ -39,12 +38,8 @@ def engine() -> Iterator[Receiver]:
 
 @pytest.fixture
 async def sandbox() -> AsyncIterator[tuple[httpx.AsyncClient, Exchanges]]:
-    recorded = Exchanges()
-    transport = httpx.ASGITransport(app=create_app(seed=47))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://sandbox", event_hooks={"response": [recorded.record]}
-    ) as http:
-        yield http, recorded
+    async with recorded_sandbox(seed=47) as exchanged:
+        yield exchanged
 
 
 async def subscribe(http: httpx.AsyncClient, engine: Receiver, *event_types: str) -> None:

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-import httpx
 import pytest
 
 from platforms.hubspot import HubSpotClient
 from platforms.ports import Company, Deal, EmailMessage, Person
-from sandbox.app import create_app
-from tests.helpers.specs import Exchanges, PublishedApi
+from tests.helpers.specs import PublishedApi, recorded_sandbox
 
 # HubSpot's deals document spells the object type by its id.
 API = PublishedApi(
@@ -26,11 +24,7 @@ PREFIX = "/hubspot"
 
 @pytest.fixture
 async def exchanges():
-    recorded = Exchanges()
-    transport = httpx.ASGITransport(app=create_app(seed=13))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://sandbox", event_hooks={"response": [recorded.record]}
-    ) as http:
+    async with recorded_sandbox(seed=13) as (http, recorded):
         yield HubSpotClient(http, base_url=f"http://sandbox{PREFIX}", token="pat-test"), recorded
 
 
